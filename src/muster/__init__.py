@@ -1,0 +1,1 @@
+"""muster: run versioned scripts on fleets of servers, safely and fast."""

@@ -1,0 +1,1 @@
+"""The pure domain: data, validation, rendering and state rules. No I/O here."""
