@@ -1,0 +1,40 @@
+"""The one place that picks concrete transports (and, for the server, the store)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from muster.domain.hosts import TransportKind
+from muster.transports.base import Transport
+from muster.transports.local import LocalTransport
+from muster.transports.ssh import HostKeyPolicy, SshTransport
+
+__all__ = ["SshOptions", "default_transports"]
+
+
+@dataclass(frozen=True, slots=True)
+class SshOptions:
+    known_hosts: str | None = None
+    host_key_policy: HostKeyPolicy = HostKeyPolicy.STRICT
+    username: str | None = None
+    client_keys: Sequence[str] = field(default_factory=tuple)
+    connect_timeout: float = 10.0
+
+
+def default_transports(ssh: SshOptions | None = None) -> Mapping[TransportKind, Transport]:
+    opts = ssh or SshOptions()
+    kwargs: dict[str, object] = {
+        "host_key_policy": opts.host_key_policy,
+        "connect_timeout": opts.connect_timeout,
+    }
+    if opts.known_hosts is not None:
+        kwargs["known_hosts"] = opts.known_hosts
+    if opts.username:
+        kwargs["username"] = opts.username
+    if opts.client_keys:
+        kwargs["client_keys"] = list(opts.client_keys)
+    return {
+        TransportKind.LOCAL: LocalTransport(),
+        TransportKind.SSH: SshTransport(**kwargs),  # type: ignore[arg-type]
+    }

@@ -1,0 +1,25 @@
+"""The ``muster`` command: a thin face that parses, calls the engine, presents."""
+
+from __future__ import annotations
+
+import typer
+
+from muster.cli import inventory_cmd, run_cmd
+
+app = typer.Typer(
+    name="muster",
+    help="Run versioned scripts on fleets of servers, safely and fast.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command(
+    "run",
+    context_settings={"allow_interspersed_args": False},
+    help=run_cmd.HELP,
+)(run_cmd.run)
+app.add_typer(inventory_cmd.app, name="inventory")
+
+
+def main() -> None:
+    app()

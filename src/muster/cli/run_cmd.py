@@ -1,0 +1,150 @@
+"""``muster run``: a command or a script on every selected host at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from muster.app import SshOptions, default_transports
+from muster.cli.common import EXIT_HOSTS_FAILED, fail, pick_hosts
+from muster.cli.present import LiveReport, summary_table
+from muster.domain.durations import parse_duration
+from muster.domain.executions import Execution
+from muster.domain.hosts import Host
+from muster.domain.states import ExecutionStatus
+from muster.engine.dispatcher import DispatchPolicy, Dispatcher
+from muster.engine.runner import Job, command_job, run_job, script_job
+from muster.engine.script_files import load_script_file
+from muster.errors import MusterError
+from muster.transports.ssh import HostKeyPolicy
+
+HELP = """Run a command (after --) or a script (--script) on the hosts SELECTOR picks.
+
+Without -i, the selector 'localhost' means this machine (local transport).
+Exits 0 when every host succeeded, 1 when any did not, 2 on bad input."""
+
+
+def run(
+    selector: Annotated[str, typer.Argument(help="Host pattern: '*', group, host, 'web*', "
+                                            "'label=value', 'a,b', 'a:&b', 'a:!b'.")],
+    command: Annotated[
+        list[str] | None, typer.Argument(help="Command to run, after --.", show_default=False)
+    ] = None,
+    inventory: Annotated[
+        list[Path] | None,
+        typer.Option("-i", "--inventory", help="Ansible INI/YAML or OpenSSH config; repeatable."),
+    ] = None,
+    script: Annotated[
+        Path | None, typer.Option("--script", "-s", help="Script file to run instead.")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Script parameter NAME=VALUE.")
+    ] = None,
+    shell: Annotated[str | None, typer.Option(help="Script shell (default: from header).")] = None,
+    timeout: Annotated[
+        str | None, typer.Option(help="Per-host timeout, e.g. 5m (default: script's, or 300s).")
+    ] = None,
+    forks: Annotated[int, typer.Option(help="Hosts running at once.", min=1)] = 50,
+    per_group: Annotated[
+        int | None, typer.Option("--per-group", help="Hosts running at once per group.", min=1)
+    ] = None,
+    delay: Annotated[str, typer.Option(help="Time between host starts, e.g. 2s.")] = "0s",
+    user: Annotated[str | None, typer.Option("--user", "-u", help="SSH user.")] = None,
+    key: Annotated[
+        list[str] | None, typer.Option("--key", help="SSH private key file; repeatable.")
+    ] = None,
+    known_hosts: Annotated[str | None, typer.Option(help="known_hosts file.")] = None,
+    host_key_policy: Annotated[
+        HostKeyPolicy, typer.Option(help="Unknown host keys: strict refuses, accept-new records.")
+    ] = HostKeyPolicy.STRICT,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    if (script is None) == (not command):
+        raise fail("give either a command after -- or --script FILE (not both)")
+    job = _job(command, script, param or [], shell, timeout)
+    hosts = pick_hosts(inventory or [], selector)
+    if not hosts:
+        raise fail(f"selector {selector!r} matches no host", code=EXIT_HOSTS_FAILED)
+    try:
+        policy = DispatchPolicy(
+            forks=forks, per_group=per_group, delay=parse_duration(delay, field="delay")
+        )
+    except MusterError as exc:
+        raise fail(str(exc)) from exc
+    ssh = SshOptions(
+        known_hosts=known_hosts,
+        host_key_policy=host_key_policy,
+        username=user,
+        client_keys=tuple(key or ()),
+    )
+    execution = asyncio.run(_dispatch(job, hosts, policy, ssh, live=not as_json))
+    if as_json:
+        typer.echo(json.dumps(execution.to_dict(), indent=2, default=str))
+    else:
+        console = Console()
+        console.print(summary_table(execution))
+    if execution.status != ExecutionStatus.SUCCEEDED:
+        raise typer.Exit(EXIT_HOSTS_FAILED)
+
+
+def _job(
+    command: list[str] | None,
+    script: Path | None,
+    params: list[str],
+    shell: str | None,
+    timeout: str | None,
+) -> Job:
+    try:
+        seconds = parse_duration(timeout, field="timeout") if timeout else None
+        if script is None:
+            if params:
+                raise fail("--param only applies to --script")
+            assert command
+            return command_job(" ".join(command), timeout=seconds or 300)
+        version = load_script_file(script, shell=shell, timeout=seconds)
+        return script_job(version, _parse_params(params))
+    except MusterError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise fail(f"--param {pair!r}: expected NAME=VALUE")
+        if name in values:
+            raise fail(f"--param {name} given twice")
+        values[name] = value
+    return values
+
+
+async def _dispatch(
+    job: Job, hosts: list[Host], policy: DispatchPolicy, ssh: SshOptions, *, live: bool
+) -> Execution:
+    transports = default_transports(ssh)
+    console = Console()
+    report = LiveReport(console, len(hosts), progress=console.is_terminal) if live else None
+    dispatcher = Dispatcher(transports, policy, report)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, dispatcher.cancel)
+    try:
+        if report is None:
+            return await run_job(dispatcher, job, hosts)
+        with report:
+            return await run_job(dispatcher, job, hosts)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        for t in transports.values():
+            await t.close()
+
+
+__all__ = ["HELP", "run"]
