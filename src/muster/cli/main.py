@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from muster.cli import inventory_cmd, run_cmd
+from muster.cli import exec_cmd, inventory_cmd, run_cmd, script_cmd
 
 app = typer.Typer(
     name="muster",
@@ -19,6 +19,8 @@ app.command(
     help=run_cmd.HELP,
 )(run_cmd.run)
 app.add_typer(inventory_cmd.app, name="inventory")
+app.add_typer(script_cmd.app, name="script")
+app.add_typer(exec_cmd.app, name="exec")
 
 
 def main() -> None:

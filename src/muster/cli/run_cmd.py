@@ -108,12 +108,12 @@ def _job(
             assert command
             return command_job(" ".join(command), timeout=seconds or 300)
         version = load_script_file(script, shell=shell, timeout=seconds)
-        return script_job(version, _parse_params(params))
+        return script_job(version, parse_params(params))
     except MusterError as exc:
         raise fail(str(exc)) from exc
 
 
-def _parse_params(pairs: list[str]) -> dict[str, str]:
+def parse_params(pairs: list[str]) -> dict[str, str]:
     values: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -147,4 +147,4 @@ async def _dispatch(
             await t.close()
 
 
-__all__ = ["HELP", "run"]
+__all__ = ["HELP", "parse_params", "run"]
