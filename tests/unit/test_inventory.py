@@ -182,11 +182,11 @@ def test_ansible_connection_maps_to_transport(connection: str, kind: TransportKi
 def test_unknown_connection_and_bad_port_are_errors_naming_the_host() -> None:
     inv = Inventory()
     inv.add_host(Host(name="h"), vars={"ansible_connection": "winrm"})
-    with pytest.raises(InventoryError, match="'h'.*winrm"):
+    with pytest.raises(InventoryError, match=r"'h'.*winrm"):
         inv.all_hosts()
     inv = Inventory()
     inv.add_host(Host(name="h"), vars={"ansible_port": "ssh"})
-    with pytest.raises(InventoryError, match="'h'.*not a port"):
+    with pytest.raises(InventoryError, match=r"'h'.*not a port"):
         inv.all_hosts()
     inv = Inventory()
     inv.add_host(Host(name="h"), vars={"ansible_port": 70000})

@@ -97,6 +97,7 @@ class Inventory:
         self._host_vars: dict[str, dict[str, VarValue]] = {}
         self._groups: dict[str, Group] = {ALL_GROUP: Group(ALL_GROUP)}
         self._resolved: dict[str, Host] | None = None
+        self._groups_view: dict[str, Group] | None = None
 
     # -- building -----------------------------------------------------------
 
@@ -105,7 +106,7 @@ class Inventory:
 
         ``vars`` carries typed values (YAML); ``host.vars`` is merged first.
         """
-        self._resolved = None
+        self._resolved = self._groups_view = None
         name = host.name
         merged_vars = dict(self._host_vars.get(name, {}))
         merged_vars.update(host.vars)
@@ -127,7 +128,7 @@ class Inventory:
         vars: Mapping[str, VarValue] | None = None,
     ) -> Group:
         """Add or merge a group; unknown member hosts and child groups are created empty."""
-        self._resolved = None
+        self._resolved = self._groups_view = None
         host_names = tuple(hosts)
         child_names = tuple(children)
         if isinstance(hosts, str) or isinstance(children, str):
@@ -163,14 +164,14 @@ class Inventory:
     @property
     def groups(self) -> Mapping[str, Group]:
         """Groups by name, as declared (``all`` included; ``ungrouped`` when used)."""
-        ungrouped = self._ungrouped()
-        if not ungrouped and UNGROUPED_GROUP not in self._groups:
-            return dict(self._groups)
-        found = self._groups.get(UNGROUPED_GROUP, Group(UNGROUPED_GROUP))
-        return {
-            **self._groups,
-            UNGROUPED_GROUP: replace(found, hosts=_union(found.hosts, ungrouped)),
-        }
+        if self._groups_view is None:
+            view = dict(self._groups)
+            ungrouped = self._ungrouped()
+            if ungrouped or UNGROUPED_GROUP in view:
+                found = view.get(UNGROUPED_GROUP, Group(UNGROUPED_GROUP))
+                view[UNGROUPED_GROUP] = replace(found, hosts=_union(found.hosts, ungrouped))
+            self._groups_view = view
+        return self._groups_view
 
     def host_names(self) -> list[str]:
         return list(self._hosts)
