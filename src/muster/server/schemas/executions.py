@@ -1,0 +1,61 @@
+"""Executions and their host results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from muster.server.schemas.common import Response
+
+__all__ = ["ExecutionList", "ExecutionOut", "HostResultOut", "SkippedHostOut"]
+
+
+class HostResultOut(Response):
+    id: str
+    host: str
+    host_id: str | None
+    state: str
+    attempt: int
+    exit_code: int | None
+    reason: str | None
+    message: str | None
+    waiting_reason: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration: float | None
+    stdout_tail: str
+    stderr_tail: str
+    stdout_truncated: bool
+    stderr_truncated: bool
+    stdout_bytes: int
+    stderr_bytes: int
+
+
+class SkippedHostOut(Response):
+    host: str
+    reason: str
+
+
+class ExecutionOut(Response):
+    id: str
+    kind: str
+    status: str
+    description: str
+    script_id: str | None
+    script_version: int | None
+    content_hash: str | None
+    priority: str
+    parameter_values: dict[str, Any]
+    created_at: datetime | None
+    finished_at: datetime | None
+    hosts: list[HostResultOut]
+    skipped_hosts: list[SkippedHostOut]
+    counts: dict[str, int]
+
+
+class ExecutionList(Response):
+    items: list[ExecutionOut]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,71 @@
+"""Hosts: where plans run."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from muster.server.schemas.common import Request, Response
+
+__all__ = ["HostIn", "HostList", "HostOut", "HostPatch", "ImportIn", "ImportOut"]
+
+TransportName = Literal["local", "ssh", "agent"]
+
+
+class HostIn(Request):
+    name: str = Field(min_length=1, max_length=253)
+    address: str | None = None
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str | None = None
+    transport: TransportName = "ssh"
+    platform: str = "linux"
+    shells: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    groups: list[str] = Field(default_factory=list)
+
+
+class HostPatch(Request):
+    """Every field optional: only the fields given change (PUT and PATCH alike)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=253)
+    address: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    user: str | None = None
+    transport: TransportName | None = None
+    platform: str | None = None
+    shells: list[str] | None = None
+    labels: dict[str, str] | None = None
+    groups: list[str] | None = None
+
+
+class HostOut(Response):
+    id: str
+    name: str
+    address: str | None
+    port: int
+    user: str | None
+    transport: str
+    platform: str
+    shells: list[str]
+    effective_shells: list[str]
+    labels: dict[str, str]
+    groups: list[str]
+
+
+class HostList(Response):
+    items: list[HostOut]
+    total: int
+
+
+class ImportIn(Request):
+    content: str = Field(min_length=1)
+    format: Literal["ini", "yaml", "ssh_config", "auto"] = "auto"
+    #: Replace hosts of the same name (else they are reported as conflicts).
+    update_existing: bool = True
+
+
+class ImportOut(Response):
+    created: list[str]
+    updated: list[str]
+    total: int

@@ -1,0 +1,92 @@
+"""Scripts and their versions (seed 000's shapes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from muster.server.schemas.common import Request, Response
+
+__all__ = [
+    "ExecuteIn",
+    "ParameterIn",
+    "ScriptIn",
+    "ScriptList",
+    "ScriptOut",
+    "VersionList",
+    "VersionOut",
+]
+
+ParamType = Literal["string", "integer", "float", "boolean", "secret", "choice"]
+ShellName = Literal["bash", "sh", "zsh", "ksh", "python", "powershell", "cmd"]
+
+
+class ParameterIn(Request):
+    name: str
+    type: ParamType = "string"
+    required: bool = False
+    default: int | float | bool | str | None = None
+    description: str = ""
+    choices: list[str] = Field(default_factory=list)
+
+
+class ScriptIn(Request):
+    name: str = Field(min_length=1, max_length=128)
+    shell: ShellName = "bash"
+    body: str
+    parameters: list[ParameterIn] = Field(default_factory=list)
+    timeout: float = Field(default=300, gt=0, le=86400)
+    requires_approval: bool = False
+    idempotent: bool = False
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+
+
+class VersionOut(Response):
+    number: int
+    version: int
+    content_hash: str
+    created_at: datetime | None = None
+    shell: str
+    body: str
+    parameters: list[dict[str, Any]]
+    timeout: float
+    requires_approval: bool
+    idempotent: bool
+
+
+class VersionList(Response):
+    items: list[VersionOut]
+    total: int
+
+
+class ScriptOut(Response):
+    id: str
+    name: str
+    version: int
+    content_hash: str
+    shell: str
+    body: str
+    parameters: list[dict[str, Any]]
+    timeout: float
+    requires_approval: bool
+    idempotent: bool
+    description: str
+    tags: list[str]
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    #: Only on save: whether this request created a new version.
+    created_version: bool | None = None
+
+
+class ScriptList(Response):
+    items: list[ScriptOut]
+    total: int
+
+
+class ExecuteIn(Request):
+    host_ids: list[str] = Field(min_length=1)
+    parameter_values: dict[str, Any] = Field(default_factory=dict)
+    version: int | Literal["latest"] = "latest"
