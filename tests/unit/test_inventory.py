@@ -227,6 +227,15 @@ def test_labels_accumulate_across_levels_and_specific_wins() -> None:
     }
 
 
+def test_yaml_typed_labels_and_shells() -> None:
+    inv = Inventory()
+    inv.add_group("g", hosts=("h",), vars={"muster_labels": {"tier": 1}, "muster_shells": ["zsh"]})
+    inv.add_host(Host(name="h"), vars={"muster_labels": "a=1,, b = 2 ,"})
+    host = inv.host("h")
+    assert dict(host.labels) == {"tier": "1", "a": "1", "b": "2"}
+    assert host.shells == ("zsh",)
+
+
 def test_host_labels_field_is_kept() -> None:
     inv = Inventory()
     inv.add_host(Host(name="h", labels={"a": "1"}))

@@ -149,6 +149,11 @@ def test_ini_children_may_name_a_group_declared_later() -> None:
     assert inv.host("h").vars["x"] == "1"
 
 
+def test_ini_vars_section_may_come_before_its_group() -> None:
+    inv = parse_ansible_ini("[web:vars]\nx=1\n[web]\nh\n")
+    assert inv.host("h").vars["x"] == "1"
+
+
 def test_ini_all_vars_and_all_children() -> None:
     inv = parse_ansible_ini("[all:vars]\nansible_user=ops\n[all:children]\ng\n[g]\nh\n")
     assert inv.host("h").user == "ops"

@@ -165,8 +165,6 @@ def _ini_host_line(inventory: Inventory, group: str, line: str, source: str, num
         words = shlex.split(line, comments=True)
     except ValueError as exc:
         raise _error(source, number, f"cannot split host line: {exc}") from None
-    if not words:
-        return
     names, port = _host_names(words[0], source, number)
     host_vars: dict[str, VarValue] = {}
     if port is not None:

@@ -10,7 +10,8 @@ A pattern is a list of terms separated by ``,`` or ``:`` (a ``:`` inside
   names (Python ``re.match``, as Ansible does);
 - ``key=value`` / ``key!=value``: hosts whose label ``key`` (or, when no
   such label exists, host variable ``key``) equals (or differs from) the
-  value; the value may be a glob (``env=prod*``);
+  value; the value may be a glob (``env=prod*``) but cannot hold ``,`` or
+  ``:``, which separate terms;
 - any of the above with a subscript, ``web[0]``, ``web[-1]``, ``web[1:3]``
   (inclusive), picking from that term's hosts in inventory order. As in
   Ansible a bracketed number is always a subscript, never a glob class.
