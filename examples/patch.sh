@@ -10,13 +10,16 @@
 # muster:param level choice choices=minor,major default=minor "How big a patch"
 set -euo pipefail
 
-# muster substitutes ${target_dir}, ${dry_run} and ${level} as single quoted
-# words; each value is also in the environment as MUSTER_PARAM_<NAME>.
+# muster substitutes each placeholder with a quoted shell word, so use them
+# where a word may stand (not inside "..."); every value is also in the
+# environment as MUSTER_PARAM_<NAME>.
 dir=${target_dir}
+level=${level}
+dry_run=${dry_run}
 marker="$dir/.muster-patched"
 
-echo "host: $(hostname)  target: $dir  level: ${level}"
-if [ ${dry_run} = true ]; then
+echo "host: $(hostname)  target: $dir  level: $level"
+if [ "$dry_run" = true ]; then
     echo "dry run: would write $marker"
     exit 0
 fi
