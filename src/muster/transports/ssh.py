@@ -1,0 +1,412 @@
+"""Run plans over SSH with asyncssh: agentless, pooled, one round trip per plan.
+
+Host keys are verified against known_hosts once, when a connection is made:
+``strict`` refuses unknown and changed keys; ``accept-new`` records the key of
+a host known_hosts does not name yet, and still refuses a changed one. Auth
+uses the given client keys, else the SSH agent and the default keys
+(``Host.key_file`` overrides per host). Connections are kept in a bounded pool
+(idle timeout, least recently used idle connection evicted first) and shared
+by concurrent plans on the same host; concurrent first uses of a host wait on
+one handshake.
+
+Every plan is one exec request: either its only command (fast path) or the
+fixed ``sh -s`` fed a generated driver on stdin (see :mod:`ssh_driver`).
+Output goes to the sink chunk by chunk, decoded per stream. No per-host
+failure is raised: it comes back as a :class:`TransportOutcome` whose reason
+comes from the one table in :mod:`ssh_errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import enum
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncssh
+
+from muster.domain.hosts import Host
+from muster.domain.plans import Plan
+from muster.domain.states import FailureReason, HostRunState
+from muster.transports.base import OutputSink, Stream, TransportOutcome
+from muster.transports.ssh_driver import (
+    DRIVER_COMMAND,
+    TIMEOUT_EXIT,
+    build_driver,
+    driver_deadline,
+    fast_path_command,
+)
+from muster.transports.ssh_errors import (
+    connect_failure_reason,
+    describe,
+    running_failure_reason,
+)
+from muster.transports.ssh_known_hosts import KnownHostsFile
+
+__all__ = ["HostKeyPolicy", "SshTransport"]
+
+_STDERR = asyncssh.EXTENDED_DATA_STDERR
+_PoolKey = tuple[str | None, str, int, str | None]
+
+
+class HostKeyPolicy(enum.StrEnum):
+    STRICT = "strict"
+    ACCEPT_NEW = "accept-new"
+
+
+@dataclass(slots=True, eq=False)
+class _Pooled:
+    key: _PoolKey
+    conn: asyncssh.SSHClientConnection
+    users: int = 0
+    idle_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+
+class _PlanSession(asyncssh.SSHClientSession[bytes]):
+    """Hands each chunk straight to the sink; resolves ``done`` when closed."""
+
+    def __init__(self, sink: OutputSink, done: asyncio.Future[BaseException | None]) -> None:
+        self._sink = sink
+        self._done = done
+        self._out = codecs.getincrementaldecoder("utf-8")("replace")
+        self._err = codecs.getincrementaldecoder("utf-8")("replace")
+        self.exit_status: int | None = None
+        self.exit_signal: str | None = None
+
+    def data_received(self, data: bytes, datatype: int | None) -> None:
+        if datatype == _STDERR:
+            text = self._err.decode(data)
+            if text:
+                self._sink(Stream.STDERR, text)
+        else:
+            text = self._out.decode(data)
+            if text:
+                self._sink(Stream.STDOUT, text)
+
+    def exit_status_received(self, status: int) -> None:
+        self.exit_status = status
+
+    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
+        self.exit_signal = signal
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for decoder, stream in ((self._out, Stream.STDOUT), (self._err, Stream.STDERR)):
+            tail = decoder.decode(b"", True)
+            if tail:
+                self._sink(stream, tail)
+        if not self._done.done():
+            self._done.set_result(exc)
+
+
+class SshTransport:
+    """The ``ssh`` transport; see the module docstring for its guarantees."""
+
+    def __init__(
+        self,
+        *,
+        known_hosts: str | None = "~/.ssh/known_hosts",
+        host_key_policy: HostKeyPolicy = HostKeyPolicy.STRICT,
+        connect_timeout: float = 10.0,
+        keepalive_interval: float = 15.0,
+        keepalive_count_max: int = 3,
+        client_keys: Sequence[str] | None = None,
+        username: str | None = None,
+        pool: bool = True,
+        idle_timeout: float = 60.0,
+        max_pool: int = 1024,
+        deadline_grace: float = 10.0,
+    ) -> None:
+        self._known = KnownHostsFile(known_hosts or "~/.ssh/known_hosts")
+        self._policy = HostKeyPolicy(host_key_policy)
+        self._connect_timeout = connect_timeout
+        self._keepalive = (keepalive_interval, keepalive_count_max)
+        self._client_keys = list(client_keys) if client_keys else None
+        self._username = username
+        self._pool_enabled = pool
+        self._idle_timeout = idle_timeout
+        self._max_pool = max(0, max_pool)
+        self._deadline_grace = deadline_grace
+        self._pool: dict[_PoolKey, _Pooled] = {}
+        self._idle: OrderedDict[_PoolKey, _Pooled] = OrderedDict()
+        self._connecting: dict[_PoolKey, asyncio.Task[asyncssh.SSHClientConnection]] = {}
+        self._options: dict[str | None, asyncssh.SSHClientConnectionOptions] = {}
+        #: Handshakes completed (host keys checked); for tests and metrics.
+        self.connections_opened = 0
+
+    @property
+    def pooled_connections(self) -> int:
+        return len(self._pool)
+
+    # -- running a plan --------------------------------------------------
+
+    async def run_plan(self, host: Host, plan: Plan, sink: OutputSink) -> TransportOutcome:
+        fast = fast_path_command(plan)
+        if fast is not None:
+            command, stdin = fast, None
+            # No remote ``timeout`` wrapper here: the controller's clock rules.
+            deadline = plan.commands[0].timeout
+        else:
+            try:
+                stdin = build_driver(plan).encode("utf-8")
+            except ValueError as exc:
+                return _failed(FailureReason.TRANSPORT_ERROR, f"invalid plan: {exc}", False)
+            command, deadline = DRIVER_COMMAND, driver_deadline(plan, self._deadline_grace)
+        key = self._pool_key(host)
+        for attempt in (1, 2):
+            try:
+                entry, reused = await self._acquire(key, host)
+            except (OSError, asyncssh.Error) as exc:
+                return self._connect_failed(host, exc)
+            try:
+                try:
+                    chan, session, done = await self._open(entry.conn, command, sink)
+                except (OSError, asyncssh.Error) as exc:
+                    if reused and attempt == 1:
+                        self._discard(entry)
+                        continue
+                    return _failed(running_failure_reason(exc), describe(exc), False)
+                if stdin is not None:
+                    chan.write(stdin)
+                chan.write_eof()
+                return await self._finish(chan, session, done, deadline, driver=stdin is not None)
+            finally:
+                self._release(entry)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _open(
+        self, conn: asyncssh.SSHClientConnection, command: str, sink: OutputSink
+    ) -> tuple[Any, _PlanSession, asyncio.Future[BaseException | None]]:
+        done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        chan, session = await conn.create_session(
+            lambda: _PlanSession(sink, done), command, encoding=None
+        )
+        assert isinstance(session, _PlanSession)
+        return chan, session, done
+
+    async def _finish(
+        self,
+        chan: Any,
+        session: _PlanSession,
+        done: asyncio.Future[BaseException | None],
+        deadline: float,
+        *,
+        driver: bool,
+    ) -> TransportOutcome:
+        try:
+            async with asyncio.timeout(deadline):
+                exc = await asyncio.shield(done)
+        except TimeoutError:
+            _stop_channel(chan)
+            return TransportOutcome(
+                HostRunState.TIMED_OUT,
+                reason=FailureReason.TIMED_OUT,
+                message=f"no result within {deadline:g}s; channel closed",
+            )
+        except asyncio.CancelledError:
+            _stop_channel(chan)
+            raise
+        status = session.exit_status
+        if status is None:
+            if exc is not None:
+                return _failed(running_failure_reason(exc), describe(exc), True)
+            if session.exit_signal is not None:
+                return TransportOutcome(
+                    HostRunState.FAILED,
+                    reason=FailureReason.COMMAND_FAILED,
+                    message=f"killed by signal {session.exit_signal}",
+                )
+            return _failed(
+                FailureReason.CONNECTION_LOST, "channel closed without an exit status", True
+            )
+        if status == 0:
+            return TransportOutcome(HostRunState.SUCCEEDED, exit_code=0)
+        if driver and status == TIMEOUT_EXIT:
+            return TransportOutcome(
+                HostRunState.TIMED_OUT,
+                reason=FailureReason.TIMED_OUT,
+                message="a command ran past its timeout and was killed",
+            )
+        return TransportOutcome(
+            HostRunState.FAILED,
+            exit_code=status,
+            reason=FailureReason.COMMAND_FAILED,
+            message=f"exit code {status}",
+        )
+
+    # -- connections -----------------------------------------------------
+
+    def _pool_key(self, host: Host) -> _PoolKey:
+        return (host.user or self._username, host.hostname, host.port, host.key_file)
+
+    async def _acquire(self, key: _PoolKey, host: Host) -> tuple[_Pooled, bool]:
+        """A connection for ``host`` with one more user; True when it was reused."""
+        entry = self._pool.get(key)
+        if entry is not None and not entry.conn.is_closed():
+            self._claim(entry)
+            return entry, True
+        if entry is not None:
+            self._discard(entry)
+        task = self._connecting.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._connect_into_pool(key, host))
+            self._connecting[key] = task
+            task.add_done_callback(lambda _t: self._connecting.pop(key, None))
+        # Shielded: one waiter's cancellation must not abort others' handshake.
+        conn = await asyncio.shield(task)
+        entry = self._pool.get(key)
+        if entry is None or entry.conn is not conn:
+            entry = self._adopt(key, conn)
+        self._claim(entry)
+        return entry, False
+
+    async def _connect_into_pool(self, key: _PoolKey, host: Host) -> asyncssh.SSHClientConnection:
+        conn = await self._connect(host)
+        self._adopt(key, conn)
+        return conn
+
+    def _adopt(self, key: _PoolKey, conn: asyncssh.SSHClientConnection) -> _Pooled:
+        old = self._pool.get(key)
+        if old is not None and old.conn is not conn and old.users == 0:
+            self._discard(old)
+        entry = _Pooled(key, conn)
+        self._pool[key] = entry
+        # Not yet in the idle order, so no eviction can take it before its
+        # waiters claim it; the timer closes it if every waiter was cancelled.
+        entry.idle_timer = asyncio.get_running_loop().call_later(
+            self._idle_timeout, self._expire, entry
+        )
+        return entry
+
+    async def _connect(self, host: Host) -> asyncssh.SSHClientConnection:
+        hostname, port = host.hostname, host.port
+        known: Any = self._known.current()
+        record = False
+        if self._policy is HostKeyPolicy.ACCEPT_NEW and not self._known.is_known(hostname, port):
+            known, record = None, True
+        conn = await asyncssh.connect(
+            hostname,
+            port,
+            options=self._options_for(host.key_file),
+            username=host.user or self._username or (),
+            known_hosts=known,
+            config=None,
+        )
+        if record:
+            server_key = conn.get_server_host_key()
+            if server_key is not None:
+                try:
+                    self._known.record(hostname, port, server_key)
+                except OSError:
+                    conn.close()
+                    raise
+        self.connections_opened += 1
+        return conn
+
+    def _options_for(self, key_file: str | None) -> asyncssh.SSHClientConnectionOptions:
+        """Connection options built once per key choice (keys are read once)."""
+        options = self._options.get(key_file)
+        if options is None:
+            paths = [key_file] if key_file else self._client_keys
+            kwargs: dict[str, Any] = {}
+            if paths:
+                kwargs["client_keys"] = asyncssh.load_keypairs(
+                    [os.path.expanduser(p) for p in paths]
+                )
+            options = asyncssh.SSHClientConnectionOptions(
+                config=None,
+                connect_timeout=self._connect_timeout,
+                keepalive_interval=self._keepalive[0],
+                keepalive_count_max=self._keepalive[1],
+                **kwargs,
+            )
+            self._options[key_file] = options
+        return options
+
+    def _connect_failed(self, host: Host, exc: BaseException) -> TransportOutcome:
+        reason = connect_failure_reason(
+            exc,
+            host_known=isinstance(exc, asyncssh.HostKeyNotVerifiable)
+            and self._known.is_known(host.hostname, host.port),
+        )
+        return _failed(reason, f"{host.hostname}:{host.port}: {describe(exc)}", False)
+
+    # -- pool bookkeeping (event-loop thread only, O(1) per call) ---------
+
+    def _claim(self, entry: _Pooled) -> None:
+        entry.users += 1
+        if entry.idle_timer is not None:
+            entry.idle_timer.cancel()
+            entry.idle_timer = None
+        self._idle.pop(entry.key, None)
+
+    def _release(self, entry: _Pooled) -> None:
+        entry.users -= 1
+        if entry.users > 0:
+            return
+        if (
+            not self._pool_enabled
+            or entry.conn.is_closed()
+            or self._pool.get(entry.key) is not entry
+        ):
+            self._discard(entry)
+            return
+        self._park(entry)
+
+    def _park(self, entry: _Pooled) -> None:
+        """Mark an unused connection idle; evict the oldest idle over the bound."""
+        if entry.users:
+            return
+        loop = asyncio.get_running_loop()
+        entry.idle_timer = loop.call_later(self._idle_timeout, self._expire, entry)
+        self._idle[entry.key] = entry
+        self._idle.move_to_end(entry.key)
+        while len(self._pool) > self._max_pool and self._idle:
+            _key, oldest = self._idle.popitem(last=False)
+            self._discard(oldest)
+
+    def _expire(self, entry: _Pooled) -> None:
+        if entry.users == 0:
+            self._discard(entry)
+
+    def _discard(self, entry: _Pooled) -> None:
+        if entry.idle_timer is not None:
+            entry.idle_timer.cancel()
+            entry.idle_timer = None
+        if self._pool.get(entry.key) is entry:
+            del self._pool[entry.key]
+        if self._idle.get(entry.key) is entry:
+            del self._idle[entry.key]
+        if entry.users == 0:
+            entry.conn.close()
+
+    async def close(self) -> None:
+        """Close every pooled connection and wait for them to go."""
+        for task in list(self._connecting.values()):
+            task.cancel()
+        entries = list(self._pool.values())
+        for entry in entries:
+            if entry.idle_timer is not None:
+                entry.idle_timer.cancel()
+            entry.conn.close()
+        self._pool.clear()
+        self._idle.clear()
+        for entry in entries:
+            with contextlib.suppress(Exception):
+                await entry.conn.wait_closed()
+
+
+def _stop_channel(chan: Any) -> None:
+    """Ask the remote side to stop (TERM reaches the driver's trap), then close."""
+    with contextlib.suppress(Exception):
+        chan.send_signal("TERM")
+    with contextlib.suppress(Exception):
+        chan.close()
+
+
+def _failed(reason: FailureReason, message: str, started: bool) -> TransportOutcome:
+    return TransportOutcome(HostRunState.FAILED, reason=reason, message=message, started=started)
