@@ -39,7 +39,13 @@ from typing import Final
 from muster.domain.scripts import Shell
 from muster.errors import ParameterError
 
-__all__ = ["cmd_problem", "ensure_cmd_safe", "quote"]
+__all__ = [
+    "cmd_problem",
+    "ensure_cmd_safe",
+    "inside_double_quotes",
+    "inside_single_quotes",
+    "quote",
+]
 
 _PS_QUOTES: Final = frozenset("'\u2018\u2019\u201a\u201b")
 # Printable ASCII and TAB, minus the characters cmd interprets inside quotes.
@@ -60,12 +66,7 @@ def quote(value: str, shell: Shell, *, name: str | None = None) -> str:
     """
     if not isinstance(value, str):
         raise TypeError(f"quote() takes text, not {type(value).__name__}")
-    if "\x00" in value:
-        raise _fail("a NUL character cannot be passed to any shell", name)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _fail("not valid Unicode text (lone surrogate)", name) from None
+    _check(value, name)
     shell = Shell(shell)
     if shell.is_posix:
         return _posix(value)
@@ -75,6 +76,40 @@ def quote(value: str, shell: Shell, *, name: str | None = None) -> str:
         return "'" + "".join(c + c if c in _PS_QUOTES else c for c in value) + "'"
     ensure_cmd_safe(value, name=name)
     return '"' + value + '"'
+
+
+def _check(value: str, name: str | None) -> None:
+    if "\x00" in value:
+        raise _fail("a NUL character cannot be passed to any shell", name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail("not valid Unicode text (lone surrogate)", name) from None
+
+
+def inside_single_quotes(value: str, shell: Shell, *, name: str | None = None) -> str:
+    """Text that stands for ``value`` literally inside an existing '...' string
+    (POSIX shells: leave and re-enter the quotes; PowerShell: double quotes)."""
+    _check(value, name)
+    shell = Shell(shell)
+    if shell.is_posix:
+        return value.replace("'", "'\\''")
+    if shell is Shell.POWERSHELL:
+        return "".join(c + c if c in _PS_QUOTES else c for c in value)
+    raise ValueError(f"{shell.value} has no single-quoted strings to insert into")
+
+
+def inside_double_quotes(value: str, shell: Shell, *, name: str | None = None) -> str:
+    """Text that stands for ``value`` literally inside an existing "..." string
+    (POSIX shells: backslash before ``\\ $ ` "``; cmd: the value itself, when safe)."""
+    _check(value, name)
+    shell = Shell(shell)
+    if shell.is_posix:
+        return re.sub(r'([\\$`"])', r"\\\1", value)
+    if shell is Shell.CMD:
+        ensure_cmd_safe(value, name=name)
+        return value
+    raise ValueError(f"use an environment reference inside {shell.value} double quotes")
 
 
 def _posix(value: str) -> str:

@@ -4,38 +4,48 @@ Rules (DESIGN "Parameters"):
 
 * ``${name}`` naming a declared parameter is replaced; anything else is left
   untouched, so shell variables like ``${HOME}`` survive and ``$name``
-  without braces is never a placeholder.
+  without braces is never a placeholder. An escaped ``\\${name}`` is literal
+  in the shell and stays so.
 * Substitution is one left-to-right pass over the original text: a value
   that itself contains ``${other}`` is not substituted again.
-* A value becomes ONE literal word of the script's shell (see
-  :mod:`muster.domain.quoting`); its text is ``true``/``false`` for
-  booleans and ``repr`` for floats (which round-trips). Placeholders are
-  therefore meant for word positions, not for the inside of a quoted string.
-* A secret is never written into the body: its placeholder becomes a
-  reference to its environment variable that expands to one literal word.
-  A declared parameter without a value renders as the empty word.
+* What a placeholder becomes depends on where it stands (see
+  :mod:`muster.domain.placeholders`): in plain code a quoted literal word
+  (:func:`muster.domain.quoting.quote`); inside a string the author already
+  quoted, text that is literal there (``echo "dir: ${d}"`` works as
+  written); inside a comment nothing changes. Where the lexer is not sure
+  (command substitutions, here-documents, after constructs it does not
+  follow) the placeholder becomes a reference to the parameter's
+  environment variable, which the shell expands without re-parsing: it can
+  never change the command. Places with no safe form (quoted
+  here-documents, Python string literals, arithmetic on non-numbers) are
+  refused with a ParameterError naming the parameter and line.
+* Value text is ``true``/``false`` for booleans and ``repr`` for floats
+  (which round-trips).
+* A secret is never written into the body: it always becomes an
+  environment reference. A declared parameter without a value renders as
+  the empty string.
+
+References need the plan's environment (:func:`muster.domain.params.parameter_env`),
+which every plan built by :mod:`muster.domain.planbuilder` carries.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
-from typing import Final
 
 from muster.domain.params import ParameterSpec, ParameterType, ParamValue, env_name, value_text
-from muster.domain.quoting import ensure_cmd_safe, quote
+from muster.domain.placeholders import PLACEHOLDER, Context, Site, find_sites
+from muster.domain.quoting import ensure_cmd_safe, inside_double_quotes, inside_single_quotes, quote
 from muster.domain.scripts import ScriptVersion, Shell
 from muster.domain.secret import Secret
+from muster.errors import ParameterError
 
 __all__ = ["PLACEHOLDER", "placeholders", "render_body", "render_text", "secret_reference"]
 
-#: ``${name}`` where name is a parameter-shaped identifier.
-PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
 
 def secret_reference(param_name: str, shell: Shell) -> str:
-    """Shell text that expands, at run time, to the parameter's environment
-    variable as one literal word."""
+    """Shell text in plain code that expands, at run time, to the parameter's
+    environment variable as one literal word."""
     var = env_name(param_name)
     shell = Shell(shell)
     if shell.is_posix:
@@ -44,15 +54,74 @@ def secret_reference(param_name: str, shell: Shell) -> str:
         # __import__ so that the script needs no ``import os`` of its own.
         return f'__import__("os").environ["{var}"]'
     if shell is Shell.POWERSHELL:
-        return f"$env:{var}"
+        # Braced: ``$env:X.txt`` would read a property of $env:X.
+        return f"${{env:{var}}}"
     # cmd expands %VAR% before parsing; inside quotes its text stays literal
-    # provided it holds nothing cmd reads there (checked by render_text).
+    # provided it holds nothing cmd reads there (checked before use).
     return f'"%{var}%"'
 
 
 def placeholders(text: str) -> tuple[str, ...]:
     """Names of the ``${name}`` placeholders in ``text``, in order, without repeats."""
     return tuple(dict.fromkeys(m.group(1) for m in PLACEHOLDER.finditer(text)))
+
+
+_WHERE = {
+    Context.REFUSED: "inside text the shell never expands (a quoted here-document, "
+    "a string literal or ANSI-C quotes)",
+    Context.ARITH: "inside arithmetic, where only integer or float parameters may go",
+    Context.SQUOTE: "inside a single-quoted string, where a secret cannot be expanded",
+}
+
+
+def _refuse(site: Site) -> ParameterError:
+    return ParameterError(
+        f"parameter '{site.name}': placeholder on line {site.line} is {_WHERE[site.context]}; "
+        f"assign it to a variable in plain code first",
+        field=site.name,
+    )
+
+
+def _reference(site: Site, shell: Shell) -> str:
+    """An environment reference that is safe in ``site``'s context."""
+    var = env_name(site.name)
+    ctx = site.context
+    if shell.is_posix:
+        if ctx is Context.DQUOTE or ctx is Context.NESTED_EXPANDING:
+            return f"${{{var}}}"
+        if ctx is Context.SQUOTE or ctx is Context.NESTED_SQUOTE:
+            return f"'\"${{{var}}}\"'"
+        return f'"${{{var}}}"'
+    if shell is Shell.CMD:
+        return f"%{var}%" if ctx is Context.DQUOTE else f'"%{var}%"'
+    if shell is Shell.POWERSHELL and ctx is Context.SQUOTE:
+        raise _refuse(site)
+    return secret_reference(site.name, shell)
+
+
+def _word(site: Site, shell: Shell, spec: ParameterSpec, value: ParamValue | None) -> str:
+    ctx = site.context
+    name = site.name
+    if ctx is Context.REFUSED:
+        raise _refuse(site)
+    secret = spec.type is ParameterType.SECRET or isinstance(value, Secret)
+    if ctx is Context.ARITH:
+        if secret or not isinstance(value, int | float) or isinstance(value, bool):
+            raise _refuse(site)
+        return value_text(value)
+    if secret:
+        if shell is Shell.CMD and value is not None:
+            revealed = value.reveal() if isinstance(value, Secret) else value_text(value)
+            ensure_cmd_safe(revealed, name=name)
+        return _reference(site, shell)
+    text = "" if value is None else value_text(value)
+    if ctx is Context.WORD:
+        return quote(text, shell, name=name)
+    if ctx is Context.DQUOTE and (shell.is_posix or shell is Shell.CMD):
+        return inside_double_quotes(text, shell, name=name)
+    if ctx is Context.SQUOTE and (shell.is_posix or shell is Shell.POWERSHELL):
+        return inside_single_quotes(text, shell, name=name)
+    return _reference(site, shell)
 
 
 def render_text(
@@ -64,28 +133,17 @@ def render_text(
     """Substitute the placeholders of ``text`` for ``shell`` (see module doc)."""
     shell = Shell(shell)
     declared = {s.name: s for s in specs}
-    words: dict[str, str] = {}
-
-    def word(name: str) -> str:
-        spec = declared[name]
-        value = values.get(name)
-        if spec.type is ParameterType.SECRET or isinstance(value, Secret):
-            if shell is Shell.CMD and value is not None:
-                revealed = value.reveal() if isinstance(value, Secret) else value_text(value)
-                ensure_cmd_safe(revealed, name=name)
-            return secret_reference(name, shell)
-        text = "" if value is None else value_text(value)
-        return quote(text, shell, name=name)
-
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in declared:
-            return match.group(0)
-        if name not in words:
-            words[name] = word(name)
-        return words[name]
-
-    return PLACEHOLDER.sub(substitute, text)
+    out: list[str] = []
+    pos = 0
+    for site in find_sites(text, shell):
+        spec = declared.get(site.name)
+        if spec is None or site.context is Context.COMMENT:
+            continue
+        out.append(text[pos : site.start])
+        out.append(_word(site, shell, spec, values.get(site.name)))
+        pos = site.end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def render_body(version: ScriptVersion, values: Mapping[str, ParamValue]) -> str:
