@@ -99,11 +99,19 @@ printf '\\0'
 printf '%s\\0' ${s}
 printf '%s\\0' "<${s}>"
 printf '%s\\0' '<${s}>'
+printf '%s\\0' "${muster_unset_:-${v}}"
+r=`printf '%s' ${v}; printf x`; printf '%s\\0' "${r%x}"
+printf '%s\\0' "<${v}>" '<${v}>' ${v}
 """
 
 
 def expected_posix(v: str, s: str) -> list[str]:
-    return [v, v, f"<{v}>", f"<{v}>", f"x{v}y", v, v + "\n", s, f"<{s}>", f"<{s}>"]
+    return [
+        *(v, v, f"<{v}>", f"<{v}>", f"x{v}y", v, v + "\n"),
+        *(s, f"<{s}>", f"<{s}>"),
+        # ${u:-...}, then backquotes, after which only references are used
+        *(v, v, f"<{v}>", f"<{v}>", v),
+    ]
 
 
 def run_plan(plan: Plan) -> bytes:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from muster.domain.params import ParameterSpec, ParameterType, coerce_values
-from muster.domain.render import placeholders, render_body, render_text, secret_reference
+from muster.domain.render import (
+    placeholder_problems,
+    placeholders,
+    render_body,
+    render_text,
+    secret_reference,
+)
 from muster.domain.scripts import Library, ScriptVersion, Shell
 from muster.domain.secret import Secret
 from muster.errors import ParameterError
@@ -212,3 +218,17 @@ def test_cmd_contexts() -> None:
     assert render("rem ${a}\n:: ${a}\necho ${a}", cmd, a="v") == 'rem ${a}\n:: ${a}\necho "v"'
     with pytest.raises(ParameterError):
         render('echo "v=${a}"', cmd, a='x"&calc')
+
+
+def test_placeholder_problems_finds_scripts_refused_for_any_value() -> None:
+    specs = (ParameterSpec("a"), ParameterSpec("n", T.INTEGER), ParameterSpec("pw", T.SECRET))
+    body = "cat <<'E'\n${a}\nE\necho $(( ${n} + ${pw} )) ${a} # ${a}\n"
+    v = ScriptVersion("s", Shell.BASH, body, parameters=specs)
+    problems = placeholder_problems(v)
+    assert set(problems) == {"a", "pw"}
+    assert "line 2" in problems["a"]
+    assert "arithmetic" in problems["pw"]
+    fine = ScriptVersion("s", Shell.BASH, "echo ${a} $(( ${n} ))", parameters=specs)
+    assert placeholder_problems(fine) == {}
+    ps = ScriptVersion("s", Shell.POWERSHELL, "echo '${pw}' '${a}'", parameters=specs)
+    assert set(placeholder_problems(ps)) == {"pw"}

@@ -145,8 +145,13 @@ class _Posix:
             return i + 1
         if kind == "param":
             if c in "'\"":
-                # Quotes inside ${...} follow rules we do not model.
-                self.uncertain = True
+                if len(self.stack) > 1 and self.stack[-2][0] == "dq":
+                    # Quotes in ${...} within "..." differ between shells.
+                    self.uncertain = True
+                elif c == "'":
+                    return self.single_quoted(i + 1, Context.NESTED_SQUOTE)
+                else:
+                    self.stack.append(["dq", 0])
             elif c == "{":
                 self.stack[-1][1] = int(self.stack[-1][1]) + 1
             elif c == "}":

@@ -40,7 +40,14 @@ from muster.domain.scripts import ScriptVersion, Shell
 from muster.domain.secret import Secret
 from muster.errors import ParameterError
 
-__all__ = ["PLACEHOLDER", "placeholders", "render_body", "render_text", "secret_reference"]
+__all__ = [
+    "PLACEHOLDER",
+    "placeholder_problems",
+    "placeholders",
+    "render_body",
+    "render_text",
+    "secret_reference",
+]
 
 
 def secret_reference(param_name: str, shell: Shell) -> str:
@@ -152,3 +159,33 @@ def render_body(version: ScriptVersion, values: Mapping[str, ParamValue]) -> str
     ``values`` are coerced values (see :func:`muster.domain.params.coerce_values`).
     """
     return render_text(version.full_body, version.shell, version.parameters, values)
+
+
+_NUMERIC = (ParameterType.INTEGER, ParameterType.FLOAT)
+
+
+def placeholder_problems(version: ScriptVersion) -> dict[str, str]:
+    """Placeholders that no value could render, by parameter name.
+
+    Meant for save time, so that a script which would be refused at every
+    execution is rejected once, when it is written. Value-dependent checks
+    (cmd's forbidden characters) still happen at render time.
+    """
+    declared = {s.name: s for s in version.parameters}
+    problems: dict[str, str] = {}
+    for site in find_sites(version.full_body, version.shell):
+        spec = declared.get(site.name)
+        if spec is None or site.name in problems:
+            continue
+        refused = (
+            site.context is Context.REFUSED
+            or (site.context is Context.ARITH and spec.type not in _NUMERIC)
+            or (
+                site.context is Context.SQUOTE
+                and version.shell is Shell.POWERSHELL
+                and spec.type is ParameterType.SECRET
+            )
+        )
+        if refused:
+            problems[site.name] = _refuse(site).message.removeprefix(f"parameter '{site.name}': ")
+    return problems
