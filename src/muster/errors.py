@@ -8,6 +8,7 @@ meets them, chained with ``from exc`` so the cause is never lost.
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "ConflictError",
     "InventoryError",
     "MusterError",
@@ -67,6 +68,14 @@ class ConflictError(MusterError):
 
 class PermissionDeniedError(MusterError):
     """The caller lacks the permission for the action."""
+
+
+class AuthenticationError(MusterError):
+    """The caller is not who they claim (bad password, unknown/expired token): HTTP 401.
+
+    Messages stay vague on purpose ("invalid credentials") so that they do not
+    tell an attacker which half was wrong.
+    """
 
 
 class StateTransitionError(ConflictError):
