@@ -11,6 +11,10 @@ one handshake.
 
 Every plan is one exec request: either its only command (fast path) or the
 fixed ``sh -s`` fed a generated driver on stdin (see :mod:`ssh_driver`).
+A timeout or cancel always ends the channel; the driver then also kills what
+it started (stdin EOF), while a fast-path command is only sent TERM - which
+OpenSSH ignores for root logins. ``fast_path=False`` sends every plan through
+the driver when remote cleanup must be guaranteed.
 Output goes to the sink chunk by chunk, decoded per stream. No per-host
 failure is raised: it comes back as a :class:`TransportOutcome` whose reason
 comes from the one table in :mod:`ssh_errors`.
@@ -120,6 +124,7 @@ class SshTransport:
         idle_timeout: float = 60.0,
         max_pool: int = 1024,
         deadline_grace: float = 10.0,
+        fast_path: bool = True,
     ) -> None:
         self._known = KnownHostsFile(known_hosts or "~/.ssh/known_hosts")
         self._policy = HostKeyPolicy(host_key_policy)
@@ -131,6 +136,7 @@ class SshTransport:
         self._idle_timeout = idle_timeout
         self._max_pool = max(0, max_pool)
         self._deadline_grace = deadline_grace
+        self._fast_path = fast_path
         self._pool: dict[_PoolKey, _Pooled] = {}
         self._idle: OrderedDict[_PoolKey, _Pooled] = OrderedDict()
         self._connecting: dict[_PoolKey, asyncio.Task[asyncssh.SSHClientConnection]] = {}
@@ -145,7 +151,7 @@ class SshTransport:
     # -- running a plan --------------------------------------------------
 
     async def run_plan(self, host: Host, plan: Plan, sink: OutputSink) -> TransportOutcome:
-        fast = fast_path_command(plan)
+        fast = fast_path_command(plan) if self._fast_path else None
         if fast is not None:
             command, stdin = fast, None
             # No remote ``timeout`` wrapper here: the controller's clock rules.
@@ -170,9 +176,11 @@ class SshTransport:
                         self._discard(entry)
                         continue
                     return _failed(running_failure_reason(exc), describe(exc), False)
-                if stdin is not None:
+                if stdin is None:
+                    chan.write_eof()
+                else:
+                    # stdin stays open: its EOF is the driver's signal to stop.
                     chan.write(stdin)
-                chan.write_eof()
                 return await self._finish(chan, session, done, deadline, driver=stdin is not None)
             finally:
                 self._release(entry)
@@ -401,9 +409,15 @@ class SshTransport:
 
 
 def _stop_channel(chan: Any) -> None:
-    """Ask the remote side to stop (TERM reaches the driver's trap), then close."""
+    """Stop the remote side, then close the channel.
+
+    The driver stops on stdin EOF (its watchdog); a bare fast-path command
+    only on the TERM signal, which OpenSSH honours for non-root logins only.
+    """
     with contextlib.suppress(Exception):
         chan.send_signal("TERM")
+    with contextlib.suppress(Exception):
+        chan.write_eof()
     with contextlib.suppress(Exception):
         chan.close()
 

@@ -11,8 +11,13 @@ file from base64 (exact bytes, trailing newline or not) and chmods it; runs
 each command with stdin from ``/dev/null``, under ``timeout -k`` when the host
 has it; applies the plan execution rule (after a failure only
 ``ignore_errors`` commands still run) and exits with the plan's exit code.
-A TERM/HUP/INT sent to the driver (the controller's cancel) is passed on to
-the running command's whole process group.
+The whole program is one brace group, so sh has read all of it before
+anything runs; the channel's stdin then stays open as a lifeline. A watchdog
+waits for its EOF - the controller cancelling or timing out, the channel or
+the connection closing - and TERMs the driver, whose trap passes the signal
+on to the running command's process group. (OpenSSH refuses channel signals
+for root sessions - "session signalling requires privilege separation" - so
+signals alone cannot be relied on.)
 
 A plan with no files, no environment and a single command skips the driver:
 its argv, shell-quoted, is the exec string itself (the ``muster run -- cmd``
@@ -49,20 +54,29 @@ _NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Not in the base64 alphabet, so it can never occur inside the encoded body.
 _EOF_MARK: Final = "_MUSTER_EOF_"
 
-_PROLOGUE: Final = f"""umask 077
+_PROLOGUE: Final = f"""{{
+umask 077
 _muster_pid=
 _muster_rc=0
 if command -v timeout >/dev/null 2>&1; then _muster_t=1; else _muster_t=; fi
+_muster_end() {{
+  kill "$_muster_wd" 2>/dev/null
+  exit "$1"
+}}
 _muster_stop() {{
   if [ -n "$_muster_pid" ]; then
     kill -TERM -"$_muster_pid" 2>/dev/null || kill -TERM "$_muster_pid" 2>/dev/null
   fi
-  exit 143
+  _muster_end 143
 }}
 trap _muster_stop TERM HUP INT
+exec 3<&0
+( while read -r _muster_x; do :; done; kill -TERM $$ 2>/dev/null ) <&3 >/dev/null 2>&1 &
+_muster_wd=$!
+exec 3<&-
 _muster_fail() {{
   echo "muster: cannot write plan file $1" >&2
-  exit 126
+  _muster_end 126
 }}
 _muster_run() {{
   _muster_s=$1
@@ -114,7 +128,7 @@ def build_driver(plan: Plan) -> str:
         )
     for cmd in plan.commands:
         parts.append(_command_line(cmd))
-    parts.append('exit "$_muster_rc"\n')
+    parts.append('_muster_end "$_muster_rc"\n}\n')
     return "".join(parts)
 
 
