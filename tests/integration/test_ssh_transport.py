@@ -92,8 +92,12 @@ async def test_files_and_secret_env_reach_the_script_never_a_command_line(
     scan = (
         "import os, sys\n"
         "needle = os.environ['TOKEN'].encode()\n"
-        "hits = [p for p in os.listdir('/proc') if p.isdigit() and needle in"
-        " (open(f'/proc/{p}/cmdline', 'rb').read() if os.path.exists(f'/proc/{p}/cmdline') else b'')]\n"
+        "def argv(p):\n"
+        "    try:\n"
+        "        return open(f'/proc/{p}/cmdline', 'rb').read()\n"
+        "    except OSError:\n"
+        "        return b''\n"
+        "hits = [p for p in os.listdir('/proc') if p.isdigit() and needle in argv(p)]\n"
         "print('argv-hits', len(hits))\n"
     )
     body = (
