@@ -1,0 +1,139 @@
+"""Permissions, roles, and the one question every route asks: may these roles do this?
+
+Permissions are a closed enum. A role is a named set of them: four are built
+in (``viewer``, ``operator``, ``approver``, ``admin``) and custom roles are
+any other name with any set. The ``admin`` *permission* implies every other
+one, so "is admin" is never checked separately from "has permission".
+
+A token with a narrower role acts with the intersection of that role's
+permissions and its user's current ones: a token can only take away, never
+add, and demoting a user demotes their tokens at once. ``admin`` is expanded
+to every permission before intersecting, so an admin's viewer token is a
+viewer and an operator's admin token is an operator.
+
+``audit.view`` is deliberately not in ``viewer``: the audit log names every
+actor, address and parameter, which is more than a read-only dashboard user
+needs; grant it through ``admin`` or a custom role.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from muster.errors import ValidationError
+
+__all__ = [
+    "ALL_PERMISSIONS",
+    "BUILTIN_ROLES",
+    "Permission",
+    "effective_permissions",
+    "has_permission",
+    "parse_permissions",
+    "permissions_of",
+    "role_permissions",
+    "validate_custom_role",
+]
+
+
+class Permission(enum.StrEnum):
+    JOBS_VIEW = "jobs.view"
+    JOBS_MANAGE = "jobs.manage"
+    SCRIPTS_VIEW = "scripts.view"
+    SCRIPTS_MANAGE = "scripts.manage"
+    WORKFLOWS_VIEW = "workflows.view"
+    WORKFLOWS_MANAGE = "workflows.manage"
+    HOSTS_VIEW = "hosts.view"
+    HOSTS_MANAGE = "hosts.manage"
+    CREDENTIALS_MANAGE = "credentials.manage"
+    APPROVALS_DECIDE = "approvals.decide"
+    AUDIT_VIEW = "audit.view"
+    ADMIN = "admin"
+
+
+P = Permission
+ALL_PERMISSIONS: Final = frozenset(Permission)
+_VIEWER = frozenset({P.JOBS_VIEW, P.SCRIPTS_VIEW, P.WORKFLOWS_VIEW, P.HOSTS_VIEW})
+_OPERATOR = _VIEWER | {P.JOBS_MANAGE, P.SCRIPTS_MANAGE, P.WORKFLOWS_MANAGE, P.HOSTS_MANAGE}
+
+#: Built-in roles; custom roles may not reuse these names.
+BUILTIN_ROLES: Final[Mapping[str, frozenset[Permission]]] = {
+    "viewer": _VIEWER,
+    "operator": _OPERATOR,
+    "approver": _VIEWER | {P.APPROVALS_DECIDE},
+    "admin": ALL_PERMISSIONS,
+}
+_ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+
+
+def _expand(perms: Iterable[Permission]) -> frozenset[Permission]:
+    perms = frozenset(perms)
+    return ALL_PERMISSIONS if P.ADMIN in perms else perms
+
+
+def parse_permissions(names: Iterable[str], *, field: str = "permissions") -> frozenset[Permission]:
+    """Permission names to the enum; an unknown name is a ``ValidationError`` naming it."""
+    out: set[Permission] = set()
+    for name in names:
+        try:
+            out.add(Permission(name))
+        except ValueError:
+            raise ValidationError(f"{field}: unknown permission {name!r}", field=field) from None
+    return frozenset(out)
+
+
+def validate_custom_role(name: str, permissions: Iterable[str]) -> frozenset[Permission]:
+    """Check a custom role definition; returns its permission set."""
+    if name in BUILTIN_ROLES:
+        raise ValidationError(f"name: {name!r} is a built-in role", field="name")
+    if not _ROLE_NAME.fullmatch(name):
+        raise ValidationError(
+            "name: a role is lower-case letters, digits, _ and -, starting with a letter",
+            field="name",
+        )
+    return parse_permissions(permissions)
+
+
+def role_permissions(
+    role: str, custom: Mapping[str, Iterable[Permission]] | None = None
+) -> frozenset[Permission]:
+    """The permissions of one role, ``admin`` expanded; an unknown role has none."""
+    if role in BUILTIN_ROLES:
+        return _expand(BUILTIN_ROLES[role])
+    if custom and role in custom:
+        return _expand(custom[role])
+    return frozenset()
+
+
+def permissions_of(
+    roles: Iterable[str], custom: Mapping[str, Iterable[Permission]] | None = None
+) -> frozenset[Permission]:
+    """Union of the roles' permissions."""
+    out: frozenset[Permission] = frozenset()
+    for role in roles:
+        out |= role_permissions(role, custom)
+    return out
+
+
+def effective_permissions(
+    user_roles: Iterable[str],
+    token_role: str | None = None,
+    custom: Mapping[str, Iterable[Permission]] | None = None,
+) -> frozenset[Permission]:
+    """What a caller may do: the user's permissions, narrowed by a token's role if any."""
+    mine = permissions_of(user_roles, custom)
+    if token_role is None:
+        return mine
+    return mine & role_permissions(token_role, custom)
+
+
+def has_permission(
+    roles: Iterable[str],
+    perm: Permission,
+    custom: Mapping[str, Iterable[Permission]] | None = None,
+    *,
+    token_role: str | None = None,
+) -> bool:
+    return perm in effective_permissions(roles, token_role, custom)
