@@ -1,0 +1,266 @@
+"""Output capture for one stream of one host run: mask, bound, extract events.
+
+Contract of :class:`OutputCapture`:
+
+- **Masking.** Every occurrence of every secret becomes ``***``, even when a
+  secret arrives split across chunks: the capture holds back the shortest
+  tail that could still be the start of a secret (never more than the
+  longest secret minus one character) until the next chunk or ``close()``.
+  The result equals masking the whole stream at once, matching leftmost
+  first and, at one position, the longest secret first.
+- **Bounded storage.** Only the first ``cap_bytes`` bytes (UTF-8) of masked
+  text are kept; the rest is counted, and ``close()`` appends a marker saying
+  how much was not stored. Memory is flat whatever the output size.
+- **Events.** Lines starting with ``@@`` whose remainder parses as a JSON
+  object are collected as structured events (from masked text, so a secret
+  never reaches an event). A line longer than ``max_event_line`` is not an
+  event, and is never buffered past that size.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["MASK", "OutputCapture", "mask_all", "truncation_marker"]
+
+MASK = "***"
+
+_START, _SKIP, _COLLECT, _OVERFLOW = range(4)
+
+
+def truncation_marker(dropped_bytes: int) -> str:
+    return f"\n[muster: output truncated, {dropped_bytes} more bytes not stored]\n"
+
+
+def _pattern(secrets: Sequence[str]) -> re.Pattern[str] | None:
+    distinct = sorted({s for s in secrets if s}, key=len, reverse=True)
+    if not distinct:
+        return None
+    return re.compile("|".join(re.escape(s) for s in distinct))
+
+
+def mask_all(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret masked (the whole-stream reference)."""
+    pattern = _pattern(secrets)
+    return text if pattern is None else pattern.sub(MASK, text)
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+class OutputCapture:
+    """Capture of one output stream; see the module docstring for the contract."""
+
+    __slots__ = (
+        "_closed",
+        "_dropped",
+        "_event_buf",
+        "_event_len",
+        "_events_dropped",
+        "_extract",
+        "_head",
+        "_line_state",
+        "_max_event_line",
+        "_max_events",
+        "_max_secret",
+        "_parts",
+        "_pattern",
+        "_pending",
+        "_secrets",
+        "_stored",
+        "cap_bytes",
+        "events",
+        "total_bytes",
+    )
+
+    def __init__(
+        self,
+        cap_bytes: int,
+        secrets: Sequence[str] = (),
+        *,
+        extract_events: bool = True,
+        max_event_line: int = 64 * 1024,
+        max_events: int = 10_000,
+    ) -> None:
+        self.cap_bytes = max(0, cap_bytes)
+        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        self._pattern = _pattern(self._secrets)
+        self._max_secret = len(self._secrets[0]) if self._secrets else 0
+        self._pending = ""
+        self._parts: list[str] = []
+        self._stored = 0
+        self._dropped = 0
+        #: Bytes of masked text seen, stored or not.
+        self.total_bytes = 0
+        self._closed = False
+        self._extract = extract_events
+        self._max_event_line = max_event_line
+        self._max_events = max_events
+        self._line_state = _START
+        self._head = ""
+        self._event_buf: list[str] = []
+        self._event_len = 0
+        self._events_dropped = 0
+        self.events: list[dict[str, Any]] = []
+
+    # -- public ------------------------------------------------------------
+
+    def feed(self, text: str) -> str:
+        """Take a chunk; return the masked text that is safe to forward now."""
+        if self._closed:
+            raise RuntimeError("output capture is closed")
+        out = text if self._pattern is None else self._mask_chunk(text)
+        if out:
+            self._absorb(out)
+        return out
+
+    def close(self) -> str:
+        """Flush the held-back tail; return it (masked). Idempotent."""
+        if self._closed:
+            return ""
+        out = ""
+        if self._pending:
+            assert self._pattern is not None
+            out = self._pattern.sub(MASK, self._pending)
+            self._pending = ""
+            self._absorb(out)
+        if self._extract and self._line_state == _COLLECT:
+            self._finish_event_line()
+        self._closed = True
+        return out
+
+    @property
+    def truncated(self) -> bool:
+        return self._dropped > 0
+
+    @property
+    def dropped_bytes(self) -> int:
+        return self._dropped
+
+    @property
+    def text(self) -> str:
+        """Stored masked text; after ``close()`` it ends with the truncation marker."""
+        body = "".join(self._parts)
+        if self._closed and self._dropped:
+            return body + truncation_marker(self._dropped)
+        return body
+
+    # -- masking -----------------------------------------------------------
+
+    def _mask_chunk(self, text: str) -> str:
+        assert self._pattern is not None
+        buf = self._pending + text
+        n = len(buf)
+        # Positions whose suffix is a proper prefix of some secret: more data
+        # could complete a secret there, so nothing from the first one on is
+        # final yet.
+        holds = [
+            p
+            for p in range(max(0, n - self._max_secret + 1), n)
+            if any(len(s) > n - p and s.startswith(buf[p:]) for s in self._secrets)
+        ]
+        out: list[str] = []
+        pos = 0
+        while True:
+            hold = next((p for p in holds if p >= pos), n)
+            m = self._pattern.search(buf, pos)
+            if m is not None and m.start() < hold:
+                # Final: a longer secret at m.start() would need buf[m.start():]
+                # to be a proper prefix of it, which would make it a hold point.
+                out.append(buf[pos : m.start()])
+                out.append(MASK)
+                pos = m.end()
+                continue
+            out.append(buf[pos:hold])
+            self._pending = buf[hold:]
+            return "".join(out)
+
+    # -- storage -----------------------------------------------------------
+
+    def _absorb(self, out: str) -> None:
+        size = _utf8_len(out)
+        self.total_bytes += size
+        room = self.cap_bytes - self._stored
+        if size <= room:
+            self._parts.append(out)
+            self._stored += size
+        elif room > 0:
+            head = out.encode("utf-8")[:room].decode("utf-8", "ignore")
+            kept = _utf8_len(head)
+            self._parts.append(head)
+            self._stored += kept
+            self._dropped += size - kept
+        else:
+            self._dropped += size
+        if self._extract:
+            self._scan_events(out)
+
+    # -- events ------------------------------------------------------------
+
+    def _scan_events(self, text: str) -> None:
+        """Line-buffered ``@@`` detection, O(1) Python steps for a chunk without events."""
+        i, n = 0, len(text)
+        while i < n:
+            state = self._line_state
+            if state == _SKIP:
+                j = text.find("\n@@", i)
+                if j >= 0:
+                    self._line_state, self._head = _START, ""
+                    i = j + 1
+                    continue
+                k = text.rfind("\n", i)
+                if k >= 0:
+                    tail = text[k + 1 :]
+                    if len(tail) < 2 and "@@".startswith(tail):
+                        self._line_state, self._head = _START, tail
+                return
+            if state == _START:
+                take = text[i : i + 2 - len(self._head)]
+                nl = take.find("\n")
+                if nl >= 0:
+                    self._head = ""
+                    i += nl + 1
+                    continue
+                self._head += take
+                i += len(take)
+                if len(self._head) == 2:
+                    if self._head == "@@":
+                        self._line_state = _COLLECT
+                        self._event_buf, self._event_len = ["@@"], 2
+                    else:
+                        self._line_state = _SKIP
+                continue
+            j = text.find("\n", i)
+            end = n if j < 0 else j
+            if state == _COLLECT:
+                piece = text[i:end]
+                self._event_len += len(piece)
+                if self._event_len > self._max_event_line:
+                    self._line_state, self._event_buf = _OVERFLOW, []
+                else:
+                    self._event_buf.append(piece)
+            if j < 0:
+                return
+            if self._line_state == _COLLECT:
+                self._finish_event_line()
+            self._line_state, self._head = _START, ""
+            i = j + 1
+
+    def _finish_event_line(self) -> None:
+        line = "".join(self._event_buf)[2:]
+        self._event_buf, self._event_len = [], 0
+        self._line_state = _START
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(value, dict):
+            return
+        if len(self.events) < self._max_events:
+            self.events.append(value)
+        else:
+            self._events_dropped += 1
