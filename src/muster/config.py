@@ -1,0 +1,81 @@
+"""The server's and workers' configuration: one object, built at the edge.
+
+Every field can be set by an environment variable with the ``MUSTER_`` prefix
+(``MUSTER_DATA_DIR``, ``MUSTER_DATABASE_URL``, ...) or passed explicitly.
+Nothing below the edge reads ``os.environ``; it receives a :class:`Settings`.
+
+The data directory defaults to ``./.muster`` (beside where ``muster serve``
+is started), so a newcomer sees and can delete everything muster wrote; set
+``MUSTER_DATA_DIR`` (or ``--data-dir``) to keep it elsewhere, for example
+``~/.local/share/muster`` for a long-lived installation. It holds the SQLite
+database (unless ``MUSTER_DATABASE_URL`` points elsewhere) and the secret key
+file (``secret.key``, mode 0600) when ``MUSTER_SECRET_KEY`` is not given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_DATA_DIR", "Settings", "normalise_database_url"]
+
+DEFAULT_DATA_DIR = Path(".muster")
+
+
+def normalise_database_url(url: str) -> str:
+    """Pick the psycopg 3 driver for plain ``postgresql://`` / ``postgres://`` URLs."""
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Settings(BaseSettings):
+    """Knobs for storage, the queue and the HTTP listener."""
+
+    model_config = SettingsConfigDict(env_prefix="MUSTER_", extra="ignore")
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    #: Empty means SQLite at ``<data_dir>/muster.db`` (WAL mode).
+    database_url: str = ""
+    #: Base64 (url-safe) of 32 random bytes; empty means ``<data_dir>/secret.key``.
+    secret_key: SecretStr = SecretStr("")
+    #: Stored output per host run (stdout and stderr together); the rest is counted.
+    output_cap_bytes: int = Field(default=1024 * 1024, ge=1024)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    #: A queued run nobody claims within this many seconds fails (not_picked_up).
+    queued_timeout: float = Field(default=30 * 60.0, gt=0)
+    worker_concurrency: int = Field(default=16, ge=1)
+    #: On SIGTERM, how long in-flight runs may take before they are stopped.
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise(cls, value: str) -> str:
+        return normalise_database_url(value.strip())
+
+    def model_post_init(self, __context: object) -> None:
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError(
+                f"heartbeat_seconds ({self.heartbeat_seconds}) must be shorter than "
+                f"lease_seconds ({self.lease_seconds}), or every lease expires between beats"
+            )
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'muster.db').resolve()}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self.data_dir

@@ -1,0 +1,434 @@
+"""The work queue: claim by priority then time, leases, finish, and the reaper.
+
+A claim is one statement::
+
+    UPDATE host_runs SET state='running', owner=:w, epoch=epoch+1, ...
+    WHERE id IN (SELECT id FROM host_runs WHERE state='queued' AND available_at <= :now
+                 ORDER BY priority DESC, queued_at, id LIMIT :n FOR UPDATE SKIP LOCKED)
+    RETURNING *
+
+On PostgreSQL, SKIP LOCKED lets concurrent claimers take disjoint rows; on
+SQLite the surrounding ``BEGIN IMMEDIATE`` serialises claimers. Every later
+change is a compare-and-set on (state, owner, epoch): a worker whose lease
+was reaped loses its heartbeat, output and finish, and the reaper loses to a
+worker that renewed in time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select, tuple_, update
+
+from muster.domain.secret import Secret
+from muster.domain.states import FailureReason, HostRunState
+from muster.errors import ValidationError
+from muster.security.vault import VaultError
+from muster.store._core import StoreCore
+from muster.store._executions import insert_attempt, secret_aad
+from muster.store._ledger import Deltas, transition
+from muster.store._rows import execution_record, host_record, host_run_record, version_record
+from muster.store.base import WAITING_FOR_WORKER, ClaimedRun, LeaseStatus, ReapReport
+from muster.store.notify import QUEUE_KEY, execution_key
+from muster.store.tables import (
+    execution_secrets,
+    executions,
+    host_runs,
+    hosts,
+    script_versions,
+    scripts,
+)
+
+__all__ = ["QueueOps"]
+
+S = HostRunState
+_REAP_BATCH = 500
+
+
+class QueueOps(StoreCore):
+    def claim_host_runs(self, worker_id: str, limit: int, lease_seconds: float) -> list[ClaimedRun]:
+        if limit <= 0:
+            return []
+        now = self.clock()
+        pick = (
+            select(host_runs.c.id)
+            .where(host_runs.c.state == S.QUEUED.value, host_runs.c.available_at <= now)
+            .order_by(host_runs.c.priority.desc(), host_runs.c.queued_at, host_runs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claim = (
+            update(host_runs)
+            .where(host_runs.c.id.in_(pick.scalar_subquery()))
+            .values(
+                state=S.RUNNING.value,
+                owner=worker_id,
+                epoch=host_runs.c.epoch + 1,
+                claimed_at=now,
+                lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+                waiting_reason=None,
+            )
+            .returning(host_runs)
+        )
+        with self._tx() as tx:
+            rows = list(tx.conn.execute(claim).mappings())
+            if not rows:
+                return []
+            deltas = Deltas()
+            for r in rows:
+                deltas.move(r["execution_id"], S.QUEUED, S.RUNNING)
+                tx.notify(execution_key(r["execution_id"]))
+            deltas.apply(tx.conn, now)
+            rows.sort(key=lambda r: (-r["priority"], r["queued_at"], r["id"]))
+            return self._load_claims(tx.conn, rows)
+
+    def _load_claims(self, conn: Connection, rows: list[Any]) -> list[ClaimedRun]:
+        exec_ids = sorted({r["execution_id"] for r in rows})
+        ex_rows = {
+            r["id"]: r
+            for r in conn.execute(
+                select(executions).where(executions.c.id.in_(exec_ids))
+            ).mappings()
+        }
+        host_ids = sorted({r["host_id"] for r in rows if r["host_id"]})
+        host_map = {
+            r["id"]: host_record(r).to_host()
+            for r in conn.execute(select(hosts).where(hosts.c.id.in_(host_ids))).mappings()
+        }
+        pinned = {(e["script_id"], e["script_version"]) for e in ex_rows.values() if e["script_id"]}
+        versions = {}
+        if pinned:
+            vrows = conn.execute(
+                select(script_versions, scripts.c.name.label("script_name"))
+                .join(scripts, scripts.c.id == script_versions.c.script_id)
+                .where(
+                    tuple_(script_versions.c.script_id, script_versions.c.number).in_(
+                        sorted(pinned)
+                    )
+                )
+            ).mappings()
+            for v in vrows:
+                versions[(v["script_id"], v["number"])] = version_record(
+                    v, v["script_name"]
+                ).domain()
+        sealed: dict[str, dict[str, Any]] = {}
+        secret_execs = [e for e in exec_ids if ex_rows[e]["secret_fields"]]
+        if secret_execs:
+            for s in conn.execute(
+                select(execution_secrets).where(execution_secrets.c.execution_id.in_(secret_execs))
+            ).mappings():
+                sealed.setdefault(s["execution_id"], {})[s["field"]] = s["token"]
+        claims = []
+        for r in rows:
+            ex = ex_rows[r["execution_id"]]
+            values: dict[str, object] = dict(ex["parameters"])
+            for name, token in sealed.get(ex["id"], {}).items():
+                if self.vault is None:
+                    raise VaultError(
+                        "a claimed run needs its secrets, but no secret key is configured"
+                    )
+                values[name] = Secret(self.vault.open(token, secret_aad(ex["id"], name)))
+            version = versions.get((ex["script_id"], ex["script_version"]))
+            if (
+                version is not None
+                and ex["content_hash"]
+                and version.content_hash != ex["content_hash"]
+            ):
+                raise ValidationError(
+                    f"script version {ex['script_version']} no longer matches its pinned hash",
+                    field="content_hash",
+                )
+            claims.append(
+                ClaimedRun(
+                    run=host_run_record(r),
+                    execution=execution_record(ex),
+                    host=host_map.get(r["host_id"]) if r["host_id"] else None,
+                    version=version,
+                    values=values,
+                )
+            )
+        return claims
+
+    def mark_started(self, run_id: str, owner: str, epoch: int) -> bool:
+        """Record that the command is about to be sent; False means do not send it."""
+        with self._tx() as tx:
+            return bool(
+                tx.conn.execute(
+                    update(host_runs)
+                    .where(
+                        host_runs.c.id == run_id,
+                        host_runs.c.state == S.RUNNING.value,
+                        host_runs.c.owner == owner,
+                        host_runs.c.epoch == epoch,
+                        host_runs.c.started_at.is_(None),
+                        host_runs.c.cancel_requested.is_(False),
+                    )
+                    .values(started_at=self.clock())
+                ).rowcount
+            )
+
+    def heartbeat(
+        self, worker_id: str, runs: Sequence[tuple[str, int]], lease_seconds: float
+    ) -> dict[str, LeaseStatus]:
+        if not runs:
+            return {}
+        now = self.clock()
+        with self._tx() as tx:
+            renewed = tx.conn.execute(
+                update(host_runs)
+                .where(
+                    host_runs.c.owner == worker_id,
+                    host_runs.c.state == S.RUNNING.value,
+                    tuple_(host_runs.c.id, host_runs.c.epoch).in_([tuple(r) for r in runs]),
+                )
+                .values(lease_expires_at=now + dt.timedelta(seconds=lease_seconds))
+                .returning(host_runs.c.id, host_runs.c.cancel_requested)
+            ).all()
+        found = {
+            run_id: LeaseStatus.CANCEL_REQUESTED if cancel else LeaseStatus.RENEWED
+            for run_id, cancel in renewed
+        }
+        return {run_id: found.get(run_id, LeaseStatus.LOST) for run_id, _ in runs}
+
+    def finish_host_run(
+        self,
+        run_id: str,
+        owner: str,
+        epoch: int,
+        state: HostRunState,
+        *,
+        exit_code: int | None = None,
+        reason: FailureReason | str | None = None,
+        message: str = "",
+        events: int = 0,
+    ) -> bool:
+        now = self.clock()
+        with self._tx() as tx:
+            row = transition(
+                tx.conn,
+                run_id,
+                S.RUNNING,
+                S(state),
+                owner=owner,
+                epoch=epoch,
+                values={
+                    "finished_at": now,
+                    "exit_code": exit_code,
+                    "reason": None if reason is None else str(reason),
+                    "message": message or None,
+                    "lease_expires_at": None,
+                    "events": host_runs.c.events + events,
+                },
+            )
+            if row is None:
+                return False
+            deltas = Deltas()
+            deltas.move(row["execution_id"], S.RUNNING, S(state))
+            deltas.apply(tx.conn, now)
+            tx.notify(execution_key(row["execution_id"]))
+            return True
+
+    def release_host_run(self, run_id: str, owner: str, epoch: int, why: str) -> bool:
+        """Hand an unstarted run back to the queue (graceful stop)."""
+        with self._tx(notify=(QUEUE_KEY,)) as tx:
+            return self._requeue(tx.conn, run_id, epoch, why, owner=owner)
+
+    def _requeue(
+        self,
+        conn: Connection,
+        run_id: str,
+        epoch: int,
+        why: str,
+        *,
+        owner: object = None,
+        where: Sequence[Any] = (),
+    ) -> bool:
+        now = self.clock()
+        kwargs: dict[str, Any] = {} if owner is None else {"owner": owner}
+        row = transition(
+            conn,
+            run_id,
+            S.RUNNING,
+            S.QUEUED,
+            epoch=epoch,
+            where=[host_runs.c.started_at.is_(None), *where],
+            values={
+                "owner": None,
+                "epoch": host_runs.c.epoch + 1,
+                "claimed_at": None,
+                "lease_expires_at": None,
+                "available_at": now,
+                "waiting_reason": why,
+            },
+            **kwargs,
+        )
+        if row is None:
+            return False
+        deltas = Deltas()
+        deltas.move(row["execution_id"], S.RUNNING, S.QUEUED)
+        deltas.apply(conn, now)
+        return True
+
+    def reap(self, now: dt.datetime | None = None) -> ReapReport:
+        """Settle runs whose worker vanished, ran too long, or were never picked up."""
+        now = now or self.clock()
+        out: dict[str, list[str]] = {k: [] for k in ReapReport.__dataclass_fields__}
+        with self._tx(notify=(QUEUE_KEY,)) as tx:
+            conn = tx.conn
+            deltas = Deltas()
+            expired = (
+                conn.execute(
+                    select(host_runs)
+                    .where(host_runs.c.state == S.RUNNING.value, host_runs.c.lease_expires_at < now)
+                    .limit(_REAP_BATCH)
+                )
+                .mappings()
+                .all()
+            )
+            lapsed = [host_runs.c.lease_expires_at < now]
+            idempotent = self._idempotent(conn, {r["execution_id"] for r in expired})
+            for r in expired:
+                who = r["owner"]
+                end = {"finished_at": now, "lease_expires_at": None}
+                if r["cancel_requested"]:
+                    row = transition(
+                        conn,
+                        r["id"],
+                        S.RUNNING,
+                        S.CANCELLED,
+                        epoch=r["epoch"],
+                        where=lapsed,
+                        values={
+                            **end,
+                            "reason": FailureReason.CANCELLED.value,
+                            "message": f"cancelled; worker {who} stopped before confirming",
+                        },
+                    )
+                    key, new = "cancelled", S.CANCELLED
+                elif r["started_at"] is None:
+                    why = (
+                        f"worker {who} stopped renewing its lease before sending the command; "
+                        f"{WAITING_FOR_WORKER}"
+                    )
+                    if self._requeue(conn, r["id"], r["epoch"], why, where=lapsed):
+                        out["requeued"].append(r["id"])
+                    tx.notify(execution_key(r["execution_id"]))
+                    continue
+                else:
+                    row = transition(
+                        conn,
+                        r["id"],
+                        S.RUNNING,
+                        S.LOST,
+                        epoch=r["epoch"],
+                        where=lapsed,
+                        values={
+                            **end,
+                            "reason": FailureReason.WORKER_LOST.value,
+                            "message": f"worker {who} stopped renewing its lease after the "
+                            "command was sent; the outcome on the host is unknown",
+                        },
+                    )
+                    key, new = "lost", S.LOST
+                if row is None:
+                    continue
+                out[key].append(r["id"])
+                deltas.move(r["execution_id"], S.RUNNING, new)
+                tx.notify(execution_key(r["execution_id"]))
+                if new is S.LOST and idempotent.get(r["execution_id"]):
+                    conn.execute(
+                        update(host_runs).where(host_runs.c.id == r["id"]).values(superseded=True)
+                    )
+                    out["retried"].append(
+                        insert_attempt(
+                            conn,
+                            r,
+                            now,
+                            f"attempt {r['attempt']} was lost with its worker; "
+                            + WAITING_FOR_WORKER,
+                        )
+                    )
+                    deltas.remove(r["execution_id"], S.LOST)
+                    deltas.add(r["execution_id"], S.QUEUED)
+            self._reap_overdue(conn, now, deltas, out, tx.notify)
+            deltas.apply(conn, now)
+        return ReapReport(**{k: tuple(v) for k, v in out.items()})
+
+    def _reap_overdue(
+        self,
+        conn: Connection,
+        now: dt.datetime,
+        deltas: Deltas,
+        out: dict[str, list[str]],
+        notify: Any,
+    ) -> None:
+        running = conn.execute(
+            select(
+                host_runs.c.id,
+                host_runs.c.epoch,
+                host_runs.c.execution_id,
+                host_runs.c.started_at,
+                host_runs.c.timeout,
+            ).where(host_runs.c.state == S.RUNNING.value, host_runs.c.started_at.is_not(None))
+        ).all()
+        for run_id, epoch, execution_id, started_at, timeout in running:
+            limit = 2 * timeout
+            if (now - started_at).total_seconds() <= limit:
+                continue
+            row = transition(
+                conn,
+                run_id,
+                S.RUNNING,
+                S.TIMED_OUT,
+                epoch=epoch,
+                values={
+                    "finished_at": now,
+                    "lease_expires_at": None,
+                    "reason": FailureReason.TIMED_OUT.value,
+                    "message": f"still running after twice its timeout ({limit:g}s); "
+                    "stopped waiting for it",
+                },
+            )
+            if row is not None:
+                out["timed_out"].append(run_id)
+                deltas.move(execution_id, S.RUNNING, S.TIMED_OUT)
+                notify(execution_key(execution_id))
+        stale = now - dt.timedelta(seconds=self.queued_timeout)
+        queued = conn.execute(
+            select(host_runs.c.id, host_runs.c.execution_id)
+            .where(host_runs.c.state == S.QUEUED.value, host_runs.c.available_at < stale)
+            .limit(_REAP_BATCH)
+        ).all()
+        minutes = self.queued_timeout / 60
+        for run_id, execution_id in queued:
+            row = transition(
+                conn,
+                run_id,
+                S.QUEUED,
+                S.FAILED,
+                where=[host_runs.c.available_at < stale],
+                values={
+                    "finished_at": now,
+                    "waiting_reason": None,
+                    "reason": FailureReason.NOT_PICKED_UP.value,
+                    "message": f"no worker picked up this run within {minutes:g} minutes",
+                },
+            )
+            if row is not None:
+                out["not_picked_up"].append(run_id)
+                deltas.move(execution_id, S.QUEUED, S.FAILED)
+                notify(execution_key(execution_id))
+
+    @staticmethod
+    def _idempotent(conn: Connection, execution_ids: set[str]) -> dict[str, bool]:
+        if not execution_ids:
+            return {}
+        return dict(
+            conn.execute(
+                select(executions.c.id, executions.c.idempotent).where(
+                    executions.c.id.in_(sorted(execution_ids))
+                )
+            ).all()
+        )

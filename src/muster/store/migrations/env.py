@@ -1,0 +1,20 @@
+"""Alembic environment: always given a live connection by ``migrations.upgrade``."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from muster.store.tables import metadata
+
+connection = context.config.attributes.get("connection")
+if connection is None:  # pragma: no cover - only reachable by running alembic by hand
+    raise RuntimeError("run migrations through muster.store.migrations.upgrade()")
+
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,471 @@
+"""Users, custom roles, API tokens and console sessions.
+
+``SecurityOps`` is a mixin over :class:`StoreCore` like the store's other
+``*Ops`` classes: the full store composes it, and the CLI can build one on
+an engine alone. Every operation is one transaction. Clear passwords,
+tokens and session ids only pass through; the tables keep hashes.
+
+Failed-login throttling is per user and stored, so it holds across
+processes and restarts: after :data:`FREE_FAILURES` failures in a row each
+further one locks the account for twice as long as the last (1 s, 2 s, ...
+capped at 15 minutes). A locked account answers exactly like a wrong
+password, and a successful login resets the count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+
+from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from muster.domain.secret import Secret
+from muster.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from muster.security.passwords import DEFAULT_POLICY, Passwords, generate_password
+from muster.security.rbac import (
+    BUILTIN_ROLES,
+    Permission,
+    Principal,
+    effective_permissions,
+    validate_custom_role,
+)
+from muster.security.tokens import (
+    DEFAULT_TTL,
+    IssuedToken,
+    TokenRecord,
+    issue_token,
+    token_lookup,
+    verify_token,
+)
+from muster.store._core import StoreCore, new_id
+from muster.store.security_tables import api_tokens, custom_roles, sessions, users
+
+__all__ = ["FREE_FAILURES", "SecurityOps", "SessionInfo", "TokenInfo", "UserRecord"]
+
+FREE_FAILURES: Final = 5
+_MAX_LOCK: Final = dt.timedelta(minutes=15)
+_SESSION_TTL: Final = dt.timedelta(hours=12)
+_TOUCH_EVERY: Final = dt.timedelta(minutes=1)
+_BAD_LOGIN: Final = "invalid user name or password"
+_USER_NAME_MAX: Final = 128
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: str
+    name: str
+    roles: tuple[str, ...]
+    disabled: bool
+    must_change_password: bool
+    has_password: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    last_login_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token as listed: never the token itself. ``hint`` is ``mst_<lookup>…``."""
+
+    id: str
+    user_id: str
+    name: str
+    hint: str
+    role: str | None
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    principal: Principal
+    csrf_token: str
+    expires_at: dt.datetime
+
+
+def _user(r: RowMapping) -> UserRecord:
+    return UserRecord(
+        id=r["id"],
+        name=r["name"],
+        roles=tuple(r["roles"] or ()),
+        disabled=bool(r["disabled"]),
+        must_change_password=bool(r["must_change_password"]),
+        has_password=r["password_hash"] is not None,
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        last_login_at=r["last_login_at"],
+    )
+
+
+def _token(r: RowMapping) -> TokenInfo:
+    return TokenInfo(
+        id=r["id"],
+        user_id=r["user_id"],
+        name=r["name"],
+        hint=f"mst_{r['lookup']}…",
+        role=r["role"],
+        created_at=r["created_at"],
+        expires_at=r["expires_at"],
+        last_used_at=r["last_used_at"],
+        revoked_at=r["revoked_at"],
+    )
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class SecurityOps(StoreCore):
+    #: Replace with a cheaper instance in tests; hashes record their own cost.
+    passwords: ClassVar[Passwords] = Passwords()
+
+    # --- roles ---------------------------------------------------------------
+
+    def custom_roles(self) -> dict[str, frozenset[Permission]]:
+        with self._read() as conn:
+            rows = conn.execute(select(custom_roles)).mappings().all()
+        return {r["name"]: frozenset(Permission(p) for p in r["permissions"]) for r in rows}
+
+    def create_role(self, name: str, permissions: Iterable[str], description: str = "") -> None:
+        perms = validate_custom_role(name, permissions)
+        try:
+            with self._tx() as tx:
+                tx.conn.execute(
+                    insert(custom_roles).values(
+                        name=name,
+                        permissions=sorted(p.value for p in perms),
+                        description=description,
+                        created_at=self.clock(),
+                    )
+                )
+        except IntegrityError as exc:
+            raise ConflictError(f"role {name!r} already exists") from exc
+
+    def delete_role(self, name: str) -> None:
+        with self._tx() as tx:
+            holders = [
+                r["name"]
+                for r in tx.conn.execute(select(users.c.name, users.c.roles)).mappings()
+                if name in (r["roles"] or ())
+            ]
+            if holders:
+                raise ConflictError(f"role {name!r} is held by {', '.join(sorted(holders))}")
+            if not tx.conn.execute(
+                delete(custom_roles).where(custom_roles.c.name == name)
+            ).rowcount:
+                raise NotFoundError(f"no custom role {name!r}")
+
+    def _check_roles(self, conn: Connection, roles: Sequence[str]) -> list[str]:
+        known = set(BUILTIN_ROLES) | set(conn.execute(select(custom_roles.c.name)).scalars())
+        unknown = [r for r in roles if r not in known]
+        if unknown:
+            raise ValidationError(f"roles: unknown role(s) {', '.join(unknown)}", field="roles")
+        return sorted(set(roles))
+
+    # --- users ---------------------------------------------------------------
+
+    def create_user(
+        self,
+        name: str,
+        *,
+        roles: Sequence[str],
+        password: str | Secret | None = None,
+        must_change_password: bool = False,
+    ) -> UserRecord:
+        """A new user; the password must pass the policy. ``None``: no password login."""
+        if not name or len(name) > _USER_NAME_MAX or name != name.strip() or ":" in name:
+            raise ValidationError("name: 1-128 characters, no ':' or outer spaces", field="name")
+        hashed = None
+        if password is not None:
+            DEFAULT_POLICY.check(password, username=name)
+            hashed = self.passwords.hash(password)
+        now = self.clock()
+        uid = new_id()
+        try:
+            with self._tx() as tx:
+                tx.conn.execute(
+                    insert(users).values(
+                        id=uid,
+                        name=name,
+                        password_hash=hashed,
+                        roles=self._check_roles(tx.conn, roles),
+                        disabled=False,
+                        must_change_password=must_change_password,
+                        failed_logins=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                row = tx.conn.execute(select(users).where(users.c.id == uid)).mappings().one()
+        except IntegrityError as exc:
+            raise ConflictError(f"user {name!r} already exists") from exc
+        return _user(row)
+
+    def bootstrap_admin(self, name: str = "admin") -> Secret | None:
+        """On an empty user table, create admin ``name`` with a one-time password.
+
+        Returns the password to print once (the user must change it at first
+        login), or ``None`` when any user already exists.
+        """
+        if self.list_users():
+            return None
+        password = generate_password()
+        try:
+            self.create_user(name, roles=["admin"], password=password, must_change_password=True)
+        except ConflictError:
+            return None
+        return Secret(password)
+
+    def _user_row(self, conn: Connection, id_or_name: str) -> RowMapping:
+        row = (
+            conn.execute(
+                select(users).where((users.c.id == id_or_name) | (users.c.name == id_or_name))
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFoundError(f"no user {id_or_name!r}")
+        return row
+
+    def get_user(self, id_or_name: str) -> UserRecord:
+        with self._read() as conn:
+            return _user(self._user_row(conn, id_or_name))
+
+    def list_users(self) -> list[UserRecord]:
+        with self._read() as conn:
+            return [_user(r) for r in conn.execute(select(users).order_by(users.c.name)).mappings()]
+
+    def update_user(
+        self,
+        id_or_name: str,
+        *,
+        roles: Sequence[str] | None = None,
+        disabled: bool | None = None,
+        password: str | Secret | None = None,
+    ) -> UserRecord:
+        """Change roles, the disabled flag, or the password (which clears must-change)."""
+        values: dict[str, Any] = {"updated_at": self.clock()}
+        with self._read() as conn:
+            name = self._user_row(conn, id_or_name)["name"]
+        if password is not None:
+            DEFAULT_POLICY.check(password, username=name)
+            values.update(
+                password_hash=self.passwords.hash(password),
+                must_change_password=False,
+                failed_logins=0,
+                locked_until=None,
+            )
+        if disabled is not None:
+            values["disabled"] = disabled
+        with self._tx() as tx:
+            row = self._user_row(tx.conn, id_or_name)
+            if roles is not None:
+                values["roles"] = self._check_roles(tx.conn, roles)
+            tx.conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
+            if disabled:
+                tx.conn.execute(delete(sessions).where(sessions.c.user_id == row["id"]))
+            return _user(self._user_row(tx.conn, row["id"]))
+
+    def count_admins(self) -> int:
+        return sum(1 for u in self.list_users() if "admin" in u.roles and not u.disabled)
+
+    def _principal(
+        self, conn: Connection, row: RowMapping, via: str, token_role: str | None = None
+    ) -> Principal:
+        roles = tuple(row["roles"] or ())
+        custom = {
+            r["name"]: frozenset(Permission(p) for p in r["permissions"])
+            for r in conn.execute(select(custom_roles)).mappings()
+        }
+        return Principal(
+            user_id=row["id"],
+            name=row["name"],
+            roles=roles,
+            permissions=effective_permissions(roles, token_role, custom),
+            via=via,
+            token_role=token_role,
+        )
+
+    def authenticate_password(self, name: str, password: str | Secret) -> Principal:
+        """The user's principal, or ``AuthenticationError`` (same message for every failure)."""
+        now = self.clock()
+        with self._read() as conn:
+            row = conn.execute(select(users).where(users.c.name == name)).mappings().first()
+        if row is None or row["password_hash"] is None or row["disabled"]:
+            self.passwords.verify_nobody(password)
+            raise AuthenticationError(_BAD_LOGIN)
+        if row["locked_until"] is not None and row["locked_until"] > now:
+            self.passwords.verify_nobody(password)
+            raise AuthenticationError(_BAD_LOGIN)
+        check = self.passwords.verify(row["password_hash"], password)
+        with self._tx() as tx:
+            if not check.ok:
+                failures = row["failed_logins"] + 1
+                lock = None
+                if failures > FREE_FAILURES:
+                    lock = now + min(
+                        dt.timedelta(seconds=2 ** (failures - FREE_FAILURES - 1)), _MAX_LOCK
+                    )
+                tx.conn.execute(
+                    update(users)
+                    .where(users.c.id == row["id"])
+                    .values(failed_logins=users.c.failed_logins + 1, locked_until=lock)
+                )
+            else:
+                values: dict[str, Any] = {
+                    "failed_logins": 0,
+                    "locked_until": None,
+                    "last_login_at": now,
+                }
+                if check.needs_rehash:
+                    values["password_hash"] = self.passwords.hash(password)
+                tx.conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
+                return self._principal(tx.conn, row, "password")
+        raise AuthenticationError(_BAD_LOGIN)
+
+    # --- API tokens ----------------------------------------------------------
+
+    def create_token(
+        self,
+        user: str,
+        name: str,
+        *,
+        ttl: dt.timedelta = DEFAULT_TTL,
+        role: str | None = None,
+    ) -> tuple[IssuedToken, TokenInfo]:
+        """Issue a token for ``user``; show ``issued.token`` once, it is not kept."""
+        with self._tx() as tx:
+            row = self._user_row(tx.conn, user)
+            if role is not None:
+                self._check_roles(tx.conn, [role])
+            issued = issue_token(user=row["id"], name=name, now=self.clock(), ttl=ttl, role=role)
+            rec = issued.record
+            tid = new_id()
+            tx.conn.execute(
+                insert(api_tokens).values(
+                    id=tid,
+                    lookup=rec.lookup,
+                    digest=rec.digest,
+                    user_id=row["id"],
+                    name=rec.name,
+                    role=rec.role,
+                    created_at=rec.created_at,
+                    expires_at=rec.expires_at,
+                )
+            )
+            info = (
+                tx.conn.execute(select(api_tokens).where(api_tokens.c.id == tid)).mappings().one()
+            )
+        return issued, _token(info)
+
+    def list_tokens(self, user: str | None = None) -> list[TokenInfo]:
+        with self._read() as conn:
+            stmt = select(api_tokens).order_by(api_tokens.c.created_at)
+            if user is not None:
+                stmt = stmt.where(api_tokens.c.user_id == self._user_row(conn, user)["id"])
+            return [_token(r) for r in conn.execute(stmt).mappings()]
+
+    def revoke_token(self, token_id: str) -> None:
+        with self._tx() as tx:
+            done = tx.conn.execute(
+                update(api_tokens)
+                .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=self.clock())
+            ).rowcount
+        if not done:
+            raise NotFoundError(f"no active token {token_id!r}")
+
+    def authenticate_token(self, presented: str | Secret) -> Principal:
+        """The principal behind a bearer token, narrowed by its role."""
+        now = self.clock()
+        lookup = token_lookup(presented)
+        with self._read() as conn:
+            row = (
+                conn.execute(select(api_tokens).where(api_tokens.c.lookup == lookup))
+                .mappings()
+                .first()
+            )
+            record = None
+            if row is not None and row["revoked_at"] is None:
+                record = TokenRecord(
+                    lookup=row["lookup"],
+                    digest=row["digest"],
+                    user=row["user_id"],
+                    name=row["name"],
+                    created_at=row["created_at"],
+                    expires_at=row["expires_at"],
+                    role=row["role"],
+                )
+            verify_token(presented, record, now)
+            assert row is not None
+            owner = conn.execute(select(users).where(users.c.id == row["user_id"])).mappings().one()
+            if owner["disabled"]:
+                raise AuthenticationError("invalid or expired token")
+            principal = self._principal(conn, owner, "token", row["role"])
+        last = row["last_used_at"]
+        if last is None or now - last >= _TOUCH_EVERY:
+            with self._tx() as tx:
+                tx.conn.execute(
+                    update(api_tokens).where(api_tokens.c.id == row["id"]).values(last_used_at=now)
+                )
+        return principal
+
+    # --- console sessions ----------------------------------------------------
+
+    def create_session(
+        self, user_id: str, *, address: str | None = None, ttl: dt.timedelta = _SESSION_TTL
+    ) -> tuple[Secret, str]:
+        """A new session: (cookie value to set once, CSRF token for its forms)."""
+        cookie = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        now = self.clock()
+        with self._tx() as tx:
+            tx.conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
+            tx.conn.execute(
+                insert(sessions).values(
+                    digest=_digest(cookie),
+                    user_id=user_id,
+                    csrf_token=csrf,
+                    address=address,
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+            )
+        return Secret(cookie), csrf
+
+    def get_session(self, cookie: str | Secret) -> SessionInfo:
+        value = cookie.reveal() if isinstance(cookie, Secret) else cookie
+        now = self.clock()
+        with self._read() as conn:
+            row = (
+                conn.execute(
+                    select(sessions, users.c.disabled)
+                    .join(users, users.c.id == sessions.c.user_id)
+                    .where(sessions.c.digest == _digest(value))
+                )
+                .mappings()
+                .first()
+            )
+            if row is None or row["expires_at"] <= now or row["disabled"]:
+                raise AuthenticationError("session expired; log in again")
+            owner = conn.execute(select(users).where(users.c.id == row["user_id"])).mappings().one()
+            return SessionInfo(
+                self._principal(conn, owner, "session"), row["csrf_token"], row["expires_at"]
+            )
+
+    def delete_session(self, cookie: str | Secret) -> None:
+        value = cookie.reveal() if isinstance(cookie, Secret) else cookie
+        with self._tx() as tx:
+            tx.conn.execute(delete(sessions).where(sessions.c.digest == _digest(value)))
+
+    def count_sessions(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(sessions)).scalar_one())

@@ -1,0 +1,151 @@
+"""Tables for identity and safety: users, custom roles, API tokens, console
+sessions, approval requests and votes, and the hash-chained audit log.
+
+They live on the store's one ``metadata`` so migrations and comparisons see a
+single schema; migration ``0002_security`` creates exactly these. Nothing
+here holds a usable secret: passwords are argon2id hashes, tokens and
+session ids are SHA-256 digests, audit details are masked before they are
+hashed and written.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
+
+from muster.store.tables import UTCDateTime, metadata
+
+__all__ = [
+    "api_tokens",
+    "approval_requests",
+    "approval_votes",
+    "audit_log",
+    "custom_roles",
+    "sessions",
+    "users",
+]
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    #: argon2id PHC string; NULL means password login is impossible (token-only or disabled).
+    Column("password_hash", Text),
+    Column("roles", JSON, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    #: Set for a generated bootstrap password: the first login must change it.
+    Column("must_change_password", Boolean, nullable=False, default=False),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", UTCDateTime),
+    Column("last_login_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+custom_roles = Table(
+    "custom_roles",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("permissions", JSON, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("lookup", String(16), nullable=False, unique=True),
+    Column("digest", String(64), nullable=False),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("role", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Index(None, "user_id"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    #: SHA-256 of the cookie value; the cookie itself is never stored.
+    Column("digest", String(64), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("address", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index(None, "user_id"),
+    Index(None, "expires_at"),
+)
+
+approval_requests = Table(
+    "approval_requests",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    #: What is being approved, e.g. ``execution:<id>`` or ``workflow_step:<instance>/<step>``.
+    Column("subject", String(160), nullable=False),
+    Column("execution_id", String(36), ForeignKey("executions.id", ondelete="CASCADE")),
+    #: The exact script content the approvers saw; the execution must run this hash.
+    Column("content_hash", String(64)),
+    Column("policy", String(16), nullable=False),
+    Column("approvers", JSON, nullable=False),
+    Column("electorate", JSON),
+    Column("requester", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("deadline", UTCDateTime),
+    Column("decided_at", UTCDateTime),
+    Column("reason", Text),
+    Index(None, "status", "deadline"),
+    Index(None, "execution_id"),
+    Index(None, "subject"),
+)
+
+approval_votes = Table(
+    "approval_votes",
+    metadata,
+    Column(
+        "request_id",
+        String(36),
+        ForeignKey("approval_requests.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    #: The primary key makes "one vote per user" a database fact too.
+    Column("user", String(128), primary_key=True),
+    Column("decision", String(8), nullable=False),
+    Column("reason", Text),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+#: Append-only. ``seq`` is assigned by the writer (head + 1), never by the
+#: database, so two writers racing for the same predecessor collide on the key.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(256), nullable=False),
+    Column("address", String(64)),
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index(None, "actor", "at"),
+    Index(None, "action", "at"),
+    Index(None, "at"),
+)
