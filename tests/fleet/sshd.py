@@ -87,8 +87,10 @@ class SshdServer:
         workdir: Path | None = None,
         client_key: Path | None = None,
         set_shlvl: bool = True,
+        max_sessions: int = 100,
         extra_config: Sequence[str] = (),
     ) -> None:
+        """``extra_config`` lines come last; sshd keeps a keyword's first value."""
         self.listen = list(listen) if listen else [("127.0.0.1", free_port())]
         self.netns = netns
         self._own_dir = workdir is None
@@ -106,6 +108,7 @@ class SshdServer:
         self.config = self.workdir / "sshd_config"
         self.log = self.workdir / "sshd.log"
         self._set_shlvl = set_shlvl
+        self._max_sessions = max_sessions
         self._extra = list(extra_config)
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -125,7 +128,7 @@ class SshdServer:
             "StrictModes no",
             "UseDNS no",
             "MaxStartups 1000:30:1000",
-            "MaxSessions 100",
+            f"MaxSessions {self._max_sessions}",
             "LoginGraceTime 30",
             "LogLevel ERROR",
             "PrintMotd no",

@@ -6,8 +6,11 @@ import asyncio
 import os
 from pathlib import Path
 
+from muster.domain.hosts import Host
 from muster.domain.plans import PlanCommand
 from muster.transports.base import Stream
+from muster.transports.ssh import SshTransport
+from tests.fleet.sshd import SshdServer
 
 
 class Collect:
@@ -64,3 +67,17 @@ async def read_pid(path: Path, within: float = 10.0) -> int:
             if text.strip():
                 return int(text)
             await asyncio.sleep(0.02)
+
+
+def host_of(server: SshdServer) -> Host:
+    addr, port = server.listen[0]
+    return Host("loopback", address=addr, port=port, user="root")
+
+
+def transport_for(server: SshdServer, known_hosts: Path, **kwargs: object) -> SshTransport:
+    return SshTransport(
+        known_hosts=str(known_hosts),
+        client_keys=[str(server.client_key)],
+        connect_timeout=5,
+        **kwargs,  # type: ignore[arg-type]
+    )

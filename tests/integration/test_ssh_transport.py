@@ -15,22 +15,15 @@ from muster.domain.secret import Secret
 from muster.domain.states import FailureReason, HostRunState
 from muster.transports.base import Stream
 from muster.transports.ssh import HostKeyPolicy, SshTransport
-from tests.fleet.sshd import SshdServer, free_port, generate_key
-from tests.integration.ssh_helpers import Collect, read_pid, sh, wait_gone
-
-
-def host_of(server: SshdServer) -> Host:
-    addr, port = server.listen[0]
-    return Host("loopback", address=addr, port=port, user="root")
-
-
-def transport_for(server: SshdServer, known_hosts: Path, **kwargs: object) -> SshTransport:
-    return SshTransport(
-        known_hosts=str(known_hosts),
-        client_keys=[str(server.client_key)],
-        connect_timeout=5,
-        **kwargs,  # type: ignore[arg-type]
-    )
+from tests.fleet.sshd import SshdServer, free_port
+from tests.integration.ssh_helpers import (
+    Collect,
+    host_of,
+    read_pid,
+    sh,
+    transport_for,
+    wait_gone,
+)
 
 
 @pytest.fixture
@@ -257,77 +250,102 @@ async def test_dropped_pooled_connection_is_replaced(tmp_path: Path) -> None:
         server.cleanup()
 
 
-# -- host keys and auth --------------------------------------------------
+# -- less common paths ---------------------------------------------------
 
 
-async def test_strict_refuses_a_changed_host_key(sshd_loopback: SshdServer, tmp_path: Path) -> None:
-    other = tmp_path / "other_host_key"
-    addr, port = sshd_loopback.listen[0]
-    known = tmp_path / "kh"
-    known.write_text(f"[{addr}]:{port} {generate_key(other)}\n")
-    outcome = await transport_for(sshd_loopback, known).run_plan(
-        host_of(sshd_loopback), Plan.command("true"), Collect()
-    )
-    assert outcome.reason is FailureReason.HOST_KEY_MISMATCH
-    assert outcome.state is HostRunState.FAILED and outcome.started is False
+async def test_remote_process_killed_by_a_signal_is_failed(
+    ssh: SshTransport, sshd_loopback: SshdServer
+) -> None:
+    outcome = await ssh.run_plan(host_of(sshd_loopback), Plan.command("kill -KILL $$"), Collect())
+    assert outcome.state is HostRunState.FAILED
+    assert outcome.reason is FailureReason.COMMAND_FAILED
+    assert "signal KILL" in outcome.message
 
 
-async def test_strict_refuses_an_unknown_host(sshd_loopback: SshdServer, tmp_path: Path) -> None:
-    known = tmp_path / "kh"
-    outcome = await transport_for(sshd_loopback, known).run_plan(
-        host_of(sshd_loopback), Plan.command("true"), Collect()
-    )
-    assert outcome.reason is FailureReason.HOST_KEY_UNKNOWN
-    assert not known.exists()
+async def test_truncated_utf8_at_the_end_is_replaced_not_lost(
+    ssh: SshTransport, sshd_loopback: SshdServer
+) -> None:
+    sink = Collect()
+    await ssh.run_plan(host_of(sshd_loopback), Plan.command("printf 'ok\\342\\202'"), sink)
+    assert sink.stdout == "ok\ufffd"
 
 
-async def test_accept_new_records_an_unknown_host_then_trusts_it(
+async def test_a_plan_sh_cannot_carry_fails_before_connecting(
+    ssh: SshTransport, sshd_loopback: SshdServer
+) -> None:
+    plan = Plan(commands=(sh("true"),), env={"BAD NAME": "x"})
+    outcome = await ssh.run_plan(host_of(sshd_loopback), plan, Collect())
+    assert outcome.reason is FailureReason.TRANSPORT_ERROR
+    assert outcome.started is False
+    assert ssh.connections_opened == 0
+
+
+async def test_concurrent_plans_past_max_sessions_get_their_own_connection(
+    tmp_path: Path,
+) -> None:
+    server = SshdServer(max_sessions=1).start()
+    try:
+        transport = transport_for(server, server.write_known_hosts(tmp_path / "kh"))
+        host = host_of(server)
+        outcomes = await asyncio.gather(
+            *(transport.run_plan(host, Plan.command("sleep 0.5"), Collect()) for _ in range(2))
+        )
+        assert [o.state for o in outcomes] == [HostRunState.SUCCEEDED] * 2
+        assert transport.connections_opened == 2
+        assert transport.pooled_connections == 1  # the overflow connection was not kept
+        await transport.close()
+    finally:
+        server.cleanup()
+
+
+async def test_pool_is_bounded_by_evicting_the_oldest_idle_connection(
     sshd_loopback: SshdServer, tmp_path: Path
 ) -> None:
-    known = tmp_path / "kh"
-    transport = transport_for(sshd_loopback, known, host_key_policy=HostKeyPolicy.ACCEPT_NEW)
-    outcome = await transport.run_plan(host_of(sshd_loopback), Plan.command("true"), Collect())
+    addr, port = sshd_loopback.listen[0]
+    known = sshd_loopback.write_known_hosts(tmp_path / "kh", [(addr, port), ("localhost", port)])
+    transport = transport_for(sshd_loopback, known, max_pool=1)
+    for name in (addr, "localhost", addr):
+        outcome = await transport.run_plan(
+            Host(name, name, port, user="root"), Plan.command("true"), Collect()
+        )
+        assert outcome.state is HostRunState.SUCCEEDED
+    assert transport.pooled_connections == 1
+    assert transport.connections_opened == 3
     await transport.close()
-    assert outcome.state is HostRunState.SUCCEEDED
-    assert known.read_text() == sshd_loopback.known_hosts_lines()
-    strict = transport_for(sshd_loopback, known)
-    again = await strict.run_plan(host_of(sshd_loopback), Plan.command("true"), Collect())
-    await strict.close()
-    assert again.state is HostRunState.SUCCEEDED
 
 
-async def test_accept_new_still_refuses_a_changed_key(
-    sshd_loopback: SshdServer, tmp_path: Path
+async def test_accept_new_that_cannot_record_the_key_refuses_the_host(
+    sshd_loopback: SshdServer,
 ) -> None:
-    addr, port = sshd_loopback.listen[0]
-    known = tmp_path / "kh"
-    known.write_text(f"[{addr}]:{port} {generate_key(tmp_path / 'other')}\n")
-    before = known.read_text()
-    transport = transport_for(sshd_loopback, known, host_key_policy=HostKeyPolicy.ACCEPT_NEW)
+    # Nothing can be created under /proc, not even by root.
+    unwritable = Path("/proc/muster-no-such-dir/known_hosts")
+    transport = transport_for(sshd_loopback, unwritable, host_key_policy=HostKeyPolicy.ACCEPT_NEW)
     outcome = await transport.run_plan(host_of(sshd_loopback), Plan.command("true"), Collect())
-    assert outcome.reason is FailureReason.HOST_KEY_MISMATCH
-    assert known.read_text() == before
-
-
-async def test_wrong_client_key_is_auth_failed(
-    sshd_loopback: SshdServer, loopback_known_hosts: Path, tmp_path: Path
-) -> None:
-    wrong = tmp_path / "wrong_key"
-    generate_key(wrong)
-    transport = SshTransport(known_hosts=str(loopback_known_hosts), client_keys=[str(wrong)])
-    outcome = await transport.run_plan(host_of(sshd_loopback), Plan.command("true"), Collect())
-    assert outcome.reason is FailureReason.AUTH_FAILED
+    assert outcome.reason is FailureReason.TRANSPORT_ERROR
+    assert "cannot record the host key" in outcome.message
     assert outcome.started is False
 
 
-async def test_host_key_file_overrides_transport_keys(
-    sshd_loopback: SshdServer, loopback_known_hosts: Path, tmp_path: Path
+async def test_an_unreadable_known_hosts_is_a_transport_error(
+    sshd_loopback: SshdServer, tmp_path: Path
 ) -> None:
-    wrong = tmp_path / "wrong_key"
-    generate_key(wrong)
-    transport = SshTransport(known_hosts=str(loopback_known_hosts), client_keys=[str(wrong)])
-    addr, port = sshd_loopback.listen[0]
-    host = Host("k", addr, port, user="root", key_file=str(sshd_loopback.client_key))
-    outcome = await transport.run_plan(host, Plan.command("true"), Collect())
-    await transport.close()
-    assert outcome.state is HostRunState.SUCCEEDED
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    transport = transport_for(sshd_loopback, blocker / "known_hosts")
+    outcome = await transport.run_plan(host_of(sshd_loopback), Plan.command("true"), Collect())
+    assert outcome.reason is FailureReason.TRANSPORT_ERROR
+    assert "cannot read known_hosts" in outcome.message
+
+
+async def test_without_client_keys_default_keys_and_agent_are_tried(
+    sshd_loopback: SshdServer,
+    loopback_known_hosts: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # An empty HOME and no agent: no key to offer, so auth fails precisely.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    transport = SshTransport(known_hosts=str(loopback_known_hosts), username="root")
+    outcome = await transport.run_plan(host_of(sshd_loopback), Plan.command("true"), Collect())
+    assert outcome.reason is FailureReason.AUTH_FAILED

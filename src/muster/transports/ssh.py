@@ -23,7 +23,6 @@ comes from the one table in :mod:`ssh_errors`.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import enum
 import os
@@ -37,7 +36,8 @@ import asyncssh
 from muster.domain.hosts import Host
 from muster.domain.plans import Plan
 from muster.domain.states import FailureReason, HostRunState
-from muster.transports.base import OutputSink, Stream, TransportOutcome
+from muster.errors import TransportError
+from muster.transports.base import OutputSink, TransportOutcome
 from muster.transports.ssh_driver import (
     DRIVER_COMMAND,
     TIMEOUT_EXIT,
@@ -51,10 +51,10 @@ from muster.transports.ssh_errors import (
     running_failure_reason,
 )
 from muster.transports.ssh_known_hosts import KnownHostsFile
+from muster.transports.ssh_session import PlanSession, stop_channel
 
 __all__ = ["HostKeyPolicy", "SshTransport"]
 
-_STDERR = asyncssh.EXTENDED_DATA_STDERR
 _PoolKey = tuple[str | None, str, int, str | None]
 
 
@@ -69,42 +69,6 @@ class _Pooled:
     conn: asyncssh.SSHClientConnection
     users: int = 0
     idle_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
-
-
-class _PlanSession(asyncssh.SSHClientSession[bytes]):
-    """Hands each chunk straight to the sink; resolves ``done`` when closed."""
-
-    def __init__(self, sink: OutputSink, done: asyncio.Future[BaseException | None]) -> None:
-        self._sink = sink
-        self._done = done
-        self._out = codecs.getincrementaldecoder("utf-8")("replace")
-        self._err = codecs.getincrementaldecoder("utf-8")("replace")
-        self.exit_status: int | None = None
-        self.exit_signal: str | None = None
-
-    def data_received(self, data: bytes, datatype: int | None) -> None:
-        if datatype == _STDERR:
-            text = self._err.decode(data)
-            if text:
-                self._sink(Stream.STDERR, text)
-        else:
-            text = self._out.decode(data)
-            if text:
-                self._sink(Stream.STDOUT, text)
-
-    def exit_status_received(self, status: int) -> None:
-        self.exit_status = status
-
-    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
-        self.exit_signal = signal
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        for decoder, stream in ((self._out, Stream.STDOUT), (self._err, Stream.STDERR)):
-            tail = decoder.decode(b"", True)
-            if tail:
-                self._sink(stream, tail)
-        if not self._done.done():
-            self._done.set_result(exc)
 
 
 class SshTransport:
@@ -163,17 +127,26 @@ class SshTransport:
                 return _failed(FailureReason.TRANSPORT_ERROR, f"invalid plan: {exc}", False)
             command, deadline = DRIVER_COMMAND, driver_deadline(plan, self._deadline_grace)
         key = self._pool_key(host)
+        overflow = False
         for attempt in (1, 2):
             try:
-                entry, reused = await self._acquire(key, host)
-            except (OSError, asyncssh.Error) as exc:
+                if overflow:
+                    # The pooled connection refused another channel (MaxSessions):
+                    # this plan gets a connection of its own, closed after it.
+                    entry, reused = _Pooled(key, await self._connect(host), users=1), False
+                else:
+                    entry, reused = await self._acquire(key, host)
+            except (OSError, asyncssh.Error, TransportError) as exc:
                 return self._connect_failed(host, exc)
             try:
                 try:
                     chan, session, done = await self._open(entry.conn, command, sink)
                 except (OSError, asyncssh.Error) as exc:
-                    if reused and attempt == 1:
-                        self._discard(entry)
+                    alive = not entry.conn.is_closed()
+                    if attempt == 1 and (reused or alive):
+                        overflow = alive
+                        if not alive:
+                            self._discard(entry)
                         continue
                     return _failed(running_failure_reason(exc), describe(exc), False)
                 if stdin is None:
@@ -188,18 +161,18 @@ class SshTransport:
 
     async def _open(
         self, conn: asyncssh.SSHClientConnection, command: str, sink: OutputSink
-    ) -> tuple[Any, _PlanSession, asyncio.Future[BaseException | None]]:
+    ) -> tuple[Any, PlanSession, asyncio.Future[BaseException | None]]:
         done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
         chan, session = await conn.create_session(
-            lambda: _PlanSession(sink, done), command, encoding=None
+            lambda: PlanSession(sink, done), command, encoding=None
         )
-        assert isinstance(session, _PlanSession)
+        assert isinstance(session, PlanSession)
         return chan, session, done
 
     async def _finish(
         self,
         chan: Any,
-        session: _PlanSession,
+        session: PlanSession,
         done: asyncio.Future[BaseException | None],
         deadline: float,
         *,
@@ -209,14 +182,14 @@ class SshTransport:
             async with asyncio.timeout(deadline):
                 exc = await asyncio.shield(done)
         except TimeoutError:
-            _stop_channel(chan)
+            stop_channel(chan)
             return TransportOutcome(
                 HostRunState.TIMED_OUT,
                 reason=FailureReason.TIMED_OUT,
                 message=f"no result within {deadline:g}s; channel closed",
             )
         except asyncio.CancelledError:
-            _stop_channel(chan)
+            stop_channel(chan)
             raise
         status = session.exit_status
         if status is None:
@@ -309,9 +282,12 @@ class SshTransport:
             if server_key is not None:
                 try:
                     self._known.record(hostname, port, server_key)
-                except OSError:
+                except OSError as exc:
                     conn.close()
-                    raise
+                    raise TransportError(
+                        f"cannot record the host key in {self._known.path}: {exc}",
+                        reason=FailureReason.TRANSPORT_ERROR,
+                    ) from exc
         self.connections_opened += 1
         return conn
 
@@ -336,11 +312,11 @@ class SshTransport:
         return options
 
     def _connect_failed(self, host: Host, exc: BaseException) -> TransportOutcome:
-        reason = connect_failure_reason(
-            exc,
-            host_known=isinstance(exc, asyncssh.HostKeyNotVerifiable)
-            and self._known.is_known(host.hostname, host.port),
-        )
+        known = False
+        if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+            with contextlib.suppress(TransportError):
+                known = self._known.is_known(host.hostname, host.port)
+        reason = connect_failure_reason(exc, host_known=known)
         return _failed(reason, f"{host.hostname}:{host.port}: {describe(exc)}", False)
 
     # -- pool bookkeeping (event-loop thread only, O(1) per call) ---------
@@ -406,20 +382,6 @@ class SshTransport:
         for entry in entries:
             with contextlib.suppress(Exception):
                 await entry.conn.wait_closed()
-
-
-def _stop_channel(chan: Any) -> None:
-    """Stop the remote side, then close the channel.
-
-    The driver stops on stdin EOF (its watchdog); a bare fast-path command
-    only on the TERM signal, which OpenSSH honours for non-root logins only.
-    """
-    with contextlib.suppress(Exception):
-        chan.send_signal("TERM")
-    with contextlib.suppress(Exception):
-        chan.write_eof()
-    with contextlib.suppress(Exception):
-        chan.close()
 
 
 def _failed(reason: FailureReason, message: str, started: bool) -> TransportOutcome:

@@ -14,6 +14,7 @@ from typing import Final
 import asyncssh
 
 from muster.domain.states import FailureReason
+from muster.errors import TransportError
 
 __all__ = ["connect_failure_reason", "describe", "running_failure_reason"]
 
@@ -44,6 +45,8 @@ _ERRNO_TABLE: Final[dict[int, FailureReason]] = {
 
 def connect_failure_reason(exc: BaseException, *, host_known: bool) -> FailureReason:
     """Why connecting failed; an unverifiable key of an unknown host is UNKNOWN."""
+    if isinstance(exc, TransportError):
+        return FailureReason(exc.reason)
     for kind, reason in _CONNECT_TABLE:
         if isinstance(exc, kind):
             if reason is _R.HOST_KEY_MISMATCH and not host_known:
@@ -63,6 +66,8 @@ def running_failure_reason(exc: BaseException) -> FailureReason:
 
 def describe(exc: BaseException) -> str:
     """A one-line message naming the error class, for operators."""
+    if isinstance(exc, TransportError):
+        return str(exc)
     text = str(exc) or exc.__class__.__name__
     if isinstance(exc, TimeoutError) and not str(exc):
         text = "timed out"

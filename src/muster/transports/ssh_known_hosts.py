@@ -13,6 +13,9 @@ from pathlib import Path
 
 import asyncssh
 
+from muster.domain.states import FailureReason
+from muster.errors import TransportError
+
 __all__ = ["KnownHostsFile", "known_hosts_pattern"]
 
 
@@ -33,6 +36,10 @@ class KnownHostsFile:
             st = self.path.stat()
         except FileNotFoundError:
             stamp = None
+        except OSError as exc:
+            raise TransportError(
+                f"cannot read known_hosts {self.path}: {exc}", reason=FailureReason.TRANSPORT_ERROR
+            ) from exc
         else:
             stamp = (st.st_mtime_ns, st.st_size)
         if stamp != self._stamp:
