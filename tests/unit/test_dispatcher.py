@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from muster.domain.hosts import Host, TransportKind
 from muster.domain.plans import Plan
 from muster.domain.secret import Secret
 from muster.domain.states import ExecutionStatus, FailureReason, HostRunState
-from muster.engine.dispatcher import DispatchPolicy, Dispatcher, ExecutionListener
+from muster.engine.dispatcher import Dispatcher, DispatchPolicy, ExecutionListener
 from muster.testing import ScriptedRun, ScriptedTransport
 from muster.transports.base import Stream, TransportOutcome
 
@@ -116,7 +117,7 @@ async def test_delay_spaces_host_starts() -> None:
     transport = ScriptedTransport()
     await _run(_hosts(4), transport, DispatchPolicy(forks=4, delay=0.05))
     times = [transport.start_times[n] for n in transport.started]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) == 3
     assert all(g >= 0.05 - 0.002 for g in gaps), gaps
 
