@@ -286,4 +286,4 @@ async def test_cancelling_the_caller_cancels_hosts_and_propagates() -> None:
 def test_policy_rejects_nonsense() -> None:
     for kwargs in ({"forks": 0}, {"per_group": 0}, {"delay": -1.0}):
         with pytest.raises(ValueError):
-            DispatchPolicy(**kwargs)  # type: ignore[arg-type]
+            DispatchPolicy(**kwargs)

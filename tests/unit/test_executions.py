@@ -93,7 +93,8 @@ def test_status_rolls_up_and_host_lists_partition() -> None:
     runs["skip"].transition(HostRunState.SKIPPED, reason=FailureReason.SHELL_UNAVAILABLE)
     assert execution.finished_at is None
     runs["wait"].transition(HostRunState.CANCELLED)
-    assert execution.status is ExecutionStatus.FAILED
+    final: ExecutionStatus = execution.status
+    assert final is ExecutionStatus.FAILED
     assert execution.successful_hosts == ["ok"]
     assert execution.failed_hosts == ["bad", "slow", "gone"]
     assert execution.skipped_hosts == ["skip"]
