@@ -1,0 +1,166 @@
+"""The FastAPI application: ``create_app(settings)`` and its lifespan.
+
+The lifespan opens the store (migrations, vault key, notifications), starts
+the webhook dispatcher and watcher, the embedded worker and the reaper loop,
+and on shutdown stops them in reverse order: the worker stops claiming and
+finishes or hands back its runs within ``settings.shutdown_grace``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from muster.config import Settings
+from muster.domain.hosts import Host, TransportKind
+from muster.errors import NotFoundError
+from muster.server import executions, health, hosts, jobs, scripts, stream, webhooks
+from muster.server.context import ServerContext
+from muster.server.delivery import WebhookDispatcher
+from muster.server.errors import install_error_handlers
+from muster.server.health import muster_version
+from muster.server.watch import ExecutionWatcher
+from muster.server.webhook_repo import WebhookRepo
+from muster.store.base import Store
+
+__all__ = ["WorkerFactory", "create_app", "register_localhost"]
+
+_log = logging.getLogger(__name__)
+
+#: Builds and starts the embedded worker for a context (None: no worker).
+WorkerFactory = Callable[[ServerContext], Any]
+
+
+def register_localhost(store: Store) -> None:
+    """The machine the server runs on, as host ``localhost`` over the local transport."""
+    try:
+        store.get_host("localhost")
+    except NotFoundError:
+        store.create_host(
+            Host(
+                name="localhost",
+                transport=TransportKind.LOCAL,
+                shells=_local_shells(),
+                labels={"role": "server"},
+            )
+        )
+
+
+def _local_shells() -> tuple[str, ...]:
+    import shutil
+
+    found = [s for s in ("bash", "sh", "zsh", "ksh") if shutil.which(s)]
+    if shutil.which("python3"):
+        found.append("python")
+    return tuple(found) or ("sh",)
+
+
+async def _reaper(ctx: ServerContext, interval: float) -> None:
+    """Expire leases, time out overdue runs, fail unclaimed ones: the store's reap()."""
+    while True:
+        try:
+            report = await run_in_threadpool(ctx.store.reap)
+            if report.total:
+                _log.info("reaper: %s", report)
+        except Exception:
+            _log.exception("reaper pass failed")
+        await asyncio.sleep(interval)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    worker_factory: WorkerFactory | None = None,
+    embedded_worker: bool = True,
+    localhost: bool = False,
+    webhook_options: dict[str, Any] | None = None,
+) -> FastAPI:
+    """The API app. ``store`` defaults to the SQL store for ``settings``; the embedded
+    worker is built by ``worker_factory`` (default: :mod:`muster.server.embedded`)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = store is None
+        if store is None:
+            from muster.store.sqlalchemy_store import open_store
+
+            the_store: Store = await run_in_threadpool(open_store, settings)
+        else:
+            the_store = store
+        ctx = ServerContext(settings=settings, store=the_store)
+        ctx.live = getattr(the_store, "notifier", None)
+        ctx.extra["stopping"] = asyncio.Event()
+        app.state.muster = ctx
+        if localhost:
+            await run_in_threadpool(register_localhost, the_store)
+        engine = getattr(the_store, "engine", None)
+        if engine is None:
+            raise TypeError("the server needs a store with a SQLAlchemy engine (webhooks)")
+        repo = WebhookRepo(engine, getattr(the_store, "vault", None))
+        ctx.webhook_repo = repo
+
+        async def targets() -> Any:
+            return await run_in_threadpool(repo.targets)
+
+        class _Recorder:
+            async def record_delivery(self, **kw: Any) -> None:
+                await run_in_threadpool(lambda: repo.record(**kw))
+
+        dispatcher = WebhookDispatcher(targets, _Recorder(), **(webhook_options or {}))
+        dispatcher.start()
+        ctx.webhooks = dispatcher
+        watcher = ExecutionWatcher(the_store, ctx.live, dispatcher.publish)
+        await watcher.start()
+        ctx.extra["watcher"] = watcher
+        worker: Any = None
+        if embedded_worker:
+            factory = worker_factory
+            if factory is None:
+                from muster.server.embedded import start_embedded_worker
+
+                factory = start_embedded_worker
+            worker = await _maybe_await(factory(ctx))
+            ctx.worker = worker
+        reaper = asyncio.create_task(
+            _reaper(ctx, min(5.0, settings.lease_seconds / 3)), name="muster-reaper"
+        )
+        try:
+            yield
+        finally:
+            ctx.extra["stopping"].set()
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+            if worker is not None:
+                await _maybe_await(worker.stop(settings.shutdown_grace))
+            await watcher.stop()
+            await dispatcher.stop()
+            if owned:
+                close = getattr(the_store, "close", None)
+                if close is not None:
+                    await run_in_threadpool(close)
+
+    app = FastAPI(
+        title="muster",
+        version=muster_version(),
+        description="Run versioned scripts on fleets of servers.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (scripts, executions, stream, hosts, jobs, webhooks, health):
+        app.include_router(module.router)
+    return app
+
+
+async def _maybe_await(value: Any) -> Any:
+    if asyncio.iscoroutine(value):
+        return await value
+    return value

@@ -1,0 +1,99 @@
+"""``/health`` and ``/metrics`` (Prometheus text), plus worker drain and resume."""
+
+from __future__ import annotations
+
+import datetime as dt
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from muster.domain.states import ExecutionStatus, HostRunState
+from muster.errors import ConflictError
+from muster.server.context import ServerContext, get_context
+from muster.server.metrics import database_ok, read_counts, render_prometheus
+
+__all__ = ["muster_version", "router"]
+
+router = APIRouter(tags=["operations"])
+Ctx = Annotated[ServerContext, Depends(get_context)]
+
+
+def muster_version() -> str:
+    try:
+        return version("muster")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _engine(ctx: ServerContext) -> Any:
+    return getattr(ctx.store, "engine", None)
+
+
+@router.get("/health")
+def health(ctx: Ctx) -> JSONResponse:
+    """200 when the database answers and the embedded worker (if any) runs; else 503."""
+    engine = _engine(ctx)
+    db = engine is not None and database_ok(engine)
+    worker = ctx.worker
+    worker_alive = worker.alive if worker is not None else None
+    healthy = db and worker_alive is not False
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "database": "ok" if db else "unavailable",
+        "worker": (
+            "disabled"
+            if worker is None
+            else ("draining" if worker.draining else "alive")
+            if worker.alive
+            else "dead"
+        ),
+        "version": muster_version(),
+        "started_at": ctx.started_at.isoformat(),
+    }
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(ctx: Ctx) -> PlainTextResponse:
+    engine = _engine(ctx)
+    if engine is None:
+        raise ConflictError("this store exposes no database for metrics")
+    worker = ctx.worker
+    text = render_prometheus(
+        read_counts(engine),
+        statuses=tuple(s.value for s in ExecutionStatus),
+        states=tuple(s.value for s in HostRunState),
+        workers=1 if worker is not None and worker.alive else 0,
+        draining=bool(worker is not None and worker.draining),
+        uptime=(dt.datetime.now(dt.UTC) - ctx.started_at).total_seconds(),
+    )
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _worker(ctx: ServerContext) -> Any:
+    if ctx.worker is None:
+        raise ConflictError("this server runs no embedded worker")
+    return ctx.worker
+
+
+@router.get("/api/v1/workers", tags=["workers"])
+def workers(ctx: Ctx) -> dict[str, Any]:
+    worker = ctx.worker
+    return {"items": [worker.describe()] if worker is not None else []}
+
+
+@router.post("/api/v1/workers/drain", tags=["workers"])
+def drain(ctx: Ctx) -> dict[str, Any]:
+    """Stop claiming new host runs; runs in flight finish. The process keeps serving."""
+    worker = _worker(ctx)
+    worker.drain()
+    return dict(worker.describe())
+
+
+@router.post("/api/v1/workers/resume", tags=["workers"])
+def resume(ctx: Ctx) -> dict[str, Any]:
+    worker = _worker(ctx)
+    worker.resume()
+    return dict(worker.describe())

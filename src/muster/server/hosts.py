@@ -1,0 +1,119 @@
+"""``/api/v1/hosts``: the machines executions target, and inventory import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+
+from muster.domain.hosts import Host, TransportKind
+from muster.domain.inventory import Inventory
+from muster.domain.inventory_formats import parse_ansible_ini, parse_ansible_yaml, parse_ssh_config
+from muster.engine.inventory_files import detect_format
+from muster.errors import InventoryError, ValidationError
+from muster.server.context import ServerContext, get_context
+from muster.server.schemas.hosts import HostIn, HostList, HostOut, HostPatch, ImportIn, ImportOut
+from muster.server.views import host_out
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/hosts", tags=["hosts"])
+Ctx = Annotated[ServerContext, Depends(get_context)]
+
+_SHELLS = frozenset({"bash", "sh", "zsh", "ksh", "python", "powershell", "cmd"})
+
+
+def _check_shells(shells: list[str] | None) -> None:
+    for i, shell in enumerate(shells or ()):
+        if shell not in _SHELLS:
+            raise ValidationError(
+                f"unknown shell {shell!r} (one of {', '.join(sorted(_SHELLS))})",
+                field=f"shells.{i}",
+            )
+
+
+@router.get("", response_model=HostList)
+def list_hosts(ctx: Ctx, group: str | None = None) -> HostList:
+    hosts = ctx.store.list_hosts()
+    if group:
+        hosts = [h for h in hosts if group in h.groups]
+    return HostList(items=[host_out(h) for h in hosts], total=len(hosts))
+
+
+@router.post("", response_model=HostOut, status_code=201)
+def create_host(body: HostIn, ctx: Ctx) -> HostOut:
+    _check_shells(body.shells)
+    host = Host(
+        name=body.name,
+        address=body.address,
+        port=body.port,
+        user=body.user,
+        transport=TransportKind(body.transport),
+        platform=body.platform,
+        shells=tuple(body.shells),
+        labels=dict(body.labels),
+        groups=tuple(body.groups),
+    )
+    return host_out(ctx.store.create_host(host))
+
+
+@router.get("/{host_id}", response_model=HostOut)
+def get_host(host_id: str, ctx: Ctx) -> HostOut:
+    return host_out(ctx.store.get_host(host_id))
+
+
+def _update(host_id: str, body: HostPatch, ctx: ServerContext) -> HostOut:
+    _check_shells(body.shells)
+    record = ctx.store.get_host(host_id)
+    changes: dict[str, Any] = {}
+    for key, value in body.model_dump(exclude_unset=True).items():
+        if value is None and key not in ("address", "user"):
+            raise ValidationError(f"{key} cannot be null", field=key)
+        if key in ("shells", "groups"):
+            value = tuple(value)
+        elif key == "transport":
+            value = TransportKind(value)
+        changes[key] = value
+    if not changes:
+        return host_out(record)
+    return host_out(ctx.store.update_host(record.id, **changes))
+
+
+@router.put("/{host_id}", response_model=HostOut)
+def put_host(host_id: str, body: HostPatch, ctx: Ctx) -> HostOut:
+    return _update(host_id, body, ctx)
+
+
+@router.patch("/{host_id}", response_model=HostOut)
+def patch_host(host_id: str, body: HostPatch, ctx: Ctx) -> HostOut:
+    return _update(host_id, body, ctx)
+
+
+@router.delete("/{host_id}", status_code=204)
+def delete_host(host_id: str, ctx: Ctx) -> Response:
+    record = ctx.store.get_host(host_id)
+    ctx.store.delete_host(record.id)
+    return Response(status_code=204)
+
+
+def _parse(body: ImportIn) -> Inventory:
+    fmt = body.format
+    if fmt == "auto":
+        fmt = detect_format(Path("inventory"), body.content)  # type: ignore[assignment]
+    parser = {"ini": parse_ansible_ini, "yaml": parse_ansible_yaml, "ssh_config": parse_ssh_config}
+    try:
+        inventory = parser[fmt](body.content, "upload")
+    except InventoryError as exc:
+        raise ValidationError(exc.message, field="content") from exc
+    if not len(inventory):
+        raise ValidationError("the inventory defines no host", field="content")
+    return inventory
+
+
+@router.post("/import", response_model=ImportOut, status_code=201)
+def import_hosts(body: ImportIn, ctx: Ctx) -> ImportOut:
+    """Add (and by default update) every host of an INI, YAML or ssh_config inventory."""
+    hosts = _parse(body).all_hosts()
+    created, updated = ctx.store.upsert_hosts(hosts, update_existing=body.update_existing)
+    return ImportOut(created=created, updated=updated, total=len(created) + len(updated))

@@ -1,0 +1,55 @@
+"""Ad-hoc commands and seed 001's built-in job types, each with its fixed priority."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError as PydanticValidationError
+
+from muster.domain.jobtypes import JOB_PRIORITIES, render_job
+from muster.server.context import ServerContext, get_context
+from muster.server.schemas.executions import ExecutionOut
+from muster.server.schemas.jobs import CommandIn, JobIn
+from muster.server.submit import submit_command, submit_job
+from muster.server.views import execution_out
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/automation", tags=["jobs"])
+Ctx = Annotated[ServerContext, Depends(get_context)]
+
+
+@router.post("/commands", response_model=ExecutionOut, status_code=201)
+def run_command(body: CommandIn, ctx: Ctx) -> ExecutionOut:
+    """Run one command line through ``shell -c`` on every host (normal priority)."""
+    execution_id = submit_command(
+        ctx.store, body.command, body.host_ids, timeout=body.timeout, shell=body.shell
+    )
+    ctx.track(execution_id)
+    return execution_out(ctx.store.get_execution(execution_id))
+
+
+@router.get("/job-types")
+def job_types() -> dict[str, Any]:
+    """Every job type with its fixed priority."""
+    return {
+        "items": [{"type": t.value, "priority": p.name.lower()} for t, p in JOB_PRIORITIES.items()]
+    }
+
+
+@router.post("/jobs", response_model=ExecutionOut, status_code=201)
+def run_job(body: JobIn, ctx: Ctx) -> ExecutionOut:
+    """A built-in job: the type's fields are validated by name before anything is queued."""
+    fields: dict[str, Any] = dict(body.model_extra or {})
+    if body.type == "command":
+        try:
+            command = CommandIn.model_validate({"host_ids": body.host_ids, **fields})
+        except PydanticValidationError as exc:
+            raise RequestValidationError(exc.errors()) from exc
+        return run_command(command, ctx)
+    job = render_job(body.type, fields)
+    execution_id = submit_job(ctx.store, job, fields, body.host_ids)
+    ctx.track(execution_id)
+    return execution_out(ctx.store.get_execution(execution_id))

@@ -1,0 +1,129 @@
+"""``/api/v1/automation/scripts``: the versioned script library and its execute verb."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from muster.domain.params import ParameterSpec
+from muster.domain.render import placeholder_problems
+from muster.domain.scripts import ScriptVersion, Shell
+from muster.errors import NotFoundError, ParameterError, ValidationError
+from muster.server.context import ServerContext, get_context
+from muster.server.schemas.executions import ExecutionOut
+from muster.server.schemas.scripts import (
+    ExecuteIn,
+    ScriptIn,
+    ScriptList,
+    ScriptOut,
+    VersionList,
+    VersionOut,
+)
+from muster.server.submit import submit_script
+from muster.server.views import execution_out, script_out, version_out
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/automation/scripts", tags=["scripts"])
+Ctx = Annotated[ServerContext, Depends(get_context)]
+
+
+def _content(body: ScriptIn) -> ScriptVersion:
+    specs: list[ParameterSpec] = []
+    for i, p in enumerate(body.parameters):
+        try:
+            specs.append(ParameterSpec.from_dict(p.model_dump()))
+        except ParameterError as exc:
+            raise ValidationError(
+                exc.message, field=f"parameters.{i}", problems={f"parameters.{i}": exc.message}
+            ) from exc
+    version = ScriptVersion(
+        name=body.name,
+        shell=Shell(body.shell),
+        body=body.body,
+        parameters=tuple(specs),
+        timeout=body.timeout,
+        requires_approval=body.requires_approval,
+        idempotent=body.idempotent,
+        description=body.description,
+    )
+    problems = placeholder_problems(version)
+    if problems:
+        detail = "; ".join(f"${{{n}}}: {p}" for n, p in problems.items())
+        raise ValidationError(
+            f"body has placeholders no value could render: {detail}",
+            field="body",
+            problems={"body": detail},
+        )
+    return version
+
+
+@router.get("", response_model=ScriptList)
+def list_scripts(
+    ctx: Ctx,
+    tag: str | None = None,
+    search: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ScriptList:
+    page = ctx.store.list_scripts(tag=tag, search=search, limit=limit, offset=offset)
+    items = [script_out(s, ctx.store.get_version(s.id)) for s in page.items]
+    return ScriptList(items=items, total=page.total)
+
+
+@router.post("", response_model=ScriptOut, status_code=201)
+def save_script(body: ScriptIn, ctx: Ctx, response: Response) -> ScriptOut:
+    """Create or update by name: changed content is a new version, identical content none."""
+    saved = ctx.store.save_script(_content(body), description=body.description, tags=body.tags)
+    if not saved.created:
+        response.status_code = 200
+    return script_out(saved.script, saved.version, saved.created)
+
+
+@router.get("/{script_id}", response_model=ScriptOut)
+def get_script(script_id: str, ctx: Ctx) -> ScriptOut:
+    script = ctx.store.get_script(script_id)
+    return script_out(script, ctx.store.get_version(script.id))
+
+
+@router.delete("/{script_id}", status_code=204)
+def delete_script(script_id: str, ctx: Ctx) -> Response:
+    script = ctx.store.get_script(script_id)
+    ctx.store.delete_script(script.id)
+    return Response(status_code=204)
+
+
+@router.get("/{script_id}/versions", response_model=VersionList)
+def list_versions(script_id: str, ctx: Ctx) -> VersionList:
+    script = ctx.store.get_script(script_id)
+    versions = sorted(ctx.store.list_versions(script.id), key=lambda v: v.number, reverse=True)
+    return VersionList(items=[version_out(v) for v in versions], total=len(versions))
+
+
+@router.get("/{script_id}/versions/{number}", response_model=VersionOut)
+def get_version(script_id: str, number: int, ctx: Ctx) -> VersionOut:
+    script = ctx.store.get_script(script_id)
+    return version_out(ctx.store.get_version(script.id, number))
+
+
+@router.post("/{script_id}/versions/{number}/restore", response_model=ScriptOut)
+def restore_version(script_id: str, number: int, ctx: Ctx) -> ScriptOut:
+    """Make an older version's content the newest (identical to latest: nothing new)."""
+    script = ctx.store.get_script(script_id)
+    saved = ctx.store.restore_version(script.id, number)
+    return script_out(saved.script, saved.version, saved.created)
+
+
+@router.post("/{script_id}/execute", response_model=ExecutionOut, status_code=201)
+def execute_script(script_id: str, body: ExecuteIn, ctx: Ctx) -> ExecutionOut:
+    """Pin the version's exact content hash now and queue one host run per host."""
+    script = ctx.store.get_script(script_id)
+    number = None if body.version == "latest" else body.version
+    try:
+        version = ctx.store.get_version(script.id, number)
+    except NotFoundError as exc:
+        raise ValidationError(str(exc), field="version") from exc
+    execution_id = submit_script(ctx.store, version, body.host_ids, body.parameter_values)
+    ctx.track(execution_id)
+    return execution_out(ctx.store.get_execution(execution_id))

@@ -1,0 +1,172 @@
+"""Turn an execution request into stored work, or reject it with nothing stored.
+
+Everything that can be wrong with a request (unknown host, bad parameter, a
+value no shell can carry) is found here, before ``create_execution``; hosts
+that cannot run the shell are recorded as skipped with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from muster.domain.hosts import Host
+from muster.domain.jobtypes import RenderedJob
+from muster.domain.params import coerce_values
+from muster.domain.planbuilder import build_command_plan, build_script_plan
+from muster.domain.scripts import Shell
+from muster.domain.secret import Secret
+from muster.domain.states import Priority
+from muster.errors import NotFoundError, ValidationError
+from muster.store.base import ExecutionKind, HostTarget, NewExecution, Store, VersionRecord
+
+__all__ = ["resolve_hosts", "submit_command", "submit_job", "submit_script"]
+
+
+def resolve_hosts(store: Store, refs: Sequence[str]) -> list[Host]:
+    """Hosts by id or name, in request order, each once; unknown ones name ``host_ids``."""
+    hosts: list[Host] = []
+    seen: set[str] = set()
+    missing: list[str] = []
+    for ref in refs:
+        try:
+            host = store.get_host(ref).to_host()
+        except NotFoundError:
+            missing.append(ref)
+            continue
+        key = host.id or host.name
+        if key not in seen:
+            seen.add(key)
+            hosts.append(host)
+    if missing:
+        raise ValidationError(
+            f"unknown host(s): {', '.join(missing)}",
+            field="host_ids",
+            problems={"host_ids": f"unknown host(s): {', '.join(missing)}"},
+        )
+    return hosts
+
+
+def _windows(host: Host) -> bool:
+    return host.platform.lower().startswith("win")
+
+
+def _shell_skip(host: Host, shell: str) -> str | None:
+    if not host.has_shell(shell):
+        have = ", ".join(host.effective_shells) or "none"
+        return f"host does not advertise shell {shell} (has: {have})"
+    return None
+
+
+def submit_script(
+    store: Store,
+    version: VersionRecord,
+    host_refs: Sequence[str],
+    raw_values: Mapping[str, object],
+    *,
+    requested_by: str | None = None,
+) -> str:
+    """Validate and queue ``version`` on the hosts; return the execution id."""
+    hosts = resolve_hosts(store, host_refs)
+    domain = version.domain()
+    values = coerce_values(domain.parameters, dict(raw_values))
+    targets: list[HostTarget] = []
+    checked: set[str] = set()
+    for host in hosts:
+        skip = _shell_skip(host, domain.shell.value)
+        if skip is None and domain.shell.is_windows != _windows(host):
+            skip = f"shell {domain.shell.value} cannot run on platform {host.platform}"
+        if skip is None and host.platform not in checked:
+            # Render once per platform now, so a value no shell can carry fails
+            # the request instead of every host.
+            build_script_plan(domain, values, run_id="check", platform=host.platform)
+            checked.add(host.platform)
+        targets.append(HostTarget(host.id, host.name, skip))
+    label = f"{domain.name} v{version.number}"
+    return store.create_execution(
+        NewExecution(
+            kind=ExecutionKind.SCRIPT,
+            targets=targets,
+            timeout=domain.timeout,
+            priority=Priority.NORMAL,
+            parameters=values,
+            script_id=version.script_id,
+            script_version=version.number,
+            content_hash=version.content_hash,
+            idempotent=domain.idempotent,
+            requires_approval=domain.requires_approval,
+            shell=domain.shell.value,
+            description=f"script {label} ({version.content_hash[:12]})",
+            requested_by=requested_by,
+        )
+    ).id
+
+
+def submit_command(
+    store: Store,
+    command: str,
+    host_refs: Sequence[str],
+    *,
+    timeout: float,
+    shell: str = "sh",
+    requested_by: str | None = None,
+) -> str:
+    try:
+        sh = Shell(shell)
+    except ValueError:
+        allowed = ", ".join(s.value for s in Shell)
+        raise ValidationError(
+            f"unknown shell {shell!r} (one of {allowed})", field="shell"
+        ) from None
+    build_command_plan(command, timeout=timeout, shell=sh)
+    hosts = resolve_hosts(store, host_refs)
+    targets = [HostTarget(h.id, h.name, _shell_skip(h, sh.value)) for h in hosts]
+    return store.create_execution(
+        NewExecution(
+            kind=ExecutionKind.COMMAND,
+            targets=targets,
+            timeout=timeout,
+            priority=Priority.NORMAL,
+            command=command,
+            shell=sh.value,
+            description=f"command {command[:200]}",
+            requested_by=requested_by,
+        )
+    ).id
+
+
+def submit_job(
+    store: Store,
+    job: RenderedJob,
+    fields: Mapping[str, object],
+    host_refs: Sequence[str],
+    *,
+    requested_by: str | None = None,
+) -> str:
+    """Queue a built-in job; its fields are stored (password sealed as a secret)."""
+    hosts = resolve_hosts(store, host_refs)
+    targets = [
+        HostTarget(
+            h.id,
+            h.name,
+            "built-in jobs for Windows are rendered as data only; not runnable here"
+            if _windows(h)
+            else None,
+        )
+        for h in hosts
+    ]
+    stored: dict[str, object] = {
+        k: Secret(v) if k == "password" and isinstance(v, str) else v for k, v in fields.items()
+    }
+    return store.create_execution(
+        NewExecution(
+            kind=ExecutionKind.JOB,
+            targets=targets,
+            timeout=job.timeout,
+            priority=job.priority,
+            parameters=stored,
+            job_type=job.type.value,
+            description=job.description,
+            requested_by=requested_by,
+            policy={"windows": job.windows},
+        )
+    ).id
