@@ -112,3 +112,14 @@ def test_token_role_only_narrows(
     assert got <= permissions_of(user_roles)
     for perm in Permission:
         assert has_permission(user_roles, perm, token_role=token_role) == (perm in expected)
+
+
+def test_principal_can_and_require() -> None:
+    from muster.errors import PermissionDeniedError
+    from muster.security.rbac import Principal
+
+    who = Principal("1", "ann", ("viewer",), effective_permissions(["viewer"]))
+    assert who.can(P.JOBS_VIEW) and not who.can(P.JOBS_MANAGE)
+    who.require(P.HOSTS_VIEW)
+    with pytest.raises(PermissionDeniedError, match=r"jobs\.manage"):
+        who.require(P.JOBS_MANAGE)

@@ -21,14 +21,16 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
-from muster.errors import ValidationError
+from muster.errors import PermissionDeniedError, ValidationError
 
 __all__ = [
     "ALL_PERMISSIONS",
     "BUILTIN_ROLES",
     "Permission",
+    "Principal",
     "effective_permissions",
     "has_permission",
     "parse_permissions",
@@ -137,3 +139,24 @@ def has_permission(
     token_role: str | None = None,
 ) -> bool:
     return perm in effective_permissions(roles, token_role, custom)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller and what they may do, fixed for one request."""
+
+    user_id: str
+    name: str
+    roles: tuple[str, ...]
+    permissions: frozenset[Permission]
+    #: ``password``/``session`` (console) or ``token``.
+    via: str = "session"
+    token_role: str | None = None
+
+    def can(self, perm: Permission) -> bool:
+        return perm in self.permissions
+
+    def require(self, perm: Permission) -> None:
+        """Raise ``PermissionDeniedError`` (HTTP 403) naming the missing permission."""
+        if perm not in self.permissions:
+            raise PermissionDeniedError(f"{self.name} lacks permission {perm.value}")

@@ -15,13 +15,11 @@ password, and a successful login resets the count.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
-from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from muster.domain.secret import Secret
@@ -45,11 +43,10 @@ from muster.security.tokens import (
 from muster.store._core import StoreCore, new_id
 from muster.store.security_tables import api_tokens, custom_roles, sessions, users
 
-__all__ = ["FREE_FAILURES", "SecurityOps", "SessionInfo", "TokenInfo", "UserRecord"]
+__all__ = ["FREE_FAILURES", "SecurityOps", "TokenInfo", "UserRecord", "principal_for"]
 
 FREE_FAILURES: Final = 5
 _MAX_LOCK: Final = dt.timedelta(minutes=15)
-_SESSION_TTL: Final = dt.timedelta(hours=12)
 _TOUCH_EVERY: Final = dt.timedelta(minutes=1)
 _BAD_LOGIN: Final = "invalid user name or password"
 _USER_NAME_MAX: Final = 128
@@ -83,13 +80,6 @@ class TokenInfo:
     revoked_at: dt.datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class SessionInfo:
-    principal: Principal
-    csrf_token: str
-    expires_at: dt.datetime
-
-
 def _user(r: RowMapping) -> UserRecord:
     return UserRecord(
         id=r["id"],
@@ -118,13 +108,28 @@ def _token(r: RowMapping) -> TokenInfo:
     )
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+def principal_for(
+    conn: Connection, row: RowMapping, via: str, token_role: str | None = None
+) -> Principal:
+    """The principal of a ``users`` row, permissions resolved against current custom roles."""
+    roles = tuple(row["roles"] or ())
+    custom = {
+        r["name"]: frozenset(Permission(p) for p in r["permissions"])
+        for r in conn.execute(select(custom_roles)).mappings()
+    }
+    return Principal(
+        user_id=row["id"],
+        name=row["name"],
+        roles=roles,
+        permissions=effective_permissions(roles, token_role, custom),
+        via=via,
+        token_role=token_role,
+    )
 
 
 class SecurityOps(StoreCore):
     #: Replace with a cheaper instance in tests; hashes record their own cost.
-    passwords: ClassVar[Passwords] = Passwords()
+    passwords: Passwords = Passwords()
 
     # --- roles ---------------------------------------------------------------
 
@@ -277,23 +282,6 @@ class SecurityOps(StoreCore):
     def count_admins(self) -> int:
         return sum(1 for u in self.list_users() if "admin" in u.roles and not u.disabled)
 
-    def _principal(
-        self, conn: Connection, row: RowMapping, via: str, token_role: str | None = None
-    ) -> Principal:
-        roles = tuple(row["roles"] or ())
-        custom = {
-            r["name"]: frozenset(Permission(p) for p in r["permissions"])
-            for r in conn.execute(select(custom_roles)).mappings()
-        }
-        return Principal(
-            user_id=row["id"],
-            name=row["name"],
-            roles=roles,
-            permissions=effective_permissions(roles, token_role, custom),
-            via=via,
-            token_role=token_role,
-        )
-
     def authenticate_password(self, name: str, password: str | Secret) -> Principal:
         """The user's principal, or ``AuthenticationError`` (same message for every failure)."""
         now = self.clock()
@@ -328,7 +316,7 @@ class SecurityOps(StoreCore):
                 if check.needs_rehash:
                     values["password_hash"] = self.passwords.hash(password)
                 tx.conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
-                return self._principal(tx.conn, row, "password")
+                return principal_for(tx.conn, row, "password")
         raise AuthenticationError(_BAD_LOGIN)
 
     # --- API tokens ----------------------------------------------------------
@@ -409,7 +397,7 @@ class SecurityOps(StoreCore):
             owner = conn.execute(select(users).where(users.c.id == row["user_id"])).mappings().one()
             if owner["disabled"]:
                 raise AuthenticationError("invalid or expired token")
-            principal = self._principal(conn, owner, "token", row["role"])
+            principal = principal_for(conn, owner, "token", row["role"])
         last = row["last_used_at"]
         if last is None or now - last >= _TOUCH_EVERY:
             with self._tx() as tx:
@@ -417,55 +405,3 @@ class SecurityOps(StoreCore):
                     update(api_tokens).where(api_tokens.c.id == row["id"]).values(last_used_at=now)
                 )
         return principal
-
-    # --- console sessions ----------------------------------------------------
-
-    def create_session(
-        self, user_id: str, *, address: str | None = None, ttl: dt.timedelta = _SESSION_TTL
-    ) -> tuple[Secret, str]:
-        """A new session: (cookie value to set once, CSRF token for its forms)."""
-        cookie = secrets.token_urlsafe(32)
-        csrf = secrets.token_urlsafe(32)
-        now = self.clock()
-        with self._tx() as tx:
-            tx.conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
-            tx.conn.execute(
-                insert(sessions).values(
-                    digest=_digest(cookie),
-                    user_id=user_id,
-                    csrf_token=csrf,
-                    address=address,
-                    created_at=now,
-                    expires_at=now + ttl,
-                )
-            )
-        return Secret(cookie), csrf
-
-    def get_session(self, cookie: str | Secret) -> SessionInfo:
-        value = cookie.reveal() if isinstance(cookie, Secret) else cookie
-        now = self.clock()
-        with self._read() as conn:
-            row = (
-                conn.execute(
-                    select(sessions, users.c.disabled)
-                    .join(users, users.c.id == sessions.c.user_id)
-                    .where(sessions.c.digest == _digest(value))
-                )
-                .mappings()
-                .first()
-            )
-            if row is None or row["expires_at"] <= now or row["disabled"]:
-                raise AuthenticationError("session expired; log in again")
-            owner = conn.execute(select(users).where(users.c.id == row["user_id"])).mappings().one()
-            return SessionInfo(
-                self._principal(conn, owner, "session"), row["csrf_token"], row["expires_at"]
-            )
-
-    def delete_session(self, cookie: str | Secret) -> None:
-        value = cookie.reveal() if isinstance(cookie, Secret) else cookie
-        with self._tx() as tx:
-            tx.conn.execute(delete(sessions).where(sessions.c.digest == _digest(value)))
-
-    def count_sessions(self) -> int:
-        with self._read() as conn:
-            return int(conn.execute(select(func.count()).select_from(sessions)).scalar_one())
