@@ -1,12 +1,12 @@
 """The library face's verbs: run a script or command on a selector from Python.
 
-    import muster
-    inv = muster.load_inventory("hosts.ini")
-    patch = muster.ScriptVersion(name="patch", shell=muster.Shell.BASH, body="...",
-                                 parameters=(muster.ParameterSpec("target_dir", required=True),))
-    result = muster.run(inv, "web:&dc1", script=patch, params={"target_dir": "/var/www"})
-    result.status, result.successful_hosts, result.failed_hosts
-    result.host_runs["web1"].stdout
+import muster
+inv = muster.load_inventory("hosts.ini")
+patch = muster.ScriptVersion(name="patch", shell=muster.Shell.BASH, body="...",
+                             parameters=(muster.ParameterSpec("target_dir", required=True),))
+result = muster.run(inv, "web:&dc1", script=patch, params={"target_dir": "/var/www"})
+result.status, result.successful_hosts, result.failed_hosts
+result.host_runs["web1"].stdout
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from muster.domain.hosts import Host
 from muster.domain.inventory import Inventory
 from muster.domain.scripts import ScriptVersion
 from muster.domain.selectors import select
-from muster.engine.dispatcher import DispatchPolicy, Dispatcher, ExecutionListener
+from muster.engine.dispatcher import Dispatcher, DispatchPolicy, ExecutionListener
 from muster.engine.runner import command_job, run_job, script_job
 from muster.errors import SelectorError, ValidationError
 
@@ -58,7 +58,9 @@ async def run_async(
         raise SelectorError(f"selector {selector!r} matches no host", field="selector")
     transports = default_transports(ssh)
     try:
-        return await run_job(Dispatcher(transports, policy or DispatchPolicy(), listener), job, hosts)
+        return await run_job(
+            Dispatcher(transports, policy or DispatchPolicy(), listener), job, hosts
+        )
     finally:
         for t in transports.values():
             await t.close()

@@ -13,11 +13,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command(
-    "run",
-    context_settings={"allow_interspersed_args": False},
-    help=run_cmd.HELP,
-)(run_cmd.run)
+app.command("run", help=run_cmd.HELP)(run_cmd.run)
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(script_cmd.app, name="script")
 app.add_typer(exec_cmd.app, name="exec")
@@ -25,3 +21,7 @@ app.add_typer(exec_cmd.app, name="exec")
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -67,9 +67,7 @@ class LiveReport(ExecutionListener):
                 if body:
                     self._console.print(f"[{style}]{escape(body)}[/]" if style else escape(body))
 
-    def on_output(
-        self, execution: Execution, host_run: HostRun, stream: Stream, text: str
-    ) -> None:
+    def on_output(self, execution: Execution, host_run: HostRun, stream: Stream, text: str) -> None:
         """Output is shown per host when it ends, so lines of hosts never interleave."""
 
 

@@ -18,7 +18,7 @@ from muster.domain.durations import parse_duration
 from muster.domain.executions import Execution
 from muster.domain.hosts import Host
 from muster.domain.states import ExecutionStatus
-from muster.engine.dispatcher import DispatchPolicy, Dispatcher
+from muster.engine.dispatcher import Dispatcher, DispatchPolicy
 from muster.engine.runner import Job, command_job, run_job, script_job
 from muster.engine.script_files import load_script_file
 from muster.errors import MusterError
@@ -31,8 +31,12 @@ Exits 0 when every host succeeded, 1 when any did not, 2 on bad input."""
 
 
 def run(
-    selector: Annotated[str, typer.Argument(help="Host pattern: '*', group, host, 'web*', "
-                                            "'label=value', 'a,b', 'a:&b', 'a:!b'.")],
+    selector: Annotated[
+        str,
+        typer.Argument(
+            help="Host pattern: '*', group, host, 'web*', 'label=value', 'a,b', 'a:&b', 'a:!b'."
+        ),
+    ],
     command: Annotated[
         list[str] | None, typer.Argument(help="Command to run, after --.", show_default=False)
     ] = None,

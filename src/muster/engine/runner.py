@@ -77,4 +77,4 @@ async def run_job(
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40]
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "_" for c in name)[:40]

@@ -1,4 +1,4 @@
-"""Integration fixtures: real OpenSSH sshd on loopback and in network namespaces."""
+"""Fleet fixtures shared by every test layer: real OpenSSH sshd on loopback and in network namespaces."""
 
 from __future__ import annotations
 
