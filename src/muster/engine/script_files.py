@@ -11,8 +11,16 @@ from muster.errors import ValidationError
 
 __all__ = ["load_script_file"]
 
-_BY_SUFFIX = {".sh": Shell.SH, ".bash": Shell.BASH, ".zsh": Shell.ZSH, ".ksh": Shell.KSH,
-              ".py": Shell.PYTHON, ".ps1": Shell.POWERSHELL, ".cmd": Shell.CMD, ".bat": Shell.CMD}
+_BY_SUFFIX = {
+    ".sh": Shell.SH,
+    ".bash": Shell.BASH,
+    ".zsh": Shell.ZSH,
+    ".ksh": Shell.KSH,
+    ".py": Shell.PYTHON,
+    ".ps1": Shell.POWERSHELL,
+    ".cmd": Shell.CMD,
+    ".bat": Shell.CMD,
+}
 
 
 def load_script_file(
