@@ -33,8 +33,9 @@ def pg_url() -> str | None:
     return normalise_database_url(url) if url else None
 
 
-def pytest_report_header() -> str:
-    return f"muster store: PostgreSQL at {pg_url()}" if pg_url() else f"muster store: {PG_SKIP}"
+def pytest_terminal_summary(terminalreporter) -> None:
+    line = f"PostgreSQL at {pg_url()}" if pg_url() else PG_SKIP
+    terminalreporter.write_line(f"muster store tests: {line}")
 
 
 class FakeClock:
@@ -51,33 +52,35 @@ class FakeClock:
         return self.now
 
 
-def _pg_engine(url: str, schema: str, **kwargs: object) -> Engine:
-    return make_engine(url, connect_args={"options": f"-csearch_path={schema}"}, **kwargs)
+def with_search_path(url: str, schema: str) -> str:
+    """``url`` whose connections all use ``schema`` (also for subprocesses and LISTEN)."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[tuple[str, dict]]:
-    """(url, engine kwargs) of a fresh, migrated database."""
+def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """The URL of a fresh, migrated database."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'muster.db'}"
         engine = make_engine(url)
         upgrade(engine)
         engine.dispose()
-        yield url, {}
+        yield url
         return
-    url = pg_url()
-    if url is None:
+    base = pg_url()
+    if base is None:
         pytest.skip(PG_SKIP)
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    kwargs = {"connect_args": {"options": f"-csearch_path={schema}"}}
-    engine = make_engine(url, **kwargs)
+    url = with_search_path(base, schema)
+    engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
     try:
-        yield url, kwargs
+        yield url
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -85,9 +88,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[tuple[str, dict
 
 
 @pytest.fixture
-def engine(db_url) -> Iterator[Engine]:
-    url, kwargs = db_url
-    eng = make_engine(url, **kwargs)
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
     yield eng
     eng.dispose()
 

@@ -27,6 +27,7 @@ _ADVISORY_LOCK_ID = 0x6D75737465720001
 def alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(_HERE))
+    cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("version_locations", str(_HERE / "versions"))
     return cfg
 

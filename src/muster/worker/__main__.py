@@ -1,0 +1,5 @@
+"""``python -m muster.worker``."""
+
+from muster.worker.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""``muster worker`` / ``python -m muster.worker``: a worker process on a shared database.
+
+Configuration comes from :class:`~muster.config.Settings` (``MUSTER_*``
+variables). The process migrates the schema if needed, runs one
+:class:`~muster.worker.runner.Worker` with the default transports and a
+reaper, and on SIGTERM or SIGINT stops gracefully (see ``Worker.stop``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+
+from muster.config import Settings
+from muster.domain.hosts import TransportKind
+from muster.store.sqlalchemy_store import open_store
+from muster.transports.base import Transport
+from muster.worker.runner import Worker
+
+__all__ = ["main", "run_worker"]
+
+
+async def run_worker(
+    settings: Settings,
+    *,
+    worker_id: str | None = None,
+    concurrency: int | None = None,
+    transports: Mapping[TransportKind, Transport] | None = None,
+) -> None:
+    """Run a worker until SIGTERM/SIGINT, then stop within ``settings.shutdown_grace``."""
+    store = await asyncio.to_thread(open_store, settings)
+    if transports is None:
+        from muster.app import default_transports
+
+        transports = default_transports()
+    worker = Worker(
+        store,
+        transports,
+        worker_id=worker_id,
+        concurrency=concurrency or settings.worker_concurrency,
+        lease_seconds=settings.lease_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        output_cap_bytes=settings.output_cap_bytes,
+        reap_seconds=max(0.5, settings.lease_seconds / 3),
+    )
+    worker.install_signal_handlers(settings.shutdown_grace)
+    logging.getLogger(__name__).info("worker %s started", worker.worker_id)
+    try:
+        await worker.run()
+    finally:
+        for t in transports.values():
+            await t.close()
+        await asyncio.to_thread(store.close)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="muster-worker", description=__doc__)
+    parser.add_argument("--id", dest="worker_id", default=None)
+    parser.add_argument("--concurrency", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(run_worker(Settings(), worker_id=args.worker_id, concurrency=args.concurrency))
+    return 0

@@ -1,0 +1,38 @@
+"""Turn a claimed run into the Plan its host runs (script, command or job type)."""
+
+from __future__ import annotations
+
+from muster.domain.hosts import Host
+from muster.domain.jobtypes import render_job
+from muster.domain.planbuilder import build_command_plan, build_script_plan
+from muster.domain.plans import Plan
+from muster.domain.scripts import Shell
+from muster.errors import ValidationError
+from muster.store.base import ClaimedRun, ExecutionKind
+
+__all__ = ["plan_for"]
+
+
+def plan_for(claim: ClaimedRun, host: Host) -> Plan:
+    """The plan for ``claim`` on ``host``; a ValidationError means it cannot run there."""
+    ex = claim.execution
+    if ex.kind is ExecutionKind.SCRIPT:
+        if claim.version is None:
+            raise ValidationError("the pinned script version no longer exists", field="script_id")
+        return build_script_plan(
+            claim.version, claim.values, run_id=claim.run.id, platform=host.platform
+        )
+    if ex.kind is ExecutionKind.COMMAND:
+        if not ex.command:
+            raise ValidationError("a command execution without a command", field="command")
+        return build_command_plan(
+            ex.command, timeout=ex.timeout, shell=Shell(ex.shell or "sh"), run_id=claim.run.id
+        )
+    if not ex.job_type:
+        raise ValidationError("a job execution without a job type", field="type")
+    if host.platform.lower().startswith("win"):
+        raise ValidationError(
+            "built-in job types are rendered for Windows as data only; they do not run here",
+            field="type",
+        )
+    return render_job(ex.job_type, claim.values).linux

@@ -1,0 +1,398 @@
+"""A worker: claim host runs, hold their leases, run them, record how they ended.
+
+The life of one run: claimed (lease held) -> plan built -> ``mark_started``
+(the store's last word before the command is sent: False means it was
+cancelled or reaped, so nothing is sent) -> ``transport.run_plan`` with
+output flowing to the store -> ``finish_host_run``. Every store write is a
+compare-and-set on the claim's (owner, epoch), so a worker that lost its
+lease writes nothing.
+
+Heartbeats renew every held lease in one statement. A run the store calls
+LOST is killed at once; a run with ``cancel_requested`` is killed and
+finished ``cancelled``; a run whose lease could not be renewed before it
+expired (database unreachable) is killed too, because the reaper may by now
+have queued it elsewhere: no run executes twice at the same time.
+
+``stop(grace)`` (also on SIGTERM): claim nothing more, hand back runs not yet
+started, let started ones finish for ``grace`` seconds, then kill and record
+them ``cancelled``. ``drain()`` stops claiming but keeps the process and its
+runs going; ``resume()`` undoes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from muster.domain.hosts import TransportKind
+from muster.domain.states import FailureReason, HostRunState
+from muster.errors import MusterError
+from muster.store.base import ClaimedRun, LeaseStatus, Store
+from muster.store.notify import QUEUE_KEY, Notifier
+from muster.transports.base import Transport, TransportOutcome
+from muster.worker.capture import RunOutput
+from muster.worker.plans import plan_for
+
+__all__ = ["Worker", "default_worker_id"]
+
+_log = logging.getLogger(__name__)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(slots=True)
+class _Held:
+    claim: ClaimedRun
+    task: asyncio.Task[None] | None = None
+    run_task: asyncio.Task[TransportOutcome] | None = None
+    started: bool = False
+    #: Why we killed it ourselves: recorded as the run's message (None = not killed).
+    stop_message: str | None = None
+    #: The store no longer lists it as ours: write nothing more.
+    lost: bool = False
+    renewed_at: float = field(default_factory=time.monotonic)
+
+
+class Worker:
+    """Runs claimed host runs through transports; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        transports: Mapping[TransportKind, Transport],
+        *,
+        worker_id: str | None = None,
+        concurrency: int = 8,
+        lease_seconds: float = 30.0,
+        heartbeat_seconds: float = 10.0,
+        output_cap_bytes: int = 1024 * 1024,
+        poll_seconds: float = 2.0,
+        reap_seconds: float | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        if heartbeat_seconds >= lease_seconds:
+            raise ValueError("heartbeat_seconds must be shorter than lease_seconds")
+        self.store = store
+        self.transports = transports
+        self.worker_id = worker_id or default_worker_id()
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.output_cap_bytes = output_cap_bytes
+        self.poll_seconds = poll_seconds
+        self.reap_seconds = reap_seconds
+        self.notifier = notifier if notifier is not None else getattr(store, "notifier", None)
+        self._held: dict[str, _Held] = {}
+        self._changed = asyncio.Event()
+        self._stopping = False
+        self._draining = False
+        self._running = False
+        self._done = asyncio.Event()
+        self.completed = 0
+
+    # -- control (the server's WorkerControl) --------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self._running and not self._stopping
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def drain(self) -> None:
+        self._draining = True
+        self._changed.set()
+
+    def resume(self) -> None:
+        self._draining = False
+        self._changed.set()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.worker_id,
+            "alive": self.alive,
+            "draining": self._draining,
+            "stopping": self._stopping,
+            "concurrency": self.concurrency,
+            "running": len(self._held),
+            "completed": self.completed,
+        }
+
+    def install_signal_handlers(self, grace: float) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.stop(grace)))
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop claiming; finish started runs within ``grace``; hand back the rest."""
+        self._stopping = True
+        self._changed.set()
+        pending = [h.task for h in self._held.values() if h.task is not None]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=grace)
+            for held in list(self._held.values()):
+                if held.task in late and held.run_task is not None:
+                    held.stop_message = (
+                        f"worker {self.worker_id} shut down before the run finished "
+                        f"(grace {grace:g}s)"
+                    )
+                    held.run_task.cancel()
+            if late:
+                await asyncio.wait(late)
+        if self._running:
+            await self._done.wait()
+
+    # -- main loop ------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Claim and run until :meth:`stop` finishes."""
+        self._running = True
+        beat = asyncio.create_task(self._heartbeats(), name=f"{self.worker_id}-heartbeat")
+        reaper = (
+            asyncio.create_task(self._reaper(), name=f"{self.worker_id}-reaper")
+            if self.reap_seconds
+            else None
+        )
+        sub = self.notifier.subscribe(QUEUE_KEY) if self.notifier is not None else None
+        try:
+            while not self._stopping:
+                free = self.concurrency - len(self._held)
+                if self._draining or free <= 0:
+                    await self._wait_change(self.poll_seconds)
+                    continue
+                claims = await self._claim(free)
+                for claim in claims:
+                    self._start(claim)
+                if claims:
+                    continue
+                if sub is not None:
+                    waits = [asyncio.ensure_future(sub.wait(self.poll_seconds))]
+                    waits.append(asyncio.ensure_future(self._wait_change(self.poll_seconds)))
+                    _, rest = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    for w in rest:
+                        w.cancel()
+                else:
+                    await self._wait_change(self.poll_seconds)
+            while self._held:
+                await self._wait_change(self.poll_seconds)
+        finally:
+            self._stopping = True
+            beat.cancel()
+            if reaper is not None:
+                reaper.cancel()
+            for t in (beat, reaper):
+                if t is not None:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await t
+            if sub is not None:
+                sub.close()
+            self._running = False
+            self._done.set()
+
+    async def _wait_change(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        self._changed.clear()
+
+    async def _claim(self, free: int) -> list[ClaimedRun]:
+        try:
+            return await asyncio.to_thread(
+                self.store.claim_host_runs, self.worker_id, free, self.lease_seconds
+            )
+        except Exception:
+            _log.exception("worker %s: claim failed; retrying", self.worker_id)
+            await self._wait_change(self.poll_seconds)
+            return []
+
+    def _start(self, claim: ClaimedRun) -> None:
+        held = _Held(claim)
+        self._held[claim.id] = held
+        held.task = asyncio.create_task(self._run_one(held), name=f"run-{claim.id}")
+
+    # -- one run ----------------------------------------------------------------
+
+    async def _finish(self, held: _Held, state: HostRunState, **kw: Any) -> None:
+        if held.lost:
+            return
+        c = held.claim
+        ok = await asyncio.to_thread(
+            self.store.finish_host_run, c.id, self.worker_id, c.epoch, state, **kw
+        )
+        if not ok:
+            _log.info("worker %s: run %s was no longer ours at finish", self.worker_id, c.id)
+
+    async def _run_one(self, held: _Held) -> None:
+        try:
+            await self._execute(held)
+        except Exception as exc:
+            _log.exception(
+                "worker %s: run %s failed inside the worker", self.worker_id, held.claim.id
+            )
+            with contextlib.suppress(Exception):
+                await self._finish(
+                    held,
+                    HostRunState.FAILED,
+                    reason=FailureReason.TRANSPORT_ERROR,
+                    message=f"worker error: {exc}",
+                )
+        finally:
+            self._held.pop(held.claim.id, None)
+            self.completed += 1
+            self._changed.set()
+
+    async def _execute(self, held: _Held) -> None:
+        c = held.claim
+        fail = HostRunState.FAILED
+        if c.host is None:
+            await self._finish(
+                held,
+                fail,
+                reason=FailureReason.TRANSPORT_ERROR,
+                message=f"host {c.run.host_name} was deleted after queueing",
+            )
+            return
+        transport = self.transports.get(c.host.transport)
+        if transport is None:
+            await self._finish(
+                held,
+                fail,
+                reason=FailureReason.TRANSPORT_ERROR,
+                message=f"no {c.host.transport} transport in this worker",
+            )
+            return
+        try:
+            plan = plan_for(c, c.host)
+        except MusterError as exc:
+            await self._finish(
+                held,
+                fail,
+                reason=FailureReason.TRANSPORT_ERROR,
+                message=f"cannot build the plan: {exc}",
+            )
+            return
+        if self._stopping:
+            await asyncio.to_thread(
+                self.store.release_host_run,
+                c.id,
+                self.worker_id,
+                c.epoch,
+                f"worker {self.worker_id} shut down before starting it; waiting for a free worker",
+            )
+            return
+        if not await asyncio.to_thread(self.store.mark_started, c.id, self.worker_id, c.epoch):
+            # Cancelled before start (finish it so) or reaped (not ours: say nothing).
+            status = await asyncio.to_thread(
+                self.store.heartbeat, self.worker_id, [(c.id, c.epoch)], self.lease_seconds
+            )
+            if status.get(c.id) is LeaseStatus.CANCEL_REQUESTED:
+                await self._finish(
+                    held,
+                    HostRunState.CANCELLED,
+                    reason=FailureReason.CANCELLED,
+                    message="cancelled on request before it started",
+                )
+            return
+        held.started = True
+
+        async def write(stream: str, text: str, dropped: int) -> bool:
+            return await asyncio.to_thread(
+                self.store.append_output,
+                c.id,
+                self.worker_id,
+                c.epoch,
+                stream,
+                text,
+                dropped_bytes=dropped,
+            )
+
+        output = RunOutput(write, plan.secrets, cap_bytes=self.output_cap_bytes)
+        output.start()
+        held.run_task = asyncio.create_task(transport.run_plan(c.host, plan, output.sink))
+        try:
+            outcome = await held.run_task
+        except asyncio.CancelledError:
+            if held.stop_message is None and not held.lost:
+                raise
+            outcome = TransportOutcome(
+                HostRunState.CANCELLED,
+                reason=FailureReason.CANCELLED,
+                message=held.stop_message or "",
+            )
+        finally:
+            await output.close()
+        if output.lost:
+            held.lost = True
+        await self._finish(
+            held,
+            outcome.state,
+            exit_code=outcome.exit_code,
+            reason=outcome.reason,
+            message=outcome.message,
+            events=output.events,
+        )
+
+    # -- leases -----------------------------------------------------------------
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            await self.beat()
+
+    async def beat(self) -> None:
+        """Renew every held lease once; act on cancels and losses."""
+        held = [h for h in self._held.values() if not h.lost]
+        if not held:
+            return
+        sent_at = time.monotonic()
+        try:
+            status = await asyncio.to_thread(
+                self.store.heartbeat,
+                self.worker_id,
+                [(h.claim.id, h.claim.epoch) for h in held],
+                self.lease_seconds,
+            )
+        except Exception:
+            _log.exception("worker %s: heartbeat failed", self.worker_id)
+            for h in held:
+                if time.monotonic() - h.renewed_at > self.lease_seconds * 0.9:
+                    self._kill(h, lost=True)
+            return
+        for h in held:
+            s = status.get(h.claim.id, LeaseStatus.LOST)
+            if s is LeaseStatus.LOST:
+                self._kill(h, lost=True)
+                continue
+            h.renewed_at = sent_at
+            if s is LeaseStatus.CANCEL_REQUESTED and h.stop_message is None:
+                h.stop_message = "cancelled on request"
+                self._kill(h, lost=False)
+
+    def _kill(self, held: _Held, *, lost: bool) -> None:
+        if lost:
+            held.lost = True
+            _log.warning("worker %s: lost the lease of run %s", self.worker_id, held.claim.id)
+        if held.run_task is not None:
+            held.run_task.cancel()
+
+    async def _reaper(self) -> None:
+        assert self.reap_seconds
+        while True:
+            await asyncio.sleep(self.reap_seconds)
+            try:
+                report = await asyncio.to_thread(self.store.reap)
+                if report.total:
+                    _log.info("worker %s reaped %s", self.worker_id, report)
+            except Exception:
+                _log.exception("worker %s: reap failed", self.worker_id)
