@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from muster.domain.params import ParameterSpec, ParameterType
 from muster.domain.script_header import parse_script_header
 from muster.domain.scripts import ScriptVersion, Shell
 from muster.errors import ValidationError
@@ -44,23 +43,15 @@ def load_script_file(
         raise ValidationError(
             f"script {path}: unknown shell {chosen!r} (one of {names})", field="shell"
         ) from None
-    params = tuple(
-        ParameterSpec(
-            name=p["name"],
-            type=ParameterType(p["type"]),
-            required=bool(p.get("required", False)),
-            default=p.get("default"),
-            description=p.get("description", ""),
-            choices=tuple(p.get("choices") or ()),
-        )
-        for p in header.params
-    )
     return ScriptVersion(
         name=path.stem,
         shell=resolved,
         body=text,
-        parameters=params,
+        parameters=header.parameter_specs(),
         timeout=timeout if timeout is not None else (header.timeout or 300),
+        requires_approval=header.requires_approval,
+        idempotent=header.idempotent,
+        description=header.description or "",
     )
 
 
