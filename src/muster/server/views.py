@@ -69,6 +69,7 @@ def host_out(h: HostRecord) -> HostOut:
         effective_shells=list(h.to_host().effective_shells),
         labels=dict(h.labels),
         groups=list(h.groups),
+        key_file=h.key_file,
     )
 
 

@@ -8,6 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from muster.app import SshOptions, default_transports
+from muster.server.embedded import embedded_worker_factory
+from muster.testing.simfleet import SimFleet
 from tests.integration.server.harness import (
     PG_ENV,
     LiveServer,
@@ -36,9 +39,24 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def fleet() -> Iterator[SimFleet]:
+    """Five simulated SSH hosts (asyncssh in a thread), shared by the session."""
+    sim = SimFleet(5, groups=("web", "db")).start_in_thread()
+    try:
+        yield sim
+    finally:
+        sim.stop_thread()
+
+
 @pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    live = LiveServer(server_settings(tmp_path / "data", database_url), localhost=True).start()
+def server(database_url: str, tmp_path: Path, fleet: SimFleet) -> Iterator[LiveServer]:
+    transports = default_transports(SshOptions(known_hosts=str(fleet.known_hosts_path)))
+    live = LiveServer(
+        server_settings(tmp_path / "data", database_url),
+        localhost=True,
+        worker_factory=embedded_worker_factory(transports),
+    ).start()
     try:
         yield live
     finally:
@@ -49,3 +67,22 @@ def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
 def api(server: LiveServer) -> Iterator[httpx.Client]:
     with server.client() as client:
         yield client
+
+
+def register_fleet(api: httpx.Client, fleet: SimFleet) -> list[str]:
+    """Register the simulated hosts through the API; returns their names."""
+    names = []
+    for host in fleet.hosts():
+        body = {
+            "name": host.name,
+            "address": host.address,
+            "port": host.port,
+            "user": host.user,
+            "groups": list(host.groups),
+            "labels": dict(host.labels),
+            "key_file": str(fleet.client_key_path),
+        }
+        resp = api.post("/api/v1/hosts", json=body)
+        assert resp.status_code == 201, resp.text
+        names.append(host.name)
+    return names

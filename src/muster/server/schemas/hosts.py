@@ -23,6 +23,8 @@ class HostIn(Request):
     shells: list[str] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
     groups: list[str] = Field(default_factory=list)
+    #: Private key file on the server (or worker) for this host's SSH login.
+    key_file: str | None = None
 
 
 class HostPatch(Request):
@@ -37,6 +39,7 @@ class HostPatch(Request):
     shells: list[str] | None = None
     labels: dict[str, str] | None = None
     groups: list[str] | None = None
+    key_file: str | None = None
 
 
 class HostOut(Response):
@@ -51,6 +54,7 @@ class HostOut(Response):
     effective_shells: list[str]
     labels: dict[str, str]
     groups: list[str]
+    key_file: str | None
 
 
 class HostList(Response):
