@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from muster.cli import exec_cmd, inventory_cmd, run_cmd, script_cmd
+from muster.cli import exec_cmd, inventory_cmd, run_cmd, script_cmd, serve_cmd
 
 app = typer.Typer(
     name="muster",
@@ -17,6 +17,9 @@ app.command("run", help=run_cmd.HELP)(run_cmd.run)
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(script_cmd.app, name="script")
 app.add_typer(exec_cmd.app, name="exec")
+app.command("serve")(serve_cmd.serve)
+app.command("worker")(serve_cmd.worker)
+app.command("demo")(serve_cmd.demo)
 
 
 def main() -> None:

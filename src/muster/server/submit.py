@@ -10,39 +10,57 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from muster.domain.hosts import Host
+from muster.domain.inventory import Inventory
 from muster.domain.jobtypes import RenderedJob
 from muster.domain.params import coerce_values
 from muster.domain.planbuilder import build_command_plan, build_script_plan
 from muster.domain.scripts import Shell
 from muster.domain.secret import Secret
+from muster.domain.selectors import select
 from muster.domain.states import Priority
-from muster.errors import NotFoundError, ValidationError
+from muster.errors import NotFoundError, SelectorError, ValidationError
 from muster.store.base import ExecutionKind, HostTarget, NewExecution, Store, VersionRecord
 
 __all__ = ["resolve_hosts", "submit_command", "submit_job", "submit_script"]
 
 
 def resolve_hosts(store: Store, refs: Sequence[str]) -> list[Host]:
-    """Hosts by id or name, in request order, each once; unknown ones name ``host_ids``."""
+    """Hosts by id, name or selector (group, glob, ``label=value``, ``*``), in request
+    order, each once; refs that match nothing are rejected, naming ``host_ids``."""
     hosts: list[Host] = []
     seen: set[str] = set()
     missing: list[str] = []
-    for ref in refs:
-        try:
-            host = store.get_host(ref).to_host()
-        except NotFoundError:
-            missing.append(ref)
-            continue
+    fleet: tuple[Inventory, dict[str, Host]] | None = None
+
+    def add(host: Host) -> None:
         key = host.id or host.name
         if key not in seen:
             seen.add(key)
             hosts.append(host)
+
+    for ref in refs:
+        try:
+            add(store.get_host(ref).to_host())
+            continue
+        except NotFoundError:
+            pass
+        if fleet is None:
+            stored = {r.name: r.to_host() for r in store.list_hosts()}
+            inventory = Inventory()
+            for host in stored.values():
+                inventory.add_host(host)
+            fleet = (inventory, stored)
+        try:
+            picked = [fleet[1][h.name] for h in select(fleet[0], ref) if h.name in fleet[1]]
+        except SelectorError:
+            picked = []
+        if not picked:
+            missing.append(ref)
+        for host in picked:
+            add(host)
     if missing:
-        raise ValidationError(
-            f"unknown host(s): {', '.join(missing)}",
-            field="host_ids",
-            problems={"host_ids": f"unknown host(s): {', '.join(missing)}"},
-        )
+        text = f"unknown host(s) or selector(s) matching nothing: {', '.join(missing)}"
+        raise ValidationError(text, field="host_ids", problems={"host_ids": text})
     return hosts
 
 

@@ -140,3 +140,19 @@ def test_command_and_job_types(api: httpx.Client, fleet: SimFleet) -> None:
     )
     assert svc.status_code == 201 and svc.json()["priority"] == "critical"
     assert wait_terminal(api, svc.json()["id"])["status"] == "failed"
+
+
+def test_host_ids_accept_groups_and_globs(api: httpx.Client, fleet: SimFleet) -> None:
+    names = register_fleet(api, fleet)
+    web = [h.name for h in fleet.hosts() if "web" in h.groups]
+    script = save_script(api, name="sel", body="echo sel\n")
+    by_group = execute(api, script["id"], ["web"])
+    assert sorted(h["host"] for h in by_group["hosts"]) == sorted(web)
+    by_glob = execute(api, script["id"], ["sim000*", names[0]])
+    assert sorted(h["host"] for h in by_glob["hosts"]) == sorted(names)
+    nothing = api.post(
+        f"/api/v1/automation/scripts/{script['id']}/execute", json={"host_ids": ["nomatch*"]}
+    )
+    assert nothing.status_code == 422 and nothing.json()["detail"][0]["field"] == "host_ids"
+    assert wait_terminal(api, by_group["id"])["status"] == "succeeded"
+    assert wait_terminal(api, by_glob["id"])["status"] == "succeeded"

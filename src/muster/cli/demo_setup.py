@@ -1,0 +1,157 @@
+"""What ``muster demo`` sets up: a simulated fleet registered as hosts, sample scripts.
+
+The simulated hosts run commands as real local processes, so the sample
+scripts only read, print, and write under ``/tmp/muster-demo``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from muster.app import SshOptions, default_transports
+from muster.config import Settings
+from muster.domain.hosts import Host
+from muster.domain.params import ParameterSpec, ParameterType
+from muster.domain.scripts import ScriptVersion, Shell
+from muster.testing.simfleet import SimFleet
+
+__all__ = ["DEMO_GROUPS", "demo_app", "demo_hosts", "sample_scripts"]
+
+DEMO_GROUPS = ("web", "db", "cache")
+
+_DISK = """\
+# How full is the root file system?
+df -h / | tail -n 1
+used=$(df -P / | awk 'NR==2 {gsub("%", "", $5); print $5}')
+echo "@@{\\"disk_used_pct\\": ${used}}"
+"""
+
+_PATCH = """\
+# Apply a (pretend) patch to ${target_dir}; dry_run only says what would change.
+host="${MUSTER_SIM_HOST:-$(hostname)}"
+echo "patch level 1.2.${patch_level} for ${target_dir} on ${host}"
+if [ "${dry_run}" = true ]; then
+    echo "dry run: nothing changed"
+    exit 0
+fi
+dir="/tmp/muster-demo/${host}"
+mkdir -p "$dir"
+for step in download verify apply; do
+    echo "$step..."
+    sleep 0.5
+done
+echo "1.2.${patch_level}" > "$dir/patch-level"
+echo "patched: $dir/patch-level"
+"""
+
+_RESTART = """\
+# Restart a (simulated) service and report its new pid.
+echo "stopping ${service}"
+sleep 1
+echo "starting ${service}"
+echo "@@{\\"service\\": \\"${service}\\", \\"pid\\": $$}"
+"""
+
+
+def sample_scripts() -> list[ScriptVersion]:
+    return [
+        ScriptVersion(
+            name="disk-usage", shell=Shell.BASH, body=_DISK, timeout=30,
+            description="Root file system usage, with a structured @@ event",
+        ),
+        ScriptVersion(
+            name="patch",
+            shell=Shell.BASH,
+            body=_PATCH,
+            timeout=120,
+            description="A parameterised patch; dry_run defaults to true",
+            parameters=(
+                ParameterSpec("target_dir", required=True, description="What to patch"),
+                ParameterSpec("patch_level", ParameterType.INTEGER, default=7),
+                ParameterSpec("dry_run", ParameterType.BOOLEAN, default=True),
+            ),
+        ),
+        ScriptVersion(
+            name="restart-service",
+            shell=Shell.BASH,
+            body=_RESTART,
+            timeout=60,
+            description="Restart a service (simulated)",
+            parameters=(
+                ParameterSpec(
+                    "service", ParameterType.CHOICE, required=True,
+                    choices=("nginx", "postgresql", "redis"),
+                ),
+            ),
+        ),
+    ]  # fmt: skip
+
+
+def demo_hosts(fleet: SimFleet) -> list[Host]:
+    """web-01, db-01, cache-01, web-02, ...: groups dealt round-robin."""
+    counters = dict.fromkeys(DEMO_GROUPS, 0)
+    out = []
+    for i, address in enumerate(fleet.addresses):
+        group = DEMO_GROUPS[i % len(DEMO_GROUPS)]
+        counters[group] += 1
+        out.append(
+            Host(
+                name=f"{group}-{counters[group]:02d}",
+                address=address,
+                port=fleet.port,
+                user="demo",
+                groups=(group,),
+                labels={"fleet": "demo", "role": group},
+                key_file=str(fleet.client_key_path),
+            )
+        )
+    return out
+
+
+def _banner(settings: Settings, hosts: list[Host]) -> str:
+    url = f"http://{settings.host}:{settings.port}"
+    first = ",".join(h.name for h in hosts[:3])
+    return f"""
+muster demo is up: {url}   (API docs: {url}/docs)
+  {len(hosts)} simulated SSH hosts in groups {", ".join(DEMO_GROUPS)}; scripts disk-usage, patch,
+  restart-service; the data directory is {settings.data_dir}
+
+Run a script on every web host and watch its output live:
+
+  curl -s -X POST {url}/api/v1/automation/scripts/disk-usage/execute \\
+       -H 'content-type: application/json' -d '{{"host_ids": ["web"]}}'
+  curl -N {url}/api/v1/automation/executions/<id from above>/stream
+
+or with the CLI (in another terminal):
+
+  uv run muster exec start patch --hosts '*' -p target_dir=/srv/app -p dry_run=false \\
+       --follow --url {url}
+  uv run muster exec start disk-usage --hosts {first} --follow --url {url}
+
+Ctrl-C stops the demo.
+"""
+
+
+def demo_app(settings: Settings, n_hosts: int) -> tuple[Any, SimFleet, str]:
+    """The demo's app (not yet serving), its running fleet, and the banner to print."""
+    from muster.server.app import create_app
+    from muster.server.embedded import embedded_worker_factory
+    from muster.store.sqlalchemy_store import open_store
+
+    settings.ensure_data_dir()
+    fleet = SimFleet(n_hosts, state_dir=settings.data_dir / "simfleet").start_in_thread()
+    hosts = demo_hosts(fleet)
+    store = open_store(settings)
+    try:
+        store.upsert_hosts(hosts, update_existing=True)
+        for script in sample_scripts():
+            store.save_script(script, description=script.description, tags=["demo"])
+    finally:
+        store.close()
+    transports = default_transports(
+        SshOptions(
+            known_hosts=str(fleet.known_hosts_path), client_keys=[str(fleet.client_key_path)]
+        )
+    )
+    app = create_app(settings, localhost=True, worker_factory=embedded_worker_factory(transports))
+    return app, fleet, _banner(settings, hosts)

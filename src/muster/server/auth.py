@@ -1,0 +1,226 @@
+"""Authentication, authorisation, CSRF and the generic audit record, before routing.
+
+One ASGI middleware does it for every request, so no route can forget:
+
+1. find the route's :class:`~muster.server.permissions.Rule` (undeclared
+   routes need an authenticated admin: fail closed);
+2. authenticate ``Authorization: Bearer mst_...`` or the session cookie;
+   401 without valid credentials, 403 without the permission;
+3. for a cookie-authenticated state-changing request, require the session's
+   CSRF token in ``X-CSRF-Token`` or, for an urlencoded form, in its
+   ``csrf_token`` field (the body is read once and replayed);
+4. after a successful state-changing request, append an audit record
+   (unless the handler audits itself with more detail).
+
+Handlers read the caller with the :data:`CurrentUser` dependency.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Final
+from urllib.parse import parse_qs
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from muster.errors import AuthenticationError, MusterError
+from muster.security.rbac import Permission, Principal
+from muster.server.errors import error_body
+from muster.server.permissions import AUTHENTICATED, PUBLIC, Rule, rule_for
+from muster.store._core import utcnow
+from muster.store.security_ops import SecurityStore
+from muster.store.session_store import csrf_matches
+
+__all__ = [
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "AuthMiddleware",
+    "CurrentUser",
+    "client_address",
+    "current_principal",
+    "install_auth",
+    "security_store",
+]
+
+_log = logging.getLogger(__name__)
+
+SESSION_COOKIE: Final = "muster_session"
+CSRF_HEADER: Final = "x-csrf-token"
+CSRF_FIELD: Final = "csrf_token"
+_UNSAFE: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_FORM_LIMIT: Final = 8 * 1024 * 1024
+_ADMIN_ONLY: Final = Rule(Permission.ADMIN)
+
+
+def security_store(app: Any) -> SecurityStore:
+    """The identity store for this app, on the main store's engine, built once."""
+    ctx = app.state.muster
+    found = ctx.extra.get("security_store")
+    if found is None:
+        if isinstance(ctx.store, SecurityStore):
+            found = ctx.store
+        else:
+            found = SecurityStore(ctx.store.engine, clock=getattr(ctx.store, "clock", utcnow))
+        ctx.extra["security_store"] = found
+    return found  # type: ignore[no-any-return]
+
+
+def client_address(scope_or_request: Any) -> str | None:
+    scope = getattr(scope_or_request, "scope", scope_or_request)
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+def current_principal(request: Request) -> Principal:
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        raise AuthenticationError("authentication required")
+    return principal  # type: ignore[no-any-return]
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+def _bearer(headers: Headers) -> str | None:
+    value = headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _cookie(headers: Headers) -> str | None:
+    for part in headers.get("cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == SESSION_COOKIE and value:
+            return value
+    return None
+
+
+def _authenticate(sec: SecurityStore, headers: Headers) -> tuple[Principal | None, str | None]:
+    """(principal, csrf token if by cookie); ``AuthenticationError`` for bad credentials."""
+    token = _bearer(headers)
+    if token is not None:
+        return sec.authenticate_token(token), None
+    cookie = _cookie(headers)
+    if cookie is not None:
+        info = sec.get_session(cookie)
+        return info.principal, info.csrf_token
+    return None, None
+
+
+def _reply(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse(error_body(message, [(None, message)]), status_code=status, headers=headers)
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method: str = scope["method"].upper()
+        path: str = scope["path"]
+        found = rule_for(method, path)
+        template, rule = found if found is not None else (None, _ADMIN_ONLY)
+        headers = Headers(scope=scope)
+        principal: Principal | None = None
+        csrf: str | None = None
+        if rule.need != PUBLIC:
+            try:
+                sec = security_store(scope["app"])
+                principal, csrf = await run_in_threadpool(_authenticate, sec, headers)
+            except AuthenticationError as exc:
+                await _reply(401, str(exc), **{"WWW-Authenticate": "Bearer"})(scope, receive, send)
+                return
+            if principal is None:
+                await _reply(401, "authentication required", **{"WWW-Authenticate": "Bearer"})(
+                    scope, receive, send
+                )
+                return
+            if rule.need != AUTHENTICATED and not principal.can(Permission(rule.need)):
+                await _reply(403, f"{principal.name} lacks permission {rule.need}")(
+                    scope, receive, send
+                )
+                return
+            if csrf is not None and method in _UNSAFE:
+                receive, ok = await _check_csrf(headers, receive, csrf)
+                if not ok:
+                    await _reply(403, "CSRF token missing or wrong")(scope, receive, send)
+                    return
+        state = scope.setdefault("state", {})
+        state["principal"] = principal
+        state["route_template"] = template
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+        if principal is not None and method in _UNSAFE and status < 400 and not rule.self_audited:
+            await _audit_generic(scope, principal, method, template or path, path, status)
+
+
+async def _check_csrf(headers: Headers, receive: Receive, expected: str) -> tuple[Receive, bool]:
+    if csrf_matches(expected, headers.get(CSRF_HEADER)):
+        return receive, True
+    if not headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return receive, False
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > _FORM_LIMIT:
+            return receive, False
+    values = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).get(CSRF_FIELD)
+    presented = values[0] if values else None
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay, csrf_matches(expected, presented)
+
+
+async def _audit_generic(
+    scope: Scope, who: Principal, method: str, template: str, path: str, status: int
+) -> None:
+    sec = security_store(scope["app"])
+    try:
+        await run_in_threadpool(
+            lambda: sec.record_audit(
+                actor=who.name,
+                action=f"{method} {template}",
+                target=path,
+                address=client_address(scope),
+                details={"status": status, "via": who.via},
+            )
+        )
+    except MusterError:
+        _log.exception("audit record for %s %s failed", method, path)
+
+
+async def _on_auth_error(request: Request, exc: Exception) -> JSONResponse:
+    return _reply(401, str(exc), **{"WWW-Authenticate": "Bearer"})
+
+
+def install_auth(app: FastAPI) -> None:
+    """Add the middleware and the 401 handler (call once, before the app starts)."""
+    app.add_middleware(AuthMiddleware)
+    handler: Callable[[Request, Exception], Awaitable[JSONResponse]] = _on_auth_error
+    app.add_exception_handler(AuthenticationError, handler)

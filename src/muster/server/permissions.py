@@ -1,0 +1,137 @@
+"""The one place every route declares what it needs: ``(METHOD, path template) -> Rule``.
+
+:func:`rule_for` maps a concrete request to its rule; the auth middleware
+enforces it before routing. A route missing from the table is served only
+to an authenticated admin (fail closed), and a test walks the app's route
+table to prove every route has an entry and each role gets exactly what it
+should.
+
+``PUBLIC`` routes need no credentials; ``AUTHENTICATED`` ones any valid
+user (their handlers narrow further, e.g. "your own tokens"). Handlers that
+write a richer audit record themselves set ``self_audited`` so the
+middleware's generic record is not doubled.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from muster.security.rbac import Permission
+
+__all__ = ["AUTHENTICATED", "PUBLIC", "ROUTE_RULES", "Rule", "rule_for"]
+
+PUBLIC: Final = "public"
+AUTHENTICATED: Final = "authenticated"
+
+P = Permission
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    need: Permission | str
+    self_audited: bool = False
+
+
+_A = "/api/v1/automation"
+_RULES: dict[tuple[str, str], Permission | str | Rule] = {
+    # operations and documentation
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    ("GET", "/metrics"): P.JOBS_VIEW,
+    ("GET", "/api/v1/workers"): P.JOBS_VIEW,
+    ("POST", "/api/v1/workers/drain"): P.ADMIN,
+    ("POST", "/api/v1/workers/resume"): P.ADMIN,
+    # scripts (seed 001: scripts.manage includes executing them)
+    ("GET", f"{_A}/scripts"): P.SCRIPTS_VIEW,
+    ("POST", f"{_A}/scripts"): P.SCRIPTS_MANAGE,
+    ("GET", f"{_A}/scripts/{{script_id}}"): P.SCRIPTS_VIEW,
+    ("DELETE", f"{_A}/scripts/{{script_id}}"): P.SCRIPTS_MANAGE,
+    ("GET", f"{_A}/scripts/{{script_id}}/versions"): P.SCRIPTS_VIEW,
+    ("GET", f"{_A}/scripts/{{script_id}}/versions/{{number}}"): P.SCRIPTS_VIEW,
+    ("POST", f"{_A}/scripts/{{script_id}}/versions/{{number}}/restore"): P.SCRIPTS_MANAGE,
+    ("POST", f"{_A}/scripts/{{script_id}}/execute"): P.SCRIPTS_MANAGE,
+    # executions and jobs
+    ("GET", f"{_A}/executions"): P.JOBS_VIEW,
+    ("GET", f"{_A}/executions/{{execution_id}}"): P.JOBS_VIEW,
+    ("DELETE", f"{_A}/executions/{{execution_id}}"): P.JOBS_MANAGE,
+    ("POST", f"{_A}/executions/{{execution_id}}/cancel"): P.JOBS_MANAGE,
+    ("POST", f"{_A}/executions/{{execution_id}}/retry"): P.JOBS_MANAGE,
+    ("GET", f"{_A}/executions/{{execution_id}}/hosts/{{host}}/log"): P.JOBS_VIEW,
+    ("GET", f"{_A}/executions/{{execution_id}}/stream"): P.JOBS_VIEW,
+    ("POST", f"{_A}/commands"): P.JOBS_MANAGE,
+    ("GET", f"{_A}/job-types"): P.JOBS_VIEW,
+    ("POST", f"{_A}/jobs"): P.JOBS_MANAGE,
+    # approvals: anyone who sees jobs sees the queue; deciding is its own permission
+    ("GET", f"{_A}/approvals"): P.JOBS_VIEW,
+    ("GET", f"{_A}/approvals/{{approval_id}}"): P.JOBS_VIEW,
+    ("POST", f"{_A}/approvals/{{approval_id}}/approve"): Rule(P.APPROVALS_DECIDE, True),
+    ("POST", f"{_A}/approvals/{{approval_id}}/reject"): Rule(P.APPROVALS_DECIDE, True),
+    # hosts
+    ("GET", "/api/v1/hosts"): P.HOSTS_VIEW,
+    ("POST", "/api/v1/hosts"): P.HOSTS_MANAGE,
+    ("GET", "/api/v1/hosts/{host_id}"): P.HOSTS_VIEW,
+    ("PUT", "/api/v1/hosts/{host_id}"): P.HOSTS_MANAGE,
+    ("PATCH", "/api/v1/hosts/{host_id}"): P.HOSTS_MANAGE,
+    ("DELETE", "/api/v1/hosts/{host_id}"): P.HOSTS_MANAGE,
+    ("POST", "/api/v1/hosts/import"): P.HOSTS_MANAGE,
+    # webhooks carry signing secrets and reach out of the network: admin only
+    ("GET", "/api/v1/webhooks"): P.ADMIN,
+    ("POST", "/api/v1/webhooks"): P.ADMIN,
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): P.ADMIN,
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): P.ADMIN,
+    # identity
+    ("POST", "/api/v1/auth/login"): Rule(PUBLIC, True),
+    ("POST", "/api/v1/auth/logout"): Rule(AUTHENTICATED, True),
+    ("GET", "/api/v1/auth/me"): AUTHENTICATED,
+    ("POST", "/api/v1/auth/password"): Rule(AUTHENTICATED, True),
+    ("GET", "/api/v1/users"): P.ADMIN,
+    ("POST", "/api/v1/users"): Rule(P.ADMIN, True),
+    ("PATCH", "/api/v1/users/{name}"): Rule(P.ADMIN, True),
+    ("GET", "/api/v1/roles"): AUTHENTICATED,
+    ("POST", "/api/v1/roles"): Rule(P.ADMIN, True),
+    ("DELETE", "/api/v1/roles/{name}"): Rule(P.ADMIN, True),
+    ("GET", "/api/v1/tokens"): AUTHENTICATED,
+    ("POST", "/api/v1/tokens"): Rule(AUTHENTICATED, True),
+    ("DELETE", "/api/v1/tokens/{token_id}"): Rule(AUTHENTICATED, True),
+    ("GET", "/api/v1/audit"): P.AUDIT_VIEW,
+    ("GET", "/api/v1/audit/verify"): P.AUDIT_VIEW,
+}
+
+#: Every declared route, normalised to :class:`Rule`.
+ROUTE_RULES: Final[dict[tuple[str, str], Rule]] = {
+    key: v if isinstance(v, Rule) else Rule(v) for key, v in _RULES.items()
+}
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    out, pos = [], 0
+    for m in re.finditer(r"\{([^}:]+)(?::path)?\}", template):
+        out.append(re.escape(template[pos : m.start()]))
+        out.append(".+" if m.group(0).endswith(":path}") else "[^/]+")
+        pos = m.end()
+    out.append(re.escape(template[pos:]))
+    return re.compile("".join(out) + "/?")
+
+
+# Most literal first, so ``/hosts/import`` wins over ``/hosts/{host_id}``.
+_MATCHERS: Final = sorted(
+    ((method, _compile(path), path, rule) for (method, path), rule in ROUTE_RULES.items()),
+    key=lambda t: -len(re.sub(r"\{[^}]*\}", "", t[2])),
+)
+
+
+def rule_for(method: str, path: str) -> tuple[str, Rule] | None:
+    """(template, rule) for a request, or ``None`` when no route is declared.
+
+    ``HEAD`` is treated as ``GET``.
+    """
+    method = "GET" if method.upper() == "HEAD" else method.upper()
+    for m, regex, template, rule in _MATCHERS:
+        if m == method and regex.fullmatch(path):
+            return template, rule
+    return None
