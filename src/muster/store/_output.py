@@ -57,6 +57,9 @@ class OutputOps(StoreCore):
     ) -> bool:
         """Store ``text`` for a run we hold; ``dropped_bytes`` were produced but not sent.
 
+        With ``dropped_bytes``, ``text`` is the latest output after a gap: it
+        moves the tail and the counters but is not stored as a chunk.
+
         False means the run is no longer ours (nothing was stored).
         """
         if stream not in STREAMS:
@@ -91,12 +94,14 @@ class OutputOps(StoreCore):
             data = text.encode("utf-8")
             room = cap - row.stored_bytes
             pieces: list[str] = []
-            if len(data) <= room and not dropped_bytes:
-                piece = text
-                overflow = False
+            already = getattr(row, f"{stream}_truncated")
+            if already or dropped_bytes:
+                # Stored output stays a prefix: after a gap, text is only counted.
+                piece, overflow = "", True
+            elif len(data) <= room:
+                piece, overflow = text, False
             else:
-                piece = _prefix(data, room)
-                overflow = True
+                piece, overflow = _prefix(data, room), True
             if piece:
                 pieces.append(piece)
             stored = len(piece.encode("utf-8"))
@@ -105,7 +110,7 @@ class OutputOps(StoreCore):
                 "stored_bytes": host_runs.c.stored_bytes + stored,
                 f"{stream}_tail": (getattr(row, f"{stream}_tail") + text)[-self.tail_chars :],
             }
-            if overflow and not getattr(row, f"{stream}_truncated"):
+            if overflow and not already:
                 pieces.append(truncation_marker(stream, cap))
                 values[f"{stream}_truncated"] = True
             values["chunks"] = host_runs.c.chunks + len(pieces)

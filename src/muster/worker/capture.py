@@ -4,9 +4,9 @@ The transport's sink is synchronous and called on the event loop; the store
 is reached from a thread. Between them, each stream passes through an
 ``OutputCapture`` (masking the plan's secrets, counting ``@@`` events; it
 keeps nothing itself) and a small buffer flushed every ``flush_seconds`` or
-when it grows past ``flush_bytes``. Once the run has sent ``cap_bytes`` to
-the store, later text is only counted (plus a short tail for the record's
-tail column): the store states the truncation; memory never grows.
+when it grows past ``flush_bytes``. Once the run has passed ``cap_bytes`` to
+the store, a stream's later text is only counted, plus a short tail for the
+record's tail column: the store states the truncation; memory never grows.
 """
 
 from __future__ import annotations
@@ -24,14 +24,22 @@ __all__ = ["RunOutput"]
 Writer = Callable[[str, str, int], Awaitable[bool]]
 
 
+def _size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
 class _StreamBuffer:
-    __slots__ = ("capture", "dropped", "parts", "size")
+    __slots__ = ("capture", "over", "over_bytes", "over_mode", "parts", "size")
 
     def __init__(self, secrets: Sequence[str]) -> None:
         self.capture = OutputCapture(0, secrets)
+        #: Text within the cap, to be stored.
         self.parts: list[str] = []
         self.size = 0
-        self.dropped = 0
+        #: Past the cap: only the latest ``tail`` characters, and a byte count.
+        self.over_mode = False
+        self.over = ""
+        self.over_bytes = 0
 
 
 class RunOutput:
@@ -53,7 +61,8 @@ class RunOutput:
         self._flush_seconds = flush_seconds
         self._flush_bytes = flush_bytes
         self._streams = {s: _StreamBuffer(secrets) for s in Stream}
-        self._sent = 0
+        #: Bytes within the cap, sent or pending, both streams together.
+        self._budget_used = 0
         self._wake = asyncio.Event()
         self._closing = False
         self._lock = asyncio.Lock()
@@ -76,29 +85,17 @@ class RunOutput:
     def _take(self, buf: _StreamBuffer, text: str) -> None:
         if not text:
             return
-        size = len(text.encode("utf-8")) if not text.isascii() else len(text)
-        if self._sent + self._pending() < self._cap:
+        size = _size(text)
+        if not buf.over_mode and self._budget_used < self._cap:
             buf.parts.append(text)
             buf.size += size
-        else:
-            # Over the cap: keep only what the tail column can show.
-            kept = text[-self._tail :]
-            kept_size = len(kept.encode("utf-8"))
-            buf.dropped += size - kept_size
-            buf.parts.append(kept)
-            buf.size += kept_size
-            joined = "".join(buf.parts)
-            if len(joined) > self._tail:
-                cut = joined[: len(joined) - self._tail]
-                buf.dropped += len(cut.encode("utf-8"))
-                joined = joined[-self._tail :]
-                buf.size = len(joined.encode("utf-8"))
-            buf.parts = [joined]
-        if self._pending() >= self._flush_bytes:
-            self._wake.set()
-
-    def _pending(self) -> int:
-        return sum(b.size for b in self._streams.values())
+            self._budget_used += size
+            if buf.size >= self._flush_bytes:
+                self._wake.set()
+            return
+        buf.over_mode = True
+        buf.over = (buf.over + text)[-self._tail :]
+        buf.over_bytes += size
 
     async def _flusher(self) -> None:
         while not self._closing:
@@ -110,13 +107,18 @@ class RunOutput:
     async def flush(self) -> None:
         async with self._lock:
             for stream, buf in self._streams.items():
-                if not buf.parts and not buf.dropped:
-                    continue
-                text, dropped = "".join(buf.parts), buf.dropped
-                buf.parts, buf.size, buf.dropped = [], 0, 0
-                self._sent += len(text.encode("utf-8"))
-                if not self.lost and not await self._writer(stream.value, text, dropped):
-                    self.lost = True
+                if buf.parts:
+                    text = "".join(buf.parts)
+                    buf.parts, buf.size = [], 0
+                    await self._write(stream, text, 0)
+                if buf.over_bytes:
+                    tail, counted = buf.over, buf.over_bytes
+                    buf.over, buf.over_bytes = "", 0
+                    await self._write(stream, tail, counted - _size(tail))
+
+    async def _write(self, stream: Stream, text: str, dropped: int) -> None:
+        if not self.lost and not await self._writer(stream.value, text, dropped):
+            self.lost = True
 
     async def close(self) -> None:
         """Flush everything, including text a capture held back to mask a secret."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from muster.domain.states import ExecutionStatus, FailureReason, HostRunState, Priority
 from muster.errors import StateTransitionError
 from muster.store.base import LeaseStatus
 from muster.store.sqlalchemy_store import SqlStore
 
 from .conftest import make_hosts, script_execution
-
-import pytest
 
 S = HostRunState
 
@@ -94,12 +94,24 @@ def test_cas_losers_change_nothing(store, clock):
     assert store.mark_started(c.id, "w1", c.epoch)
     assert not store.mark_started(c.id, "w1", c.epoch)  # only once
     assert not store.finish_host_run(c.id, "w2", c.epoch, S.SUCCEEDED, exit_code=0)
-    assert store.finish_host_run(c.id, "w1", c.epoch, S.FAILED, exit_code=3,
-                                 reason=FailureReason.COMMAND_FAILED, message="boom")
+    assert store.finish_host_run(
+        c.id,
+        "w1",
+        c.epoch,
+        S.FAILED,
+        exit_code=3,
+        reason=FailureReason.COMMAND_FAILED,
+        message="boom",
+    )
     # Terminal states never change: a second finish loses.
     assert not store.finish_host_run(c.id, "w1", c.epoch, S.SUCCEEDED, exit_code=0)
     run = store.get_host_run(c.id)
-    assert (run.state, run.exit_code, run.reason, run.message) == (S.FAILED, 3, "command_failed", "boom")
+    assert (run.state, run.exit_code, run.reason, run.message) == (
+        S.FAILED,
+        3,
+        "command_failed",
+        "boom",
+    )
     with pytest.raises(StateTransitionError):
         store.finish_host_run(c.id, "w1", c.epoch, S.PENDING_APPROVAL)
 
@@ -112,8 +124,11 @@ def test_heartbeat_renews_reports_cancel_and_loss(store, clock):
     clock.advance(20)
     store.cancel_host_run(b.id)  # started: only a request the worker must act on
     status = store.heartbeat("w1", [(a.id, a.epoch), (b.id, b.epoch), ("nope", 1)], 30)
-    assert status == {a.id: LeaseStatus.RENEWED, b.id: LeaseStatus.CANCEL_REQUESTED,
-                      "nope": LeaseStatus.LOST}
+    assert status == {
+        a.id: LeaseStatus.RENEWED,
+        b.id: LeaseStatus.CANCEL_REQUESTED,
+        "nope": LeaseStatus.LOST,
+    }
     assert (store.get_host_run(a.id).lease_expires_at - clock.now).total_seconds() == 30
     assert store.heartbeat("w2", [(a.id, a.epoch)], 30) == {a.id: LeaseStatus.LOST}
     assert store.heartbeat("w1", [(a.id, a.epoch + 1)], 30) == {a.id: LeaseStatus.LOST}

@@ -32,7 +32,10 @@ def test_identical_content_creates_no_version_and_changes_append(store):
 def test_versions_round_trip_to_the_same_domain_hash(store):
     content = _v(
         "echo ${who}",
-        parameters=(ParameterSpec("who", required=True), ParameterSpec("n", type="integer", default=3)),
+        parameters=(
+            ParameterSpec("who", required=True),
+            ParameterSpec("n", type="integer", default=3),
+        ),
         libraries=(Library("lib", "f() { :; }"),),
         requires_approval=True,
         idempotent=True,
@@ -72,8 +75,14 @@ def test_list_scripts_filters_by_tag_and_search(store):
 
 def test_hosts_create_update_upsert_delete(store):
     h = store.create_host(
-        Host(name="web1", address="10.0.0.1", transport=TransportKind.SSH, labels={"env": "prod"},
-             groups=("web",), shells=("bash",))
+        Host(
+            name="web1",
+            address="10.0.0.1",
+            transport=TransportKind.SSH,
+            labels={"env": "prod"},
+            groups=("web",),
+            shells=("bash",),
+        )
     )
     assert store.get_host("web1").to_host().labels == {"env": "prod"}
     with pytest.raises(ConflictError):
