@@ -242,8 +242,8 @@ def create_token(body: TokenIn, who: CurrentUser, request: Request) -> dict[str,
 @router.delete("/tokens/{token_id}", status_code=204)
 def revoke_token(token_id: str, who: CurrentUser, request: Request) -> Response:
     sec = security_store(request.app)
-    mine = {t.id for t in sec.list_tokens(who.user_id)}
-    if token_id not in mine and not who.can(Permission.ADMIN):
+    owner = {t.id: t.user_id for t in sec.list_tokens()}.get(token_id)
+    if owner is not None and owner != who.user_id and not who.can(Permission.ADMIN):
         raise PermissionDeniedError("only an admin may revoke another user's token")
     sec.revoke_token(token_id)
     _audit(request, who.name, "token.revoke", f"token:{token_id}")
