@@ -54,6 +54,8 @@ class _Server(uvicorn.Server):
         if stopping is not None:
             stopping.set()
         super().handle_exit(sig, frame)
+        # A graceful stop on request is a normal end: exit 0 instead of re-raising.
+        self._captured_signals.clear()
 
 
 def _run_http(app: Any, settings: Settings, log_level: str) -> None:
@@ -66,6 +68,7 @@ def _run_http(app: Any, settings: Settings, log_level: str) -> None:
         timeout_graceful_shutdown=max(5, int(settings.shutdown_grace) + 5),
     )
     _Server(config).run()
+    typer.echo("muster stopped")
 
 
 def serve(
