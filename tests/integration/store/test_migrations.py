@@ -5,11 +5,10 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+# Tables other modules hang on the same metadata must be imported to be compared.
+import muster.store.security_tables  # noqa: F401
 from muster.store.migrations import current_revision, head_revision, upgrade
 from muster.store.tables import metadata
-
-# Tables other modules hang on the same metadata must be imported to be compared.
-import muster.store.security_tables  # noqa: F401, E402
 
 
 def test_migrated_schema_matches_the_tables(engine):

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from alembic import context
 
 from muster.store.tables import metadata
+
+# Every module that adds tables to the shared metadata, for autogenerate.
+with contextlib.suppress(ImportError):
+    import muster.store.security_tables  # noqa: F401
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reachable by running alembic by hand
