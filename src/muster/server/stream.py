@@ -33,6 +33,7 @@ router = APIRouter(prefix="/api/v1/automation/executions", tags=["executions"])
 _BATCH = 500
 _FALLBACK_POLL = 1.0
 _KEEPALIVE = 15.0
+_SNAPSHOT_EVERY = 0.25
 
 
 def _state(run: HostRunRecord) -> dict[str, object]:
@@ -56,6 +57,8 @@ async def _events(
     seen: dict[str, tuple[str, int]] = {}
     lines = EventLines()
     idle = 0.0
+    loop = asyncio.get_running_loop()
+    last_snapshot = -_SNAPSHOT_EVERY
 
     async def snapshot() -> ExecutionRecord | None:
         try:
@@ -85,6 +88,12 @@ async def _events(
                         yield sse("event", {"host": host, "data": value}, cursor)
             if len(chunks) == _BATCH:
                 continue
+            now = loop.time()
+            if chunks and now - last_snapshot < _SNAPSHOT_EVERY:
+                # Output is flowing: read host states at most a few times a second.
+                await sub.wait(_FALLBACK_POLL)
+                continue
+            last_snapshot = now
             record = await snapshot()
             if record is None:
                 yield sse("end", {"status": "deleted"}, cursor)

@@ -49,6 +49,12 @@ def test_script_runs_on_localhost_and_ssh_hosts(api: httpx.Client, fleet: SimFle
     assert [e["id"] for e in listed["items"]] == [started["id"]]
     assert api.get(EXEC, params={"host": names[2]}).json()["total"] == 1
     assert api.get(EXEC, params={"host": names[4]}).json()["total"] == 0
+    created = started["created_at"]
+    assert api.get(EXEC, params={"since": created}).json()["total"] == 1
+    assert api.get(EXEC, params={"until": "2000-01-01T00:00:00Z"}).json()["total"] == 0
+    assert api.get(EXEC, params={"since": "2000-01-01T00:00:00"}).status_code == 422
+    page = api.get(EXEC, params={"limit": 1, "offset": 1}).json()
+    assert page["items"] == [] and page["limit"] == 1 and page["offset"] == 1
 
 
 def test_hosts_without_the_shell_are_skipped(api: httpx.Client) -> None:
