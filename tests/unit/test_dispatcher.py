@@ -287,3 +287,20 @@ def test_policy_rejects_nonsense() -> None:
     for kwargs in ({"forks": 0}, {"per_group": 0}, {"delay": -1.0}):
         with pytest.raises(ValueError):
             DispatchPolicy(**kwargs)
+
+
+def test_output_budget_shrinks_the_per_host_cap_with_many_hosts() -> None:
+    policy = DispatchPolicy(output_cap=1024 * 1024, output_budget=100 * 1024 * 1024)
+    assert policy.stream_cap(10) == 1024 * 1024
+    assert policy.stream_cap(1000) == 100 * 1024 * 1024 // 2000
+    assert policy.stream_cap(10**7) == policy.min_output_cap
+
+
+async def test_many_hosts_share_the_output_budget() -> None:
+    chunks = [(Stream.STDOUT, "y" * 500)] * 4
+    transport = ScriptedTransport(lambda _h, _p: ScriptedRun(output=chunks))
+    policy = DispatchPolicy(output_cap=10_000, output_budget=40_000, min_output_cap=100)
+    execution = await _run(_hosts(40), transport, policy)
+    for run in execution.host_runs.values():
+        assert run.stdout_truncated and run.stdout_bytes == 2000
+        assert run.stdout.startswith("y" * 500 + "\n[muster: output truncated, 1500 more")

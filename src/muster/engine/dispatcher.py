@@ -48,10 +48,25 @@ _MiB = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class DispatchPolicy:
+    """How an execution fans out.
+
+    ``output_cap`` bounds what is kept per host and stream; ``output_budget``
+    bounds the whole execution, so the cap shrinks (never below
+    ``min_output_cap``) when there are many hosts: 1,000 hosts printing 1 MB
+    each must not hold 1 GB in memory.
+    """
+
     forks: int = 50
     per_group: int | None = None
     delay: float = 0.0
     output_cap: int = _MiB
+    output_budget: int = 128 * _MiB
+    min_output_cap: int = 4096
+
+    def stream_cap(self, hosts: int) -> int:
+        """Bytes kept per host and stream when ``hosts`` hosts run."""
+        share = self.output_budget // max(1, 2 * hosts)
+        return min(self.output_cap, max(share, self.min_output_cap))
 
     def __post_init__(self) -> None:
         if self.forks < 1:
@@ -129,6 +144,7 @@ class Dispatcher:
         self._cancel_requested = False
         self._workers: list[asyncio.Task[None]] = []
         self._wakeup: asyncio.Event | None = None
+        self._cap = self.policy.output_cap
 
     # -- public ------------------------------------------------------------
 
@@ -182,6 +198,7 @@ class Dispatcher:
                 continue
             runnable.append(host)
 
+        self._cap = self.policy.stream_cap(len(runnable))
         slots = _Slots(runnable, self.policy.per_group)
         self._wakeup = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -261,7 +278,7 @@ class Dispatcher:
             )
             return
         transport = self._transports[host.transport]
-        cap = self.policy.output_cap
+        cap = self._cap
         secrets = plan.secrets
         out = OutputCapture(cap, secrets)
         err = OutputCapture(cap, secrets, extract_events=False)
