@@ -188,20 +188,33 @@ def measure(tool: str, argv: list[str], env: dict[str, str], workdir: Path) -> t
 # -- the tools -------------------------------------------------------------------
 
 
+def command(output_bytes: int) -> str:
+    """``echo hi``, or a command printing exactly ``output_bytes`` bytes."""
+    if not output_bytes:
+        return "echo hi"
+    return f"head -c {output_bytes} /dev/zero | tr '\\0' x"
+
+
 def _child(tool: str, spec: Path) -> list[str]:
-    return [sys.executable, str(Path(__file__).resolve()), "--child", tool, "--spec", str(spec)]
+    # -P: bench/ is not put on sys.path, so a sibling script named like a
+    # standard module (bench/queue.py) cannot shadow it in the child.
+    here = str(Path(__file__).resolve())
+    return [sys.executable, "-P", here, "--child", tool, "--spec", str(spec)]
 
 
-def run_tool(tool: str, fleet: Fleet, inv: Path, spec: Path, conc: int, workdir: Path) -> Result:
+def run_tool(
+    tool: str, fleet: Fleet, inv: Path, spec: Path, conc: int, workdir: Path, size: int
+) -> Result:
     env = dict(os.environ)
+    cmd = command(size)
     n = len(fleet.addresses)
     if tool == "muster":
         muster = Path(sys.executable).with_name("muster")
         argv = [str(muster), "run", "-i", str(inv), "*", "--forks", str(conc), "--json",
                 "--user", fleet.user, "--key", fleet.key, "--known-hosts", fleet.known_hosts,
-                "--", "echo", "hi"]  # fmt: skip
+                "--", cmd]  # fmt: skip
         result, text = measure(tool, argv, env, workdir)
-        ok, failures = _muster_json(text)
+        ok, failures = _muster_json(text, size)
     elif tool == "ansible":
         ansible = shutil.which("ansible") or str(Path(sys.executable).with_name("ansible"))
         env.update(
@@ -214,7 +227,7 @@ def run_tool(tool: str, fleet: Fleet, inv: Path, spec: Path, conc: int, workdir:
             ANSIBLE_TIMEOUT="60",
             LC_ALL="C.UTF-8",
         )
-        argv = [ansible, "all", "-i", str(inv), "-m", "raw", "-a", "echo hi", "-f", str(conc)]
+        argv = [ansible, "all", "-i", str(inv), "-m", "raw", "-a", cmd, "-f", str(conc)]
         result, text = measure(tool, argv, env, workdir)
         ok, failures = _ansible_text(text, fleet)
     else:
@@ -225,12 +238,17 @@ def run_tool(tool: str, fleet: Fleet, inv: Path, spec: Path, conc: int, workdir:
     return result
 
 
-def _muster_json(text: str) -> tuple[int, dict[str, str]]:
+def _muster_json(text: str, size: int) -> tuple[int, dict[str, str]]:
     try:
         doc = json.loads(text)
     except ValueError:
         return 0, {"*": "no JSON from muster: " + text[-300:]}
-    ok = [h for h in doc["hosts"] if h["state"] == "succeeded" and h["stdout"] == "hi\n"]
+    ok = [
+        h
+        for h in doc["hosts"]
+        if h["state"] == "succeeded"
+        and (h["stdout_bytes"] == size if size else h["stdout"] == "hi\n")
+    ]
     failures = {h["host"]: f"{h['state']}: {h['message']}" for h in doc["hosts"] if h not in ok}
     return len(ok), failures
 
@@ -255,7 +273,7 @@ def _child_json(text: str) -> tuple[int, dict[str, str]]:
 # -- children: the floor, muster as a library, pssh --------------------------------
 
 
-async def _bare(fleet: Fleet, conc: int) -> dict[str, Any]:
+async def _bare(fleet: Fleet, conc: int, size: int) -> dict[str, Any]:
     import asyncssh
 
     keys = asyncssh.load_keypairs([fleet.key])
@@ -269,8 +287,9 @@ async def _bare(fleet: Fleet, conc: int) -> dict[str, Any]:
                     addr, fleet.port, username=fleet.user, client_keys=keys,
                     known_hosts=known, config=None,
                 ) as conn:  # fmt: skip
-                    r = await conn.run("echo hi")
-                    return None if r.exit_status == 0 and r.stdout == "hi\n" else repr(r)
+                    r = await conn.run(command(size))
+                    good = len(r.stdout or "") == size if size else r.stdout == "hi\n"
+                    return None if r.exit_status == 0 and good else repr(r)[:200]
             except Exception as exc:
                 return repr(exc)
 
@@ -279,7 +298,7 @@ async def _bare(fleet: Fleet, conc: int) -> dict[str, Any]:
     return {"ok": len(results) - len(failures), "failures": failures}
 
 
-async def _muster_lib(fleet: Fleet, conc: int) -> dict[str, Any]:
+async def _muster_lib(fleet: Fleet, conc: int, size: int) -> dict[str, Any]:
     from muster.domain.executions import Execution
     from muster.domain.hosts import Host, TransportKind
     from muster.domain.plans import Plan
@@ -292,18 +311,22 @@ async def _muster_lib(fleet: Fleet, conc: int) -> dict[str, Any]:
     ]
     transport = SshTransport(known_hosts=fleet.known_hosts, client_keys=[fleet.key])
     execution = Execution.create(id="bench", description="echo hi", hosts=hosts)
-    plan = Plan.command("echo hi")
+    plan = Plan.command(command(size))
     try:
         dispatcher = Dispatcher({TransportKind.SSH: transport}, DispatchPolicy(forks=conc))
         await dispatcher.run(execution, lambda _h: plan, hosts)
     finally:
         await transport.close()
     runs = execution.host_runs.values()
-    failures = {r.host: f"{r.state.value}: {r.message}" for r in runs if r.stdout != "hi\n"}
+    failures = {
+        r.host: f"{r.state.value}: {r.message}"
+        for r in runs
+        if (r.stdout_bytes != size if size else r.stdout != "hi\n")
+    }
     return {"ok": len(runs) - len(failures), "failures": failures}
 
 
-def _pssh(fleet: Fleet, conc: int) -> dict[str, Any]:
+def _pssh(fleet: Fleet, conc: int, size: int) -> dict[str, Any]:
     from pssh.clients import ParallelSSHClient
     from pssh.config import HostConfig
 
@@ -313,7 +336,7 @@ def _pssh(fleet: Fleet, conc: int) -> dict[str, Any]:
     client = ParallelSSHClient(
         fleet.addresses, host_config=configs, pool_size=conc, num_retries=1, timeout=60
     )
-    output = client.run_command("echo hi", stop_on_errors=False)
+    output = client.run_command(command(size), stop_on_errors=False)
     client.join(output)
     failures = {}
     for host_out in output:
@@ -321,20 +344,20 @@ def _pssh(fleet: Fleet, conc: int) -> dict[str, Any]:
             failures[host_out.host] = repr(host_out.exception)
             continue
         lines = list(host_out.stdout or [])
-        if host_out.exit_code != 0 or lines != ["hi"]:
+        if host_out.exit_code != 0 or (lines != ["hi"] if not size else len(lines[0]) != size):
             failures[host_out.host] = f"exit {host_out.exit_code}: {lines!r}"
     return {"ok": len(fleet.addresses) - len(failures), "failures": failures}
 
 
 def child_main(tool: str, spec_path: Path) -> None:
     spec = json.loads(spec_path.read_text())
-    fleet, conc = Fleet(**spec["fleet"]), spec["concurrency"]
+    fleet, conc, size = Fleet(**spec["fleet"]), spec["concurrency"], spec["output_bytes"]
     if tool == "bare":
-        doc = asyncio.run(_bare(fleet, conc))
+        doc = asyncio.run(_bare(fleet, conc, size))
     elif tool == "muster-lib":
-        doc = asyncio.run(_muster_lib(fleet, conc))
+        doc = asyncio.run(_muster_lib(fleet, conc, size))
     elif tool == "pssh":
-        doc = _pssh(fleet, conc)
+        doc = _pssh(fleet, conc, size)
     else:
         raise SystemExit(f"unknown child tool {tool}")
     print(json.dumps(doc))
@@ -359,7 +382,7 @@ def available(tool: str) -> str | None:
 def table(results: list[Result], meta: dict[str, Any]) -> str:
     head = (
         f"{meta['hosts']} hosts, concurrency {meta['concurrency']}, fleet {meta['fleet']}: "
-        "`echo hi` per host\n"
+        f"`{meta['command']}` per host\n"
     )
     cols = ("tool", "wall s", "CPU ms/host", "peak RSS MB", "tree RSS MB", "procs", "ok", "x floor")
     rows = [
@@ -389,6 +412,9 @@ def main() -> int:
     parser.add_argument("--fleet", choices=("sshd", "sim"), default="sshd")
     parser.add_argument("--tools", default="bare,muster,ansible,pssh")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--output-bytes", type=int, default=0, help="print this many bytes per host instead"
+    )
     parser.add_argument("--child", choices=TOOLS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -407,7 +433,15 @@ def main() -> int:
     try:
         inv = write_inventory(fleet, workdir / "inventory.ini")
         spec = workdir / "spec.json"
-        spec.write_text(json.dumps({"fleet": asdict(fleet), "concurrency": args.concurrency}))
+        spec.write_text(
+            json.dumps(
+                {
+                    "fleet": asdict(fleet),
+                    "concurrency": args.concurrency,
+                    "output_bytes": args.output_bytes,
+                }
+            )
+        )
         for tool in tools:
             why = available(tool)
             if why:
@@ -415,7 +449,9 @@ def main() -> int:
                 continue
             if not args.json:
                 print(f"running {tool} ...", file=sys.stderr, flush=True)
-            results.append(run_tool(tool, fleet, inv, spec, args.concurrency, workdir))
+            results.append(
+                run_tool(tool, fleet, inv, spec, args.concurrency, workdir, args.output_bytes)
+            )
     finally:
         stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -423,7 +459,12 @@ def main() -> int:
     for r in results:
         if floor is not None and floor.cpu_s:
             r.ratio = round(r.cpu_s / floor.cpu_s, 2)
-    meta = {"hosts": args.hosts, "concurrency": args.concurrency, "fleet": args.fleet}
+    meta = {
+        "hosts": args.hosts,
+        "concurrency": args.concurrency,
+        "fleet": args.fleet,
+        "command": command(args.output_bytes),
+    }
     if args.json:
         print(json.dumps({**meta, "results": [asdict(r) for r in results], "skipped": skipped},
                          indent=2))  # fmt: skip
