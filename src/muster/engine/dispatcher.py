@@ -60,7 +60,7 @@ class DispatchPolicy:
     per_group: int | None = None
     delay: float = 0.0
     output_cap: int = _MiB
-    output_budget: int = 128 * _MiB
+    output_budget: int = 64 * _MiB
     min_output_cap: int = 4096
 
     def stream_cap(self, hosts: int) -> int:
