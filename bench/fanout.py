@@ -62,7 +62,7 @@ class Result:
 
 
 def _addresses(base: tuple[int, int], n: int) -> list[str]:
-    out = []
+    out: list[str] = []
     i = 1
     while len(out) < n:
         hi, lo = divmod(i, 256)
