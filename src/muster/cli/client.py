@@ -10,11 +10,12 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from muster.cli.common import fail
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["ApiClient", "config_path", "load_config", "save_config"]
 
@@ -55,11 +56,15 @@ class ApiClient:
         self.url = (url or os.environ.get("MUSTER_URL") or cfg.get("url") or DEFAULT_URL).rstrip(
             "/"
         )
+        import httpx  # deferred: only server-facing commands pay for it
+
         tok = token or os.environ.get("MUSTER_TOKEN") or cfg.get("token")
         headers = {"Authorization": f"Bearer {tok}"} if tok else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
         try:
             resp = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -71,6 +76,8 @@ class ApiClient:
         return resp.json()
 
     def stream_lines(self, path: str, headers: dict[str, str] | None = None) -> Iterator[str]:
+        import httpx
+
         try:
             with self._http.stream("GET", path, headers=headers, timeout=None) as resp:
                 if resp.status_code >= 400:

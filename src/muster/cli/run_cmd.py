@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -89,7 +90,8 @@ def run(
     )
     execution = asyncio.run(_dispatch(job, hosts, policy, ssh, live=not as_json))
     if as_json:
-        typer.echo(json.dumps(execution.to_dict(), indent=2, default=str))
+        json.dump(execution.to_dict(), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
     else:
         console = Console()
         console.print(summary_table(execution))
