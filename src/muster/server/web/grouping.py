@@ -1,0 +1,92 @@
+"""Hosts grouped by identical result, so a run on thousands of hosts reads at a glance.
+
+Two host results are "the same" when they share the state, the exit code,
+the failure reason and what they printed (a hash of the end of stdout and
+the first stderr line). Unfinished hosts group by state alone. Computed on
+the server from :class:`~muster.store.console_reads.RunDigest` rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from muster.domain.states import TERMINAL_STATES, HostRunState
+from muster.store.console_reads import RunDigest
+
+__all__ = ["ResultGroup", "group_key", "group_results"]
+
+_SAMPLE_HOSTS = 5
+
+
+@dataclass(slots=True)
+class ResultGroup:
+    key: str
+    state: HostRunState
+    exit_code: int | None
+    label: str
+    count: int = 0
+    hosts: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "state": self.state.value,
+            "exit_code": self.exit_code,
+            "label": self.label,
+            "count": self.count,
+            "hosts": self.hosts[:_SAMPLE_HOSTS],
+        }
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:80]
+    return ""
+
+
+def _label(d: RunDigest) -> str:
+    state = d.state
+    if state not in TERMINAL_STATES:
+        return state.value.replace("_", " ")
+    if state is HostRunState.SUCCEEDED:
+        return "same output, exit 0" if d.stdout_end or d.stderr_start else "no output, exit 0"
+    err = _first_line(d.stderr_start)
+    parts: list[str] = []
+    if d.exit_code is not None:
+        parts.append(f"exit {d.exit_code}")
+    else:
+        parts.append(state.value.replace("_", " "))
+    if d.reason and d.reason not in (state.value, "nonzero_exit"):
+        parts.append(d.reason.replace("_", " "))
+    detail = err or _first_line(d.message or "")
+    if detail:
+        parts.append(f"'{detail}'")
+    return ", ".join(parts)
+
+
+def group_key(d: RunDigest) -> str:
+    if d.state not in TERMINAL_STATES:
+        return d.state.value
+    h = hashlib.sha256()
+    for part in (d.state.value, str(d.exit_code), d.reason or "", d.stdout_end):
+        h.update(part.encode("utf-8", "replace") + b"\0")
+    h.update(_first_line(d.stderr_start).encode("utf-8", "replace"))
+    if not d.stderr_start:
+        h.update(_first_line(d.message or "").encode("utf-8", "replace"))
+    return h.hexdigest()[:16]
+
+
+def group_results(digests: Iterable[RunDigest]) -> list[ResultGroup]:
+    """Groups largest first, each with every member's host name."""
+    groups: dict[str, ResultGroup] = {}
+    for d in digests:
+        key = group_key(d)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = ResultGroup(key, d.state, d.exit_code, _label(d))
+        group.count += 1
+        group.hosts.append(d.host_name)
+    return sorted(groups.values(), key=lambda g: (-g.count, g.label))

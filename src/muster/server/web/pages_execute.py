@@ -1,0 +1,123 @@
+"""The execute form (generated from a version's parameters) and the live host count.
+
+Values go through ``submit_script``, the very function the API's execute
+endpoint uses, so the form refuses exactly what the API refuses; the
+``ParameterError.problems`` it raises are shown beside each field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from muster.errors import ValidationError
+from muster.server.submit import resolve_hosts, submit_script
+from muster.server.web.forms import execute_values, host_refs
+from muster.server.web.render import HtmlErrorRoute, form_data, in_thread, page, web_context
+from muster.store.base import HostRecord, Store, VersionRecord
+
+__all__ = ["router"]
+
+router = APIRouter(route_class=HtmlErrorRoute, include_in_schema=False)
+
+_NAMES_SHOWN = 50
+
+
+def _picker(store: Store) -> dict[str, Any]:
+    """Groups, labels and host names for the picker's suggestions."""
+    hosts: list[HostRecord] = store.list_hosts()
+    groups = sorted({g for h in hosts for g in h.groups})
+    labels = sorted({f"{k}={v}" for h in hosts for k, v in h.labels.items()})
+    return {"groups": groups, "labels": labels, "hosts": [h.name for h in hosts]}
+
+
+def _form_page(
+    request: Request,
+    version: VersionRecord,
+    script_id: str,
+    *,
+    values: dict[str, str] | None = None,
+    targets: str = "",
+    problems: dict[str, str] | None = None,
+    message: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    store = web_context(request).store
+    return page(
+        request,
+        "execute.html",
+        status_code=status_code,
+        script_id=script_id,
+        version=version,
+        values=values or {},
+        targets=targets,
+        problems=problems or {},
+        message=message,
+        picker=_picker(store),
+    )
+
+
+@router.get("/scripts/{script_id}/execute", response_class=HTMLResponse)
+def execute_form(request: Request, script_id: str, version: int | None = None) -> HTMLResponse:
+    store = web_context(request).store
+    script = store.get_script(script_id)
+    record = store.get_version(script.id, version)
+    return _form_page(request, record, script.id, targets="localhost")
+
+
+@router.post("/scripts/{script_id}/execute", response_class=HTMLResponse)
+async def execute(request: Request, script_id: str) -> Response:
+    ctx = web_context(request)
+    data = await form_data(request)
+    script = await in_thread(ctx.store.get_script, script_id)
+    number = (data.get("version") or [""])[-1]
+    version = await in_thread(ctx.store.get_version, script.id, int(number) if number else None)
+    targets = (data.get("targets") or [""])[-1]
+    raw = execute_values(version.parameters, data)
+    shown = {
+        name: str(value)
+        for name, value in raw.items()
+        if all(p.name != name or p.type.value != "secret" for p in version.parameters)
+    }
+    try:
+        refs = host_refs(targets)
+        if not refs:
+            raise ValidationError(
+                "choose at least one host",
+                field="host_ids",
+                problems={"host_ids": "choose at least one host"},
+            )
+        execution_id = await in_thread(submit_script, ctx.store, version, refs, raw)
+    except ValidationError as exc:
+        problems = dict(exc.problems) or {exc.field or "form": exc.message}
+        if "host_ids" in problems:
+            problems["targets"] = problems.pop("host_ids")
+        return _form_page(
+            request,
+            version,
+            script.id,
+            values=shown,
+            targets=targets,
+            problems=problems,
+            message=exc.message,
+            status_code=422,
+        )
+    ctx.track(execution_id)
+    return RedirectResponse(f"/executions/{execution_id}", status_code=303)
+
+
+@router.get("/ui/hosts/resolve")
+def resolve(request: Request, q: Annotated[str, Query(max_length=4000)] = "") -> JSONResponse:
+    """How many hosts a picker text selects, and their first names (or the problem)."""
+    store = web_context(request).store
+    refs = host_refs(q)
+    if not refs:
+        return JSONResponse({"count": 0, "names": [], "problem": None})
+    try:
+        hosts = resolve_hosts(store, refs)
+    except ValidationError as exc:
+        return JSONResponse({"count": 0, "names": [], "problem": exc.message})
+    names = [h.name for h in hosts]
+    return JSONResponse({"count": len(names), "names": names[:_NAMES_SHOWN], "problem": None})

@@ -1,0 +1,176 @@
+"""The execution view: live grid, counts, result groups, one host's output, cancel, retry.
+
+The page polls one batched summary (``/ui/executions/{id}/summary``) while
+the execution runs; a host's output streams over Server-Sent Events from
+``/ui/executions/{id}/runs/{run_id}/output``, woken by the store's notifier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
+
+from muster.domain.states import TERMINAL_STATES
+from muster.errors import ConflictError
+from muster.server.context import ServerContext
+from muster.server.sse import sse
+from muster.server.web.render import HtmlErrorRoute, in_thread, page, web_context
+from muster.server.web.summary import FILTERS, PAGE_SIZE, GroupCache, summary
+from muster.store.console_reads import execution_header, run_in_execution
+from muster.store.notify import execution_key
+
+__all__ = ["router"]
+
+router = APIRouter(route_class=HtmlErrorRoute, include_in_schema=False)
+
+_BATCH = 500
+_SAFETY_POLL = 1.0
+
+
+def _cache(ctx: ServerContext) -> GroupCache:
+    cache = ctx.extra.get("web_group_cache")
+    if cache is None:
+        cache = ctx.extra["web_group_cache"] = GroupCache()
+    return cache
+
+
+def _engine(ctx: ServerContext) -> Any:
+    return ctx.store.engine  # type: ignore[attr-defined]
+
+
+@router.get("/executions/{execution_id}", response_class=HTMLResponse)
+def show_execution(
+    request: Request,
+    execution_id: str,
+    filter: Annotated[str, Query(max_length=20)] = "",
+    group: Annotated[str, Query(max_length=64)] = "",
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    ctx = web_context(request)
+    record = execution_header(_engine(ctx), execution_id)
+    script = None
+    if record.script_id:
+        script = ctx.store.get_script(record.script_id)
+    state = summary(
+        _engine(ctx),
+        _cache(ctx),
+        execution_id,
+        filter_name=filter if filter in FILTERS else "",
+        group=group,
+        offset=offset,
+    )
+    return page(
+        request,
+        "execution.html",
+        execution=record,
+        script=script,
+        state=state,
+        filters=list(FILTERS),
+        page_size=PAGE_SIZE,
+    )
+
+
+@router.get("/ui/executions/{execution_id}/summary")
+def execution_summary(
+    request: Request,
+    execution_id: str,
+    filter: Annotated[str, Query(max_length=20)] = "",
+    group: Annotated[str, Query(max_length=64)] = "",
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
+    ctx = web_context(request)
+    body = summary(
+        _engine(ctx),
+        _cache(ctx),
+        execution_id,
+        filter_name=filter if filter in FILTERS else "",
+        group=group,
+        offset=offset,
+    )
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+def _run_json(run: Any) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "host": run.host_name,
+        "state": run.state.value,
+        "exit_code": run.exit_code,
+        "attempt": run.attempt,
+        "reason": run.reason,
+        "message": run.message,
+        "waiting_reason": run.waiting_reason if run.state not in TERMINAL_STATES else None,
+        "duration": run.duration,
+        "stdout_truncated": run.stdout_truncated,
+        "stderr_truncated": run.stderr_truncated,
+    }
+
+
+async def _run_events(
+    ctx: ServerContext, execution_id: str, run_id: str, request: Request, cursor: int
+) -> AsyncIterator[bytes]:
+    store = ctx.store
+    stopping: asyncio.Event | None = ctx.extra.get("stopping")
+    with ctx.live.subscribe(execution_key(execution_id)) as sub:
+        yield b": host output\n\n"
+        while True:
+            chunks = await in_thread(
+                partial(store.read_output, run_id=run_id, after_id=cursor, limit=_BATCH)
+            )
+            for c in chunks:
+                cursor = c.id
+                if c.stream in ("stdout", "stderr"):
+                    yield sse("output", {"stream": c.stream, "data": c.data}, cursor)
+            if len(chunks) == _BATCH:
+                continue
+            run = await in_thread(store.get_host_run, run_id)
+            if run.state in TERMINAL_STATES:
+                tail = await in_thread(partial(store.read_output, run_id=run_id, after_id=cursor))
+                for c in tail:
+                    cursor = c.id
+                    if c.stream in ("stdout", "stderr"):
+                        yield sse("output", {"stream": c.stream, "data": c.data}, cursor)
+                yield sse("end", _run_json(run), cursor)
+                return
+            yield sse("state", _run_json(run), cursor)
+            if (stopping is not None and stopping.is_set()) or await request.is_disconnected():
+                return
+            await sub.wait(_SAFETY_POLL)
+
+
+@router.get("/ui/executions/{execution_id}/runs/{run_id}/output")
+async def run_output(request: Request, execution_id: str, run_id: str) -> StreamingResponse:
+    """A host's output as SSE; a reconnecting browser resumes after its Last-Event-ID."""
+    ctx = web_context(request)
+    await in_thread(run_in_execution, _engine(ctx), execution_id, run_id)
+    last = request.headers.get("last-event-id", "")
+    cursor = int(last) if last.isdigit() else 0
+    return StreamingResponse(
+        _run_events(ctx, execution_id, run_id, request, cursor),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/executions/{execution_id}/cancel", response_class=HTMLResponse)
+async def cancel(request: Request, execution_id: str) -> RedirectResponse:
+    ctx = web_context(request)
+    record = await in_thread(execution_header, _engine(ctx), execution_id)
+    if record.status.terminal:
+        raise ConflictError(f"execution {execution_id} already ended ({record.status.value})")
+    await in_thread(ctx.store.cancel_execution, execution_id)
+    return RedirectResponse(f"/executions/{execution_id}", status_code=303)
+
+
+@router.post("/executions/{execution_id}/retry", response_class=HTMLResponse)
+async def retry_failed(request: Request, execution_id: str) -> RedirectResponse:
+    """Re-run only the failed, timed-out and lost hosts, as new attempts."""
+    ctx = web_context(request)
+    await in_thread(ctx.store.retry_execution, execution_id)
+    ctx.track(execution_id)
+    return RedirectResponse(f"/executions/{execution_id}?filter=running", status_code=303)

@@ -1,0 +1,40 @@
+"""What each console route needs, in the shape of ``muster.server.permissions``.
+
+To be merged into that table when the auth middleware is installed (until
+then an undeclared route is admin-only there: fail closed).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from muster.security.rbac import Permission
+
+__all__ = ["WEB_RULES"]
+
+P = Permission
+_X = "/executions/{execution_id}"
+WEB_RULES: Final[dict[tuple[str, str], Permission | str]] = {
+    ("GET", "/login"): "public",
+    ("GET", "/static/{path:path}"): "public",
+    ("GET", "/"): "authenticated",
+    ("GET", "/scripts"): P.SCRIPTS_VIEW,
+    ("GET", "/scripts/new"): P.SCRIPTS_MANAGE,
+    ("POST", "/scripts"): P.SCRIPTS_MANAGE,
+    ("GET", "/scripts/{script_id}"): P.SCRIPTS_VIEW,
+    ("GET", "/scripts/{script_id}/edit"): P.SCRIPTS_MANAGE,
+    ("GET", "/scripts/{script_id}/versions/{number}"): P.SCRIPTS_VIEW,
+    ("POST", "/scripts/{script_id}/versions/{number}/restore"): P.SCRIPTS_MANAGE,
+    ("GET", "/scripts/{script_id}/diff"): P.SCRIPTS_VIEW,
+    ("GET", "/scripts/{script_id}/execute"): P.SCRIPTS_MANAGE,
+    ("POST", "/scripts/{script_id}/execute"): P.SCRIPTS_MANAGE,
+    ("GET", "/ui/hosts/resolve"): P.HOSTS_VIEW,
+    ("GET", _X): P.JOBS_VIEW,
+    ("GET", f"/ui{_X}/summary"): P.JOBS_VIEW,
+    ("GET", f"/ui{_X}/runs/{{run_id}}/output"): P.JOBS_VIEW,
+    ("POST", f"{_X}/cancel"): P.JOBS_MANAGE,
+    ("POST", f"{_X}/retry"): P.JOBS_MANAGE,
+    ("GET", "/history"): P.JOBS_VIEW,
+    ("GET", "/hosts"): P.HOSTS_VIEW,
+    ("GET", "/hosts/{host}"): P.HOSTS_VIEW,
+}

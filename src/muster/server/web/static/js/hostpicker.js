@@ -1,0 +1,45 @@
+// Host picker: a live count of the hosts the text selects, resolved by the server
+// with the same rules an execution uses.
+import { debounce, getJSON } from "./common.js";
+
+const input = document.getElementById("targets");
+const count = document.getElementById("target-count");
+const names = document.getElementById("target-names");
+
+async function resolve() {
+  const q = input.value.trim();
+  if (!q) {
+    count.value = "No hosts selected";
+    names.textContent = "";
+    return;
+  }
+  try {
+    const data = await getJSON(`/ui/hosts/resolve?q=${encodeURIComponent(q)}`);
+    if (data.problem) {
+      count.value = "0 hosts selected";
+      names.textContent = data.problem;
+      names.classList.add("problem");
+      return;
+    }
+    names.classList.remove("problem");
+    count.value = `${data.count} host${data.count === 1 ? "" : "s"} selected`;
+    const more = data.count > data.names.length ? `, … (${data.count - data.names.length} more)` : "";
+    names.textContent = data.names.join(", ") + more;
+  } catch (error) {
+    count.value = `Could not count hosts: ${error.message}`;
+  }
+}
+
+if (input) {
+  input.addEventListener("input", debounce(resolve, 200));
+  for (const chip of document.querySelectorAll("[data-add]")) {
+    chip.addEventListener("click", () => {
+      const parts = input.value.split(/[,\s]+/).filter(Boolean);
+      if (!parts.includes(chip.dataset.add)) parts.push(chip.dataset.add);
+      input.value = parts.join(", ");
+      resolve();
+      input.focus();
+    });
+  }
+  resolve();
+}

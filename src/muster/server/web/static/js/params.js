@@ -1,0 +1,50 @@
+// Parameter rows of the script form: add, remove, and show "choices" for choice types.
+const rows = document.getElementById("param-rows");
+const add = document.getElementById("add-param");
+
+function renumber(row, index) {
+  row.dataset.index = index;
+  for (const el of row.querySelectorAll("[id], [name], label[for]")) {
+    for (const attr of ["id", "name", "for"]) {
+      const value = el.getAttribute(attr);
+      if (value) el.setAttribute(attr, value.replace(/^p\d+_/, `p${index}_`));
+    }
+  }
+}
+
+function syncChoices(row) {
+  const type = row.querySelector(".ptype");
+  const choices = row.querySelector(".choices");
+  if (type && choices) choices.hidden = type.value !== "choice";
+}
+
+if (rows && add) {
+  const template = rows.querySelector(".param-row").cloneNode(true);
+  add.addEventListener("click", () => {
+    const row = template.cloneNode(true);
+    for (const input of row.querySelectorAll("input")) {
+      if (input.type === "checkbox") input.checked = false;
+      else input.value = "";
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby");
+    }
+    for (const p of row.querySelectorAll(".problem")) p.remove();
+    row.querySelector(".ptype").value = "string";
+    const next = Math.max(-1, ...[...rows.children].map((r) => Number(r.dataset.index))) + 1;
+    renumber(row, next);
+    syncChoices(row);
+    rows.append(row);
+    row.querySelector("input").focus();
+  });
+  rows.addEventListener("click", (event) => {
+    const button = event.target.closest(".remove-row");
+    if (!button) return;
+    const row = button.closest(".param-row");
+    if (rows.children.length > 1) row.remove();
+    else for (const input of row.querySelectorAll("input:not([type=checkbox])")) input.value = "";
+    add.focus();
+  });
+  rows.addEventListener("change", (event) => {
+    if (event.target.classList.contains("ptype")) syncChoices(event.target.closest(".param-row"));
+  });
+}

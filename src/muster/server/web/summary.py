@@ -1,0 +1,108 @@
+"""The execution view's batched state: counts, progress, result groups and one grid page.
+
+One request returns everything the page needs to redraw, whatever the number
+of hosts, so live updates cost one small query set per poll and never one
+request per host. Result groups are cached per execution and recomputed only
+when its state counters change (the output of a finished host never changes).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from muster.domain.states import TERMINAL_STATES, HostRunState
+from muster.server.web.grouping import ResultGroup, group_results
+from muster.store.base import ExecutionRecord
+from muster.store.console_reads import execution_header, grid_page, run_digests
+
+__all__ = ["FILTERS", "GroupCache", "summary"]
+
+S = HostRunState
+#: Grid filters offered by the view; each is a set of host-run states.
+FILTERS: dict[str, tuple[HostRunState, ...]] = {
+    "failed": (S.FAILED, S.TIMED_OUT, S.LOST, S.REJECTED),
+    "running": (S.RUNNING, S.QUEUED, S.PENDING_APPROVAL),
+    "succeeded": (S.SUCCEEDED,),
+}
+PAGE_SIZE = 500
+_CACHED = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Grouped:
+    counts: tuple[tuple[str, int], ...]
+    groups: list[ResultGroup]
+    members: dict[str, list[str]]
+
+
+class GroupCache:
+    """Recent executions' result groups, keyed by their state counters (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, _Grouped] = OrderedDict()
+
+    def get(self, engine: Engine, record: ExecutionRecord) -> _Grouped:
+        counts = tuple(sorted(record.counts.items()))
+        with self._lock:
+            found = self._items.get(record.id)
+            if found is not None and found.counts == counts:
+                self._items.move_to_end(record.id)
+                return found
+        groups = group_results(run_digests(engine, record.id))
+        grouped = _Grouped(counts, groups, {g.key: g.hosts for g in groups})
+        with self._lock:
+            self._items[record.id] = grouped
+            while len(self._items) > _CACHED:
+                self._items.popitem(last=False)
+        return grouped
+
+
+def summary(
+    engine: Engine,
+    cache: GroupCache,
+    execution_id: str,
+    *,
+    filter_name: str = "",
+    group: str = "",
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+) -> dict[str, Any]:
+    record = execution_header(engine, execution_id)
+    grouped = cache.get(engine, record)
+    counts = {k: v for k, v in record.counts.items() if v}
+    total = sum(counts.values())
+    done = sum(n for s, n in counts.items() if S(s) in TERMINAL_STATES)
+    hosts = grouped.members.get(group) if group else None
+    page = grid_page(
+        engine,
+        execution_id,
+        states=FILTERS.get(filter_name),
+        hosts=hosts,
+        limit=limit,
+        offset=offset,
+    )
+    return {
+        "id": record.id,
+        "status": record.status.value,
+        "terminal": record.status.terminal,
+        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+        "counts": counts,
+        "total": total,
+        "done": done,
+        "progress": round(100 * done / total) if total else 100,
+        "groups": [g.as_json() for g in grouped.groups],
+        "grid": {
+            "cells": [[c.run_id, c.host_name, c.state.value, c.exit_code] for c in page.items],
+            "total": page.total,
+            "offset": page.offset,
+            "limit": page.limit,
+        },
+        "filter": filter_name,
+        "group": group,
+    }

@@ -1,0 +1,176 @@
+"""Read-only queries the web console needs that the Store Protocol does not name.
+
+The console must stay responsive on an execution with thousands of hosts, so
+it never loads every host run with its full tails: it reads one execution's
+header (counters only), one page of compact grid cells, or one short row
+per host for grouping. Kept here so that only ``store/`` touches SQLAlchemy;
+every function takes the store's engine and only reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, func, select
+
+from muster.domain.states import HostRunState
+from muster.errors import NotFoundError
+from muster.store._rows import execution_record, host_run_record
+from muster.store.base import ExecutionRecord, HostRunRecord, Page
+from muster.store.tables import executions, host_runs
+
+__all__ = [
+    "GridCell",
+    "RunDigest",
+    "execution_header",
+    "grid_page",
+    "host_recent_runs",
+    "run_digests",
+    "run_in_execution",
+]
+
+#: Characters of a stdout tail compared when grouping identical results.
+TAIL_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class GridCell:
+    """One host's square in the execution grid."""
+
+    run_id: str
+    host_name: str
+    state: HostRunState
+    exit_code: int | None
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunDigest:
+    """What decides whether two host results are "the same": grouped by the console."""
+
+    state: HostRunState
+    exit_code: int | None
+    reason: str | None
+    message: str | None
+    #: The last ``TAIL_CHARS`` characters of the stored stdout tail.
+    stdout_end: str
+    #: The first ``TAIL_CHARS`` characters of the stored stderr tail.
+    stderr_start: str
+    host_name: str
+
+
+def execution_header(engine: Engine, execution_id: str) -> ExecutionRecord:
+    """The execution with its counters and no host runs (one row read)."""
+    with engine.connect() as conn:
+        row = (
+            conn.execute(select(executions).where(executions.c.id == execution_id))
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise NotFoundError(f"no execution {execution_id!r}")
+    return execution_record(row)
+
+
+def grid_page(
+    engine: Engine,
+    execution_id: str,
+    *,
+    states: Sequence[HostRunState] | None = None,
+    hosts: Sequence[str] | None = None,
+    limit: int = 500,
+    offset: int = 0,
+) -> Page[GridCell]:
+    """Current (not superseded) host runs by host name, optionally only some states
+    or hosts; ``total`` counts every match."""
+    conds = [host_runs.c.execution_id == execution_id, host_runs.c.superseded.is_(False)]
+    if states is not None:
+        conds.append(host_runs.c.state.in_([s.value for s in states]))
+    if hosts is not None:
+        conds.append(host_runs.c.host_name.in_(list(hosts)))
+    cols = (
+        host_runs.c.id,
+        host_runs.c.host_name,
+        host_runs.c.state,
+        host_runs.c.exit_code,
+        host_runs.c.attempt,
+    )
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(host_runs).where(*conds)).scalar_one()
+        rows = conn.execute(
+            select(*cols).where(*conds).order_by(host_runs.c.host_name).limit(limit).offset(offset)
+        ).all()
+    cells = tuple(
+        GridCell(r.id, r.host_name, HostRunState(r.state), r.exit_code, r.attempt) for r in rows
+    )
+    return Page(cells, int(total), limit, offset)
+
+
+def run_digests(engine: Engine, execution_id: str) -> list[RunDigest]:
+    """One short row per current host run; tails are cut in SQL so a large
+    execution moves at most ``2 * TAIL_CHARS`` characters of output per host."""
+    if engine.dialect.name == "postgresql":
+        out_end = func.right(host_runs.c.stdout_tail, TAIL_CHARS)
+    else:
+        out_end = func.substr(host_runs.c.stdout_tail, -TAIL_CHARS)
+    err_start = func.substr(host_runs.c.stderr_tail, 1, TAIL_CHARS)
+    stmt = select(
+        host_runs.c.state,
+        host_runs.c.exit_code,
+        host_runs.c.reason,
+        func.substr(host_runs.c.message, 1, TAIL_CHARS).label("message"),
+        out_end.label("stdout_end"),
+        err_start.label("stderr_start"),
+        host_runs.c.host_name,
+    ).where(host_runs.c.execution_id == execution_id, host_runs.c.superseded.is_(False))
+    with engine.connect() as conn:
+        rows = conn.execute(stmt.order_by(host_runs.c.host_name)).all()
+    return [
+        RunDigest(
+            HostRunState(r.state),
+            r.exit_code,
+            r.reason,
+            r.message,
+            r.stdout_end or "",
+            r.stderr_start or "",
+            r.host_name,
+        )
+        for r in rows
+    ]
+
+
+def host_recent_runs(
+    engine: Engine, host_id: str, host_name: str, limit: int = 25
+) -> list[tuple[HostRunRecord, str]]:
+    """A host's newest current host runs with their execution's description."""
+    stmt = (
+        select(host_runs, executions.c.description.label("execution_description"))
+        .join(executions, executions.c.id == host_runs.c.execution_id)
+        .where(
+            (host_runs.c.host_id == host_id) | (host_runs.c.host_name == host_name),
+            host_runs.c.superseded.is_(False),
+        )
+        .order_by(host_runs.c.queued_at.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).mappings().all()
+    return [(host_run_record(r), r["execution_description"]) for r in rows]
+
+
+def run_in_execution(engine: Engine, execution_id: str, run_id: str) -> HostRunRecord:
+    """One host run, checked to belong to ``execution_id``."""
+    with engine.connect() as conn:
+        row = (
+            conn.execute(
+                select(host_runs).where(
+                    host_runs.c.id == run_id, host_runs.c.execution_id == execution_id
+                )
+            )
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise NotFoundError(f"execution {execution_id} has no host run {run_id!r}")
+    return host_run_record(row)
