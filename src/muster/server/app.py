@@ -27,6 +27,7 @@ from muster.server.delivery import WebhookDispatcher
 from muster.server.errors import install_error_handlers
 from muster.server.health import muster_version
 from muster.server.watch import ExecutionWatcher
+from muster.server.web import install_console
 from muster.server.webhook_repo import WebhookRepo
 from muster.store.base import Store
 
@@ -157,6 +158,7 @@ def create_app(
     install_error_handlers(app)
     for module in (scripts, executions, stream, hosts, jobs, webhooks, health):
         app.include_router(module.router)
+    install_console(app)
     return app
 
 
