@@ -10,6 +10,9 @@ function renumber(row, index) {
       if (value) el.setAttribute(attr, value.replace(/^p\d+_/, `p${index}_`));
     }
   }
+  for (const hidden of row.querySelectorAll(".sr")) hidden.textContent = ` of parameter ${index + 1}`;
+  const remove = row.querySelector(".remove-row");
+  if (remove) remove.setAttribute("aria-label", `Remove parameter ${index + 1}`);
 }
 
 function syncChoices(row) {
