@@ -350,3 +350,42 @@ def test_login_page_signs_in_and_follows_next(browser: Browser, server: LiveServ
         expect(tab.locator('meta[name="csrf-token"]')).not_to_have_attribute("content", "")
     finally:
         context.close()
+
+
+def test_results_grouped_and_failed_hosts_rerun(page: Page, server: LiveServer) -> None:
+    with api_client(server) as api:
+        script = api.post(
+            "/api/v1/automation/scripts",
+            json={
+                "name": "e2e-mixed",
+                "shell": "sh",
+                "body": 'if [ "${MUSTER_SIM_HOST:-local}" = sim0002 ]; then\n'
+                '  echo "disk full" >&2; exit 1\nfi\necho ok\n',
+            },
+        ).json()
+        started = api.post(
+            f"/api/v1/automation/scripts/{script['id']}/execute",
+            json={"host_ids": ["localhost", "web"], "parameter_values": {}},
+        ).json()
+    page.goto(f"/executions/{started['id']}")
+    expect(page.locator("#status")).to_have_text("failed")
+    groups = page.locator("#groups li")
+    expect(groups).to_have_count(2)
+    expect(groups.nth(0)).to_contain_text("2 hosts: same output, exit 0")
+    expect(groups.nth(1)).to_contain_text("1 host: exit 1, 'disk full'")
+    expect(page.locator("#counts")).to_contain_text("1 failed")
+    # A group is a filter: only its hosts stay in the grid.
+    groups.nth(1).get_by_role("link").click()
+    expect(page.locator("#grid .cell")).to_have_count(1)
+    expect(page.locator("#grid .cell")).to_have_attribute("data-host", "sim0002")
+    page.get_by_role("link", name="Failed only").click()
+    expect(page.locator("#grid .cell.s-failed")).to_have_count(1)
+    shot(page, "13-execution-failed-grouped")
+    page.get_by_role("button", name="Re-run failed hosts").click()
+    expect(page).to_have_url(re.compile(r"filter=running"))
+    expect(page.locator("#status")).to_have_text("failed")
+    page.get_by_role("link", name="All", exact=True).click()
+    expect(page.locator("#grid .cell")).to_have_count(3)
+    page.locator('#grid .cell[data-host="sim0002"]').click()
+    expect(page.locator("#panel-stderr")).to_have_text("disk full\n")
+    expect(page.locator("#panel-meta")).to_contain_text("attempt 2")

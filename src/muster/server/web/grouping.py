@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from muster.domain.states import TERMINAL_STATES, HostRunState
+from muster.domain.states import TERMINAL_STATES, FailureReason, HostRunState
 from muster.store.console_reads import RunDigest
 
 __all__ = ["ResultGroup", "group_key", "group_results"]
@@ -59,7 +59,11 @@ def _label(d: RunDigest) -> str:
         parts.append(f"exit {d.exit_code}")
     else:
         parts.append(state.value.replace("_", " "))
-    if d.reason and d.reason not in (state.value, "nonzero_exit"):
+    if (
+        d.reason
+        and d.reason != state.value
+        and not (d.exit_code is not None and d.reason == FailureReason.COMMAND_FAILED.value)
+    ):
         parts.append(d.reason.replace("_", " "))
     detail = err or _first_line(d.message or "")
     if detail:
