@@ -9,6 +9,7 @@ from muster.domain.hosts import TransportKind
 from muster.transports.base import Transport
 from muster.transports.local import LocalTransport
 from muster.transports.ssh import HostKeyPolicy, SshTransport
+from muster.transports.ssh_credentials import CredentialSource
 
 __all__ = ["SshOptions", "default_transports"]
 
@@ -20,6 +21,8 @@ class SshOptions:
     username: str | None = None
     client_keys: Sequence[str] = field(default_factory=tuple)
     connect_timeout: float = 10.0
+    #: Vault credentials for hosts (or groups) that name one.
+    credentials: CredentialSource | None = None
 
 
 def default_transports(ssh: SshOptions | None = None) -> Mapping[TransportKind, Transport]:
@@ -34,6 +37,8 @@ def default_transports(ssh: SshOptions | None = None) -> Mapping[TransportKind, 
         kwargs["username"] = opts.username
     if opts.client_keys:
         kwargs["client_keys"] = list(opts.client_keys)
+    if opts.credentials is not None:
+        kwargs["credentials"] = opts.credentials
     return {
         TransportKind.LOCAL: LocalTransport(),
         TransportKind.SSH: SshTransport(**kwargs),  # type: ignore[arg-type]

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     database_url: str = ""
     #: Base64 (url-safe) of 32 random bytes; empty means ``<data_dir>/secret.key``.
     secret_key: SecretStr = SecretStr("")
+    #: Older keys (comma-separated), still readable while ``muster secrets rotate-key`` runs.
+    old_secret_keys: SecretStr = SecretStr("")
+    #: known_hosts file the server's workers verify SSH host keys against (empty: ~/.ssh).
+    ssh_known_hosts: str = ""
+    #: Default SSH private key files for hosts without a key file or credential.
+    ssh_client_keys: list[str] = Field(default_factory=list)
     #: Stored output per host run (stdout and stderr together); the rest is counted.
     output_cap_bytes: int = Field(default=1024 * 1024, ge=1024)
     lease_seconds: float = Field(default=30.0, gt=0)

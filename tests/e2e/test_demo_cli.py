@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -56,7 +57,13 @@ def test_demo_runs_a_script_on_the_fleet_with_live_output(
     url, proc, log = demo
     banner = log.read_text()
     assert url in banner and "curl" in banner and "muster exec start" in banner
-    api = httpx.Client(base_url=url, timeout=30)
+    # The banner gives the console login and a CLI token; without it the API says 401.
+    assert re.search(r"user admin, one-time password \S+", banner), banner
+    found = re.search(r"export MUSTER_TOKEN=(\S+)", banner)
+    assert found, banner
+    token = found.group(1)
+    assert httpx.get(f"{url}/api/v1/hosts", timeout=10).status_code == 401
+    api = httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"})
     hosts = api.get("/api/v1/hosts").json()["items"]
     sim = [h for h in hosts if h["transport"] == "ssh"]
     assert len(sim) == 20
@@ -87,18 +94,19 @@ def test_demo_runs_a_script_on_the_fleet_with_live_output(
     assert end is not None and end["status"] == "succeeded"
     assert outputs == web and events == web
 
-    # The CLI path from the banner: start, follow, see every host's lines.
+    # The CLI path from the banner: export the URL and token, start, follow.
+    env = {**os.environ, "MUSTER_URL": url, "MUSTER_TOKEN": token}
     cli = subprocess.run(
         [MUSTER, "exec", "start", "patch", "--hosts", "db-01,cache-02",
-         "-p", "target_dir=/srv/app", "--follow", "--url", url],
-        capture_output=True, text=True, timeout=120,
+         "-p", "target_dir=/srv/app", "--follow"],
+        capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert "dry run: nothing changed" in cli.stdout
     assert "db-01" in cli.stdout and "cache-02" in cli.stdout
     status = subprocess.run(
-        [MUSTER, "exec", "status", execution["id"], "--json", "--url", url],
-        capture_output=True, text=True, timeout=60,
+        [MUSTER, "exec", "status", execution["id"], "--json"],
+        capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
     assert json.loads(status.stdout)["status"] == "succeeded"
 

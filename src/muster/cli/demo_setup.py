@@ -6,6 +6,8 @@ scripts only read, print, and write under ``/tmp/muster-demo``.
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from muster.app import SshOptions, default_transports
@@ -108,28 +110,70 @@ def demo_hosts(fleet: SimFleet) -> list[Host]:
     return out
 
 
-def _banner(settings: Settings, hosts: list[Host]) -> str:
+def _banner(settings: Settings, hosts: list[Host], login: _Login) -> str:
     url = f"http://{settings.host}:{settings.port}"
     first = ",".join(h.name for h in hosts[:3])
+    if login.password is not None:
+        who = (
+            f"user {login.user}, one-time password {login.password}\n"
+            "  (shown once, at the first start; change it after logging in)"
+        )
+    else:
+        who = f"user {login.user} (its password was printed at the demo's first start)"
     return f"""
-muster demo is up: {url}   (API docs: {url}/docs)
+muster demo is up: {url}   (console: {url}/   API docs: {url}/docs)
   {len(hosts)} simulated SSH hosts in groups {", ".join(DEMO_GROUPS)}; scripts disk-usage, patch,
   restart-service; the data directory is {settings.data_dir}
 
+Log in to the console as {who}
+
+In another terminal, the API token for the CLI and curl (valid 7 days):
+
+  export MUSTER_URL={url}
+  export MUSTER_TOKEN={login.token}
+
 Run a script on every web host and watch its output live:
 
-  curl -s -X POST {url}/api/v1/automation/scripts/disk-usage/execute \\
+  curl -s -X POST $MUSTER_URL/api/v1/automation/scripts/disk-usage/execute \\
+       -H "Authorization: Bearer $MUSTER_TOKEN" \\
        -H 'content-type: application/json' -d '{{"host_ids": ["web"]}}'
-  curl -N {url}/api/v1/automation/executions/<id from above>/stream
+  curl -N -H "Authorization: Bearer $MUSTER_TOKEN" \\
+       $MUSTER_URL/api/v1/automation/executions/<id from above>/stream
 
-or with the CLI (in another terminal):
+or with the CLI:
 
-  uv run muster exec start patch --hosts '*' -p target_dir=/srv/app -p dry_run=false \\
-       --follow --url {url}
-  uv run muster exec start disk-usage --hosts {first} --follow --url {url}
+  uv run muster exec start patch --hosts '*' -p target_dir=/srv/app -p dry_run=false --follow
+  uv run muster exec start disk-usage --hosts {first} --follow
 
+(`uv run muster login --url {url}` saves a token in ~/.config/muster/cli.json instead.)
 Ctrl-C stops the demo.
 """
+
+
+@dataclass(frozen=True, slots=True)
+class _Login:
+    user: str
+    password: str | None
+    token: str
+
+
+def _demo_login(store: Any) -> _Login:
+    """The first admin (one-time password on the first start) and a fresh CLI token."""
+    from muster.store.security_ops import SecurityStore
+
+    sec = SecurityStore(store.engine)
+    password = sec.bootstrap_admin()
+    admins = [u for u in sec.list_users() if "admin" in u.roles and not u.disabled]
+    user = next((u.name for u in admins if u.name == "admin"), admins[0].name if admins else None)
+    if user is None:
+        user = "demo-admin"
+        sec.create_user(user, roles=["admin"])
+    issued, _ = sec.create_token(user, "demo-cli", ttl=dt.timedelta(days=7))
+    return _Login(
+        user=user,
+        password=password.reveal() if password is not None else None,
+        token=issued.token.reveal(),
+    )
 
 
 def demo_app(settings: Settings, n_hosts: int) -> tuple[Any, SimFleet, str]:
@@ -146,6 +190,7 @@ def demo_app(settings: Settings, n_hosts: int) -> tuple[Any, SimFleet, str]:
         store.upsert_hosts(hosts, update_existing=True)
         for script in sample_scripts():
             store.save_script(script, description=script.description, tags=["demo"])
+        login = _demo_login(store)
     finally:
         store.close()
     transports = default_transports(
@@ -154,4 +199,4 @@ def demo_app(settings: Settings, n_hosts: int) -> tuple[Any, SimFleet, str]:
         )
     )
     app = create_app(settings, localhost=True, worker_factory=embedded_worker_factory(transports))
-    return app, fleet, _banner(settings, hosts)
+    return app, fleet, _banner(settings, hosts, login)

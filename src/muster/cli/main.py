@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from muster.cli import exec_cmd, inventory_cmd, run_cmd, script_cmd, serve_cmd
+from muster.cli import admin_cmd, exec_cmd, inventory_cmd, login_cmd, run_cmd, script_cmd, serve_cmd
 
 app = typer.Typer(
     name="muster",
@@ -20,6 +20,10 @@ app.add_typer(exec_cmd.app, name="exec")
 app.command("serve")(serve_cmd.serve)
 app.command("worker")(serve_cmd.worker)
 app.command("demo")(serve_cmd.demo)
+app.command("login")(login_cmd.login)
+app.add_typer(admin_cmd.user_app, name="user")
+app.add_typer(admin_cmd.audit_app, name="audit")
+app.add_typer(login_cmd.secrets_app, name="secrets")
 
 
 def main() -> None:

@@ -102,12 +102,13 @@ def worker(
 
 
 async def _worker_main(settings: Settings, concurrency: int | None, worker_id: str | None) -> None:
-    from muster.app import default_transports
+    from muster.server.embedded import attach_credentials, settings_transports
     from muster.store.sqlalchemy_store import open_store
     from muster.worker.runner import Worker
 
     store = await asyncio.to_thread(open_store, settings)
-    transports = default_transports()
+    transports = settings_transports(settings)
+    attach_credentials(transports, store)
     w = Worker(
         store,
         transports,

@@ -26,6 +26,7 @@ from muster.server.context import ServerContext
 from muster.server.delivery import WebhookDispatcher
 from muster.server.errors import install_error_handlers
 from muster.server.health import muster_version
+from muster.server.security_setup import announce_bootstrap, install_security, security_tick
 from muster.server.watch import ExecutionWatcher
 from muster.server.web import install_console
 from muster.server.webhook_repo import WebhookRepo
@@ -63,8 +64,9 @@ def _local_shells() -> tuple[str, ...]:
     return tuple(found) or ("sh",)
 
 
-async def _reaper(ctx: ServerContext, interval: float) -> None:
-    """Expire leases, time out overdue runs, fail unclaimed ones: the store's reap()."""
+async def _reaper(app: FastAPI, ctx: ServerContext, interval: float) -> None:
+    """Expire leases, time out overdue runs, fail unclaimed ones: the store's reap();
+    then pass approval deadlines into rejection."""
     while True:
         try:
             report = await run_in_threadpool(ctx.store.reap)
@@ -72,6 +74,7 @@ async def _reaper(ctx: ServerContext, interval: float) -> None:
                 _log.info("reaper: %s", report)
         except Exception:
             _log.exception("reaper pass failed")
+        await security_tick(app)
         await asyncio.sleep(interval)
 
 
@@ -102,6 +105,7 @@ def create_app(
         app.state.muster = ctx
         if localhost:
             await run_in_threadpool(register_localhost, the_store)
+        await announce_bootstrap(app)
         engine = getattr(the_store, "engine", None)
         if engine is None:
             raise TypeError("the server needs a store with a SQLAlchemy engine (webhooks)")
@@ -131,7 +135,7 @@ def create_app(
             worker = await _maybe_await(factory(ctx))
             ctx.worker = worker
         reaper = asyncio.create_task(
-            _reaper(ctx, min(5.0, settings.lease_seconds / 3)), name="muster-reaper"
+            _reaper(app, ctx, min(5.0, settings.lease_seconds / 3)), name="muster-reaper"
         )
         try:
             yield
@@ -158,6 +162,7 @@ def create_app(
     install_error_handlers(app)
     for module in (scripts, executions, stream, hosts, jobs, webhooks, health):
         app.include_router(module.router)
+    install_security(app)
     install_console(app)
     return app
 

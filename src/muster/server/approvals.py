@@ -15,7 +15,7 @@ runs it, and the server's reaper loop may too.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -65,15 +65,26 @@ def open_execution_approval(
     execution: ExecutionRecord,
     *,
     requester: str | None = None,
-    policy: ApprovalPolicy | str = DEFAULT_POLICY,
-    approvers: tuple[str, ...] | list[str] = DEFAULT_APPROVERS,
-    deadline: dt.timedelta | None = DEFAULT_DEADLINE,
+    policy: ApprovalPolicy | str | None = None,
+    approvers: tuple[str, ...] | list[str] | None = None,
+    deadline: dt.timedelta | Literal["default"] | None = "default",
 ) -> ApprovalRecord | None:
-    """The execution's approval request, opened now if it has none; ``None`` if not pending."""
+    """The execution's approval request, opened now if it has none; ``None`` if not pending.
+
+    Policy, approvers and deadline come from the arguments, else the script's
+    approval policy (``PUT .../scripts/{id}/approval-policy``), else the defaults.
+    """
     sec = security_store(app)
     existing = sec.approval_for_execution(execution.id)
     if existing is not None or execution.status is not ExecutionStatus.PENDING_APPROVAL:
         return existing
+    configured = sec.approval_policy(execution.script_id) if execution.script_id else None
+    if policy is None:
+        policy = configured.policy if configured else DEFAULT_POLICY
+    if approvers is None:
+        approvers = configured.approvers if configured else DEFAULT_APPROVERS
+    if deadline == "default":
+        deadline = configured.deadline if configured else DEFAULT_DEADLINE
     now = sec.clock()
     request = open_request(
         id=new_id(),

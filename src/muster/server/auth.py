@@ -23,7 +23,7 @@ from typing import Annotated, Any, Final
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,6 +45,8 @@ __all__ = [
     "client_address",
     "current_principal",
     "install_auth",
+    "is_console_page",
+    "login_redirect",
     "security_store",
 ]
 
@@ -56,6 +58,20 @@ CSRF_FIELD: Final = "csrf_token"
 _UNSAFE: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _FORM_LIMIT: Final = 8 * 1024 * 1024
 _ADMIN_ONLY: Final = Rule(Permission.ADMIN)
+_NOT_CONSOLE: Final = ("/api/", "/ui/", "/static/", "/health", "/metrics", "/openapi", "/docs")
+
+
+def is_console_page(method: str, path: str) -> bool:
+    """A browser page of the console (not the API): unauthenticated visits go to /login."""
+    return method in ("GET", "HEAD") and path != "/login" and not path.startswith(_NOT_CONSOLE)
+
+
+def login_redirect(path: str, query: str = "") -> str:
+    """Where an unauthenticated console visit is sent: ``/login?next=<path>``."""
+    from urllib.parse import urlencode
+
+    target = path + (f"?{query}" if query else "")
+    return "/login?" + urlencode({"next": target})
 
 
 def security_store(app: Any) -> SecurityStore:
@@ -137,9 +153,15 @@ class AuthMiddleware:
                 sec = security_store(scope["app"])
                 principal, csrf = await run_in_threadpool(_authenticate, sec, headers)
             except AuthenticationError as exc:
+                if is_console_page(method, path):
+                    await _redirect(scope, receive, send)
+                    return
                 await _reply(401, str(exc), **{"WWW-Authenticate": "Bearer"})(scope, receive, send)
                 return
             if principal is None:
+                if is_console_page(method, path):
+                    await _redirect(scope, receive, send)
+                    return
                 await _reply(401, "authentication required", **{"WWW-Authenticate": "Bearer"})(
                     scope, receive, send
                 )
@@ -168,6 +190,12 @@ class AuthMiddleware:
         await self.app(scope, receive, send_wrapper)
         if principal is not None and method in _UNSAFE and status < 400 and not rule.self_audited:
             await _audit_generic(scope, principal, method, template or path, path, status)
+
+
+async def _redirect(scope: Scope, receive: Receive, send: Send) -> None:
+    query = scope.get("query_string", b"").decode("latin-1")
+    location = login_redirect(scope["path"], query)
+    await Response(status_code=303, headers={"Location": location})(scope, receive, send)
 
 
 async def _check_csrf(headers: Headers, receive: Receive, expected: str) -> tuple[Receive, bool]:

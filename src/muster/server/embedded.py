@@ -7,12 +7,19 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from muster.config import Settings
 from muster.domain.hosts import TransportKind
 from muster.server.context import ServerContext
 from muster.transports.base import Transport
 from muster.worker.runner import Worker
 
-__all__ = ["EmbeddedWorker", "embedded_worker_factory", "start_embedded_worker"]
+__all__ = [
+    "EmbeddedWorker",
+    "attach_credentials",
+    "embedded_worker_factory",
+    "settings_transports",
+    "start_embedded_worker",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -58,18 +65,41 @@ class EmbeddedWorker:
                 _log.exception("closing a transport failed")
 
 
+def settings_transports(settings: Settings) -> Mapping[TransportKind, Transport]:
+    """Transports as the settings say: known_hosts and default client keys for SSH."""
+    from muster.app import SshOptions, default_transports
+
+    return default_transports(
+        SshOptions(
+            known_hosts=settings.ssh_known_hosts or None,
+            client_keys=tuple(settings.ssh_client_keys),
+        )
+    )
+
+
+def attach_credentials(transports: Mapping[TransportKind, Transport], store: Any) -> None:
+    """Let transports that log in (SSH) use the vault's credentials, unless already set."""
+    from muster.store.credential_store import CredentialOps, StoreCredentialSource
+
+    if not isinstance(store, CredentialOps):
+        return
+    for transport in transports.values():
+        use = getattr(transport, "use_credentials", None)
+        if use is not None and getattr(transport, "credentials", None) is None:
+            use(StoreCredentialSource(store))
+
+
 def embedded_worker_factory(
     transports: Mapping[TransportKind, Transport] | None = None,
 ) -> Any:
     """A worker factory for :func:`muster.server.app.create_app` using ``transports``."""
 
     def start(ctx: ServerContext) -> EmbeddedWorker:
+        s = ctx.settings
         chosen = transports
         if chosen is None:
-            from muster.app import default_transports
-
-            chosen = default_transports()
-        s = ctx.settings
+            chosen = settings_transports(s)
+        attach_credentials(chosen, ctx.store)
         worker = Worker(
             ctx.store,
             chosen,

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from muster.errors import (
+    AuthenticationError,
     ConflictError,
     MusterError,
     NotFoundError,
@@ -31,6 +32,7 @@ _STATUS: tuple[tuple[type[MusterError], int], ...] = (
     (ValidationError, 422),
     (NotFoundError, 404),
     (ConflictError, 409),
+    (AuthenticationError, 401),
     (PermissionDeniedError, 403),
     (TransportError, 502),
 )

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError as PydanticValidationError
 
 from muster.domain.jobtypes import JOB_PRIORITIES, render_job
+from muster.server.auth import CurrentUser
 from muster.server.context import ServerContext, get_context
 from muster.server.schemas.executions import ExecutionOut
 from muster.server.schemas.jobs import CommandIn, JobIn
 from muster.server.submit import submit_command, submit_job
+from muster.server.submitted import after_submit
 from muster.server.views import execution_out
 
 __all__ = ["router"]
@@ -22,13 +24,17 @@ Ctx = Annotated[ServerContext, Depends(get_context)]
 
 
 @router.post("/commands", response_model=ExecutionOut, status_code=201)
-def run_command(body: CommandIn, ctx: Ctx) -> ExecutionOut:
+def run_command(body: CommandIn, ctx: Ctx, who: CurrentUser, request: Request) -> ExecutionOut:
     """Run one command line through ``shell -c`` on every host (normal priority)."""
     execution_id = submit_command(
-        ctx.store, body.command, body.host_ids, timeout=body.timeout, shell=body.shell
+        ctx.store,
+        body.command,
+        body.host_ids,
+        timeout=body.timeout,
+        shell=body.shell,
+        requested_by=who.name,
     )
-    ctx.track(execution_id)
-    return execution_out(ctx.store.get_execution(execution_id))
+    return execution_out(after_submit(request.app, request, who, execution_id))
 
 
 @router.get("/job-types")
@@ -40,7 +46,7 @@ def job_types() -> dict[str, Any]:
 
 
 @router.post("/jobs", response_model=ExecutionOut, status_code=201)
-def run_job(body: JobIn, ctx: Ctx) -> ExecutionOut:
+def run_job(body: JobIn, ctx: Ctx, who: CurrentUser, request: Request) -> ExecutionOut:
     """A built-in job: the type's fields are validated by name before anything is queued."""
     fields: dict[str, Any] = dict(body.model_extra or {})
     if body.type == "command":
@@ -48,8 +54,7 @@ def run_job(body: JobIn, ctx: Ctx) -> ExecutionOut:
             command = CommandIn.model_validate({"host_ids": body.host_ids, **fields})
         except PydanticValidationError as exc:
             raise RequestValidationError(exc.errors()) from exc
-        return run_command(command, ctx)
+        return run_command(command, ctx, who, request)
     job = render_job(body.type, fields)
-    execution_id = submit_job(ctx.store, job, fields, body.host_ids)
-    ctx.track(execution_id)
-    return execution_out(ctx.store.get_execution(execution_id))
+    execution_id = submit_job(ctx.store, job, fields, body.host_ids, requested_by=who.name)
+    return execution_out(after_submit(request.app, request, who, execution_id))

@@ -54,7 +54,9 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
     ("GET", f"{_A}/scripts/{{script_id}}/versions"): P.SCRIPTS_VIEW,
     ("GET", f"{_A}/scripts/{{script_id}}/versions/{{number}}"): P.SCRIPTS_VIEW,
     ("POST", f"{_A}/scripts/{{script_id}}/versions/{{number}}/restore"): P.SCRIPTS_MANAGE,
-    ("POST", f"{_A}/scripts/{{script_id}}/execute"): P.SCRIPTS_MANAGE,
+    ("POST", f"{_A}/scripts/{{script_id}}/execute"): Rule(P.SCRIPTS_MANAGE, True),
+    ("GET", f"{_A}/scripts/{{script_id}}/approval-policy"): P.SCRIPTS_VIEW,
+    ("PUT", f"{_A}/scripts/{{script_id}}/approval-policy"): Rule(P.ADMIN, True),
     # executions and jobs
     ("GET", f"{_A}/executions"): P.JOBS_VIEW,
     ("GET", f"{_A}/executions/{{execution_id}}"): P.JOBS_VIEW,
@@ -63,9 +65,9 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
     ("POST", f"{_A}/executions/{{execution_id}}/retry"): P.JOBS_MANAGE,
     ("GET", f"{_A}/executions/{{execution_id}}/hosts/{{host}}/log"): P.JOBS_VIEW,
     ("GET", f"{_A}/executions/{{execution_id}}/stream"): P.JOBS_VIEW,
-    ("POST", f"{_A}/commands"): P.JOBS_MANAGE,
+    ("POST", f"{_A}/commands"): Rule(P.JOBS_MANAGE, True),
     ("GET", f"{_A}/job-types"): P.JOBS_VIEW,
-    ("POST", f"{_A}/jobs"): P.JOBS_MANAGE,
+    ("POST", f"{_A}/jobs"): Rule(P.JOBS_MANAGE, True),
     # approvals: anyone who sees jobs sees the queue; deciding is its own permission
     ("GET", f"{_A}/approvals"): P.JOBS_VIEW,
     ("GET", f"{_A}/approvals/{{approval_id}}"): P.JOBS_VIEW,
@@ -100,7 +102,27 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
     ("DELETE", "/api/v1/tokens/{token_id}"): Rule(AUTHENTICATED, True),
     ("GET", "/api/v1/audit"): P.AUDIT_VIEW,
     ("GET", "/api/v1/audit/verify"): P.AUDIT_VIEW,
+    # the vault: names and fingerprints are host metadata; values go in, never out
+    ("GET", "/api/v1/credentials"): P.HOSTS_VIEW,
+    ("POST", "/api/v1/credentials"): Rule(P.CREDENTIALS_MANAGE, True),
+    ("GET", "/api/v1/credentials/{credential_id}"): P.HOSTS_VIEW,
+    ("DELETE", "/api/v1/credentials/{credential_id}"): Rule(P.CREDENTIALS_MANAGE, True),
+    ("GET", "/api/v1/groups/credentials"): P.HOSTS_VIEW,
+    ("PUT", "/api/v1/groups/{group}/credential"): Rule(P.CREDENTIALS_MANAGE, True),
 }
+
+
+def _console_rules() -> dict[tuple[str, str], Permission | str]:
+    """The web console declares its pages beside them; merged here so one table rules."""
+    try:
+        from muster.server.web.permissions import WEB_RULES
+    except ImportError:  # the console is optional
+        return {}
+    return dict(WEB_RULES)
+
+
+for _key, _need in _console_rules().items():
+    _RULES.setdefault(_key, _need)
 
 #: Every declared route, normalised to :class:`Rule`.
 ROUTE_RULES: Final[dict[tuple[str, str], Rule]] = {

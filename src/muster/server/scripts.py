@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from muster.domain.params import ParameterSpec
 from muster.domain.render import placeholder_problems
 from muster.domain.scripts import ScriptVersion, Shell
 from muster.errors import NotFoundError, ParameterError, ValidationError
+from muster.server.auth import CurrentUser
 from muster.server.context import ServerContext, get_context
 from muster.server.schemas.executions import ExecutionOut
 from muster.server.schemas.scripts import (
@@ -21,6 +22,7 @@ from muster.server.schemas.scripts import (
     VersionOut,
 )
 from muster.server.submit import submit_script
+from muster.server.submitted import after_submit
 from muster.server.views import execution_out, script_out, version_out
 
 __all__ = ["router"]
@@ -116,14 +118,18 @@ def restore_version(script_id: str, number: int, ctx: Ctx) -> ScriptOut:
 
 
 @router.post("/{script_id}/execute", response_model=ExecutionOut, status_code=201)
-def execute_script(script_id: str, body: ExecuteIn, ctx: Ctx) -> ExecutionOut:
-    """Pin the version's exact content hash now and queue one host run per host."""
+def execute_script(
+    script_id: str, body: ExecuteIn, ctx: Ctx, who: CurrentUser, request: Request
+) -> ExecutionOut:
+    """Pin the version's exact content hash now and queue one host run per host
+    (``pending_approval`` with an approval request if the script requires one)."""
     script = ctx.store.get_script(script_id)
     number = None if body.version == "latest" else body.version
     try:
         version = ctx.store.get_version(script.id, number)
     except NotFoundError as exc:
         raise ValidationError(str(exc), field="version") from exc
-    execution_id = submit_script(ctx.store, version, body.host_ids, body.parameter_values)
-    ctx.track(execution_id)
-    return execution_out(ctx.store.get_execution(execution_id))
+    execution_id = submit_script(
+        ctx.store, version, body.host_ids, body.parameter_values, requested_by=who.name
+    )
+    return execution_out(after_submit(request.app, request, who, execution_id))

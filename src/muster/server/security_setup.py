@@ -1,21 +1,69 @@
 """One call that puts identity and safety on an app: ``install_security(app)``.
 
 Adds the auth middleware (401/403/CSRF/generic audit), the 401 error
-handler, and the identity and approval routers. Call it in ``create_app``
-after the other routers are included and before the app starts.
+handler, and the identity, approval and credential routers. ``create_app``
+calls it after the other routers are included; the lifespan calls
+:func:`announce_bootstrap` once the store is open, and the reaper loop
+calls :func:`security_tick` so approval deadlines pass into rejection.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
+from typing import Any, TextIO
+
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
-from muster.server import approvals, security_routes
-from muster.server.auth import install_auth
+from muster.server import approval_policies, approvals, credentials, security_routes
+from muster.server.auth import install_auth, security_store
 
-__all__ = ["install_security"]
+__all__ = ["announce_bootstrap", "bootstrap_message", "install_security", "security_tick"]
+
+_log = logging.getLogger(__name__)
 
 
 def install_security(app: FastAPI) -> None:
     install_auth(app)
     app.include_router(security_routes.router)
     app.include_router(approvals.router)
+    app.include_router(credentials.router)
+    app.include_router(approval_policies.router)
+
+
+def bootstrap_message(password: str, name: str = "admin") -> str:
+    return (
+        "\n"
+        "  First start: created user '" + name + "' with a one-time password (shown once):\n"
+        "\n"
+        "      " + password + "\n"
+        "\n"
+        "  Log in with it and change it; or make your own admin with\n"
+        "  `muster user create NAME --admin`. Get a CLI token with `muster login --url URL`.\n"
+    )
+
+
+async def announce_bootstrap(app: Any, out: TextIO | None = None) -> str | None:
+    """Create the first admin on an empty user table and print its password once.
+
+    The password goes to the terminal (stderr), never to the log. Returns it
+    (for the caller that wants to show it elsewhere), or ``None`` when users exist.
+    """
+    secret = await run_in_threadpool(security_store(app).bootstrap_admin)
+    if secret is None:
+        return None
+    stream = out if out is not None else sys.stderr
+    stream.write(bootstrap_message(secret.reveal()))
+    stream.flush()
+    return secret.reveal()
+
+
+async def security_tick(app: Any) -> None:
+    """One pass of approval upkeep (expired deadlines, missing requests); never raises."""
+    try:
+        changed = await run_in_threadpool(approvals.sync_approvals, app)
+        if changed:
+            _log.info("approvals: %d settled or opened", changed)
+    except Exception:
+        _log.exception("approval upkeep failed")

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from muster.config import Settings
 from muster.store._core import make_engine
+from muster.store.approval_policy_store import ApprovalPolicyOps
 from muster.store.approval_store import ApprovalOps
 from muster.store.audit_store import AuditOps
 from muster.store.migrations import upgrade
@@ -21,7 +22,7 @@ from muster.store.session_store import SessionOps
 __all__ = ["SecurityStore", "open_security_store"]
 
 
-class SecurityStore(SecurityOps, SessionOps, AuditOps, ApprovalOps):
+class SecurityStore(SecurityOps, SessionOps, AuditOps, ApprovalOps, ApprovalPolicyOps):
     """Users, roles, tokens, sessions, audit log and approvals over one engine."""
 
 

@@ -1,5 +1,6 @@
 """Tables for identity and safety: users, custom roles, API tokens, console
-sessions, approval requests and votes, and the hash-chained audit log.
+sessions, approval requests and votes, the hash-chained audit log, and the
+credentials vault (sealed SSH keys, passwords and tokens).
 
 They live on the store's one ``metadata`` so migrations and comparisons see a
 single schema; migration ``0002_security`` creates exactly these. Nothing
@@ -30,7 +31,10 @@ __all__ = [
     "approval_requests",
     "approval_votes",
     "audit_log",
+    "credentials",
     "custom_roles",
+    "group_credentials",
+    "script_approval_policies",
     "sessions",
     "users",
 ]
@@ -148,4 +152,49 @@ audit_log = Table(
     Index(None, "actor", "at"),
     Index(None, "action", "at"),
     Index(None, "at"),
+)
+
+#: The vault: ``token`` is AES-GCM sealed, bound to ``credentials:<id>:secret``
+#: (and the passphrase to ``credentials:<id>:passphrase``); ``key_id`` names the
+#: master key that sealed it, so rotation finds what is left to re-seal.
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    #: Login user for hosts that name none.
+    Column("username", String(128)),
+    #: Public facts only: the key's type and SHA-256 fingerprint.
+    Column("fingerprint", String(128)),
+    Column("key_id", String(16), nullable=False),
+    Column("token", Text, nullable=False),
+    Column("passphrase_token", Text),
+    Column("created_by", String(128)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "key_id"),
+)
+
+#: A group's default credential, for member hosts that name none themselves.
+group_credentials = Table(
+    "group_credentials",
+    metadata,
+    Column("group_name", String(253), primary_key=True),
+    Column("credential_name", String(128), nullable=False),
+)
+
+#: Who must approve executions of a ``requires_approval`` script, set by an admin
+#: (scripts without a row use the server default: one_of_many of approver/admin).
+script_approval_policies = Table(
+    "script_approval_policies",
+    metadata,
+    Column("script_id", String(36), ForeignKey("scripts.id", ondelete="CASCADE"), primary_key=True),
+    Column("policy", String(16), nullable=False),
+    Column("approvers", JSON, nullable=False),
+    #: Seconds from the request to its deadline; NULL: no deadline.
+    Column("deadline_seconds", Integer),
+    Column("updated_by", String(128)),
+    Column("updated_at", UTCDateTime, nullable=False),
 )

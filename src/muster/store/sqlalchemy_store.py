@@ -12,20 +12,21 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from muster.config import Settings
-from muster.security.vault import Vault, load_or_create_key
+from muster.security.vault import Vault, VaultError, load_keyring
 from muster.store._core import make_engine
 from muster.store._executions import ExecutionOps
 from muster.store._hosts import HostOps
 from muster.store._output import OutputOps
 from muster.store._queue import QueueOps
 from muster.store._scripts import ScriptOps
+from muster.store.credential_store import CredentialOps, CredentialStore
 from muster.store.migrations import upgrade
 from muster.store.notify import Notifier, PostgresListener
 
 __all__ = ["SqlStore", "libpq_conninfo", "open_store"]
 
 
-class SqlStore(ScriptOps, HostOps, ExecutionOps, QueueOps, OutputOps):
+class SqlStore(ScriptOps, HostOps, ExecutionOps, QueueOps, OutputOps, CredentialOps):
     """The :class:`~muster.store.base.Store` over SQLAlchemy; see ``base`` for the contract."""
 
 
@@ -50,17 +51,50 @@ def open_store(
         engine = make_engine(settings.effective_database_url)
     if migrate:
         upgrade(engine)
-    settings_key = settings.secret_key.get_secret_value()
-    if not settings_key and not settings.key_file.exists() and create_key:
-        settings.ensure_data_dir()
-    key = load_or_create_key(settings_key, settings.key_file, create=create_key)
+    vault = _open_vault(settings, engine, create_key)
     notifier = Notifier()
     if listen and engine.dialect.name == "postgresql":
         PostgresListener(libpq_conninfo(engine), notifier).start()
     return SqlStore(
         engine,
-        vault=Vault(key),
+        vault=vault,
         notifier=notifier,
         output_cap_bytes=settings.output_cap_bytes,
         queued_timeout=settings.queued_timeout,
     )
+
+
+def _open_vault(settings: Settings, engine: Engine, create_key: bool) -> Vault:
+    """The configured keys, checked against what the database holds sealed.
+
+    A database with sealed values and no configured key (or a key that did not
+    seal them) stops here with a clear error: a fresh key would silently make
+    every stored secret unreadable.
+    """
+    explicit = settings.secret_key.get_secret_value()
+    used = CredentialStore(engine).sealed_key_ids()
+    if not explicit and not settings.key_file.exists():
+        if used:
+            raise VaultError(
+                f"the database holds secrets sealed with key {', '.join(sorted(used))}, but no "
+                f"key is configured: set MUSTER_SECRET_KEY or restore the key file "
+                f"{settings.key_file}"
+            )
+        if create_key:
+            settings.ensure_data_dir()
+    key, older = load_keyring(
+        explicit,
+        settings.key_file,
+        old=settings.old_secret_keys.get_secret_value(),
+        create=create_key,
+    )
+    vault = Vault(key, older, watch=None if explicit else settings.key_file)
+    missing = used - vault.key_ids
+    if missing:
+        raise VaultError(
+            f"the database holds secrets sealed with key {', '.join(sorted(missing))}, which "
+            f"is not configured (configured: {', '.join(sorted(vault.key_ids))}): set "
+            "MUSTER_SECRET_KEY to that key, or list it in MUSTER_OLD_SECRET_KEYS while "
+            "`muster secrets rotate-key` finishes"
+        )
+    return vault

@@ -38,6 +38,7 @@ from muster.domain.plans import Plan
 from muster.domain.states import FailureReason, HostRunState
 from muster.errors import TransportError
 from muster.transports.base import OutputSink, TransportOutcome
+from muster.transports.ssh_credentials import CredentialSource, ssh_auth_options
 from muster.transports.ssh_driver import (
     DRIVER_COMMAND,
     TIMEOUT_EXIT,
@@ -89,7 +90,9 @@ class SshTransport:
         max_pool: int = 1024,
         deadline_grace: float = 10.0,
         fast_path: bool = True,
+        credentials: CredentialSource | None = None,
     ) -> None:
+        self.credentials = credentials
         self._known = KnownHostsFile(known_hosts or "~/.ssh/known_hosts")
         self._policy = HostKeyPolicy(host_key_policy)
         self._connect_timeout = connect_timeout
@@ -222,7 +225,15 @@ class SshTransport:
     # -- connections -----------------------------------------------------
 
     def _pool_key(self, host: Host) -> _PoolKey:
-        return (host.user or self._username, host.hostname, host.port, host.key_file)
+        auth = host.key_file
+        if self.credentials is not None:
+            # A host's credential (or its groups', which name it) decides how it logs in.
+            auth = f"{host.key_file}|{host.credential_ref}|{','.join(host.groups)}"
+        return (host.user or self._username, host.hostname, host.port, auth)
+
+    def use_credentials(self, source: CredentialSource | None) -> None:
+        """Log in with vault credentials from ``source`` (hosts naming none keep key files)."""
+        self.credentials = source
 
     async def _acquire(self, key: _PoolKey, host: Host) -> tuple[_Pooled, bool]:
         """A connection for ``host`` with one more user; True when it was reused."""
@@ -269,13 +280,19 @@ class SshTransport:
         record = False
         if self._policy is HostKeyPolicy.ACCEPT_NEW and not self._known.is_known(hostname, port):
             known, record = None, True
+        cred = None
+        if self.credentials is not None and not host.key_file:
+            cred = await self.credentials.ssh_credential(host)
+        extra: dict[str, Any] = ssh_auth_options(cred) if cred is not None else {}
+        user = host.user or (cred.username if cred is not None else None) or self._username
         conn = await asyncssh.connect(
             hostname,
             port,
             options=self._options_for(host.key_file),
-            username=host.user or self._username or (),
+            username=user or (),
             known_hosts=known,
             config=None,
+            **extra,
         )
         if record:
             server_key = conn.get_server_host_key()

@@ -21,12 +21,15 @@ import uvicorn
 
 from muster.config import Settings, normalise_database_url
 from muster.server.app import create_app
+from muster.store.security_ops import SecurityStore, open_security_store
 
 __all__ = [
     "PG_ENV",
     "LiveServer",
+    "admin_token_for",
     "free_port",
     "fresh_postgres",
+    "issue_token",
     "pg_base_url",
     "server_settings",
     "wait_for",
@@ -97,6 +100,7 @@ class LiveServer:
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, name="muster-test-server")
+        self.admin_token = ""
 
     def start(self) -> LiveServer:
         self._thread.start()
@@ -107,18 +111,43 @@ class LiveServer:
         )
         if not self.server.started:
             raise RuntimeError("the test server did not start (see the log above)")
+        self.admin_token = self.issue_token("test-admin", ["admin"])
         return self
+
+    def issue_token(self, user: str, roles: list[str]) -> str:
+        """A token for a new token-only user with ``roles`` (made directly in the store)."""
+        return issue_token(SecurityStore(self.ctx.store.engine), user, roles)
 
     @property
     def ctx(self) -> Any:
         return self.app.state.muster
 
-    def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30.0, **kwargs)
+    def client(self, *, token: str | None = "admin", **kwargs: Any) -> httpx.Client:
+        """An HTTP client authenticated as the test admin (``token=None``: anonymous)."""
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if token is not None:
+            bearer = self.admin_token if token == "admin" else token
+            headers.setdefault("Authorization", f"Bearer {bearer}")
+        return httpx.Client(base_url=self.url, timeout=30.0, headers=headers, **kwargs)
 
     def stop(self) -> None:
         self.server.should_exit = True
         self._thread.join(30)
+
+
+def issue_token(sec: SecurityStore, user: str, roles: list[str]) -> str:
+    sec.create_user(user, roles=roles)
+    issued, _ = sec.create_token(user, "tests")
+    return issued.token.reveal()
+
+
+def admin_token_for(settings: Settings) -> str:
+    """An admin token on the database ``settings`` name (for servers run as processes)."""
+    sec = open_security_store(settings)
+    try:
+        return issue_token(sec, f"admin-{uuid.uuid4().hex[:8]}", ["admin"])
+    finally:
+        sec.close()
 
 
 def server_settings(data_dir: Path, database_url: str = "", **overrides: Any) -> Settings:

@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.server.harness import free_port, wait_for
+from muster.config import Settings
+from tests.integration.server.harness import admin_token_for, free_port, wait_for
 from tests.integration.server.helpers import TERMINAL, save_script, wait_terminal
 
 LEASE = 3.0
@@ -56,7 +57,14 @@ class ServeProcess:
             return False
 
         wait_for(healthy, timeout=60, interval=0.1, what="muster serve to answer /health")
+        settings = Settings(
+            data_dir=self.env["MUSTER_DATA_DIR"], database_url=self.env["MUSTER_DATABASE_URL"]
+        )
+        self.headers = {"Authorization": f"Bearer {admin_token_for(settings)}"}
         return self
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, headers=self.headers)
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -94,7 +102,7 @@ def test_kill9_and_restart_loses_nothing(
     pid_file = tmp_path / "long.pid"
     first = ServeProcess(data, database_url).start()
     serve_factory.append(first)
-    api = httpx.Client(base_url=first.url, timeout=30)
+    api = first.client()
     quick = save_script(api, name="quick", body="echo stored-before-crash\n")
     done = api.post(
         f"/api/v1/automation/scripts/{quick['id']}/execute", json={"host_ids": ["localhost"]}
@@ -122,7 +130,7 @@ def test_kill9_and_restart_loses_nothing(
         second = ServeProcess(data, database_url).start()
         restart_at = time.monotonic()
         serve_factory.append(second)
-        api = httpx.Client(base_url=second.url, timeout=30)
+        api = second.client()
         assert api.get("/api/v1/automation/scripts").json() == before["scripts"]
         assert api.get(f"/api/v1/automation/executions/{done['id']}").json() == before["quick"]
         log = api.get(f"/api/v1/automation/executions/{done['id']}/hosts/localhost/log").text

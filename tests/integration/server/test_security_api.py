@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.routing import Mount
 
 from muster.config import Settings
 from muster.security.passwords import Passwords
@@ -19,9 +20,8 @@ from muster.security.rbac import BUILTIN_ROLES, Permission, role_permissions
 from muster.security.vault import Vault
 from muster.server.app import create_app
 from muster.server.approvals import open_execution_approval
-from muster.server.auth import CSRF_HEADER, SESSION_COOKIE, security_store
+from muster.server.auth import CSRF_HEADER, SESSION_COOKIE, is_console_page, security_store
 from muster.server.permissions import AUTHENTICATED, PUBLIC, ROUTE_RULES
-from muster.server.security_setup import install_security
 from muster.store._core import make_engine
 from muster.store.migrations import upgrade
 from muster.store.security_store import SecurityOps
@@ -54,7 +54,6 @@ def client(tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Ite
     app = create_app(
         Settings(data_dir=tmp_path), store=store, embedded_worker=False, localhost=True
     )
-    install_security(app)
     with TestClient(app) as c:
         yield c
     store.close()
@@ -70,14 +69,28 @@ def token_for(client: TestClient, name: str, roles: list[str]) -> dict[str, str]
     return {"Authorization": f"Bearer {issued.token.reveal()}"}
 
 
+def _walk(routes: Any) -> Iterator[Any]:
+    for route in routes:
+        nested = getattr(route, "effective_candidates", None)  # an included router
+        if nested is not None:
+            yield from _walk(nested())
+        else:
+            yield route
+
+
 def _routes(client: TestClient) -> set[tuple[str, str]]:
+    """Every (method, path template) the app serves: API, docs, console and mounts."""
     found = set()
     for path, ops in client.app.openapi()["paths"].items():
         for method in ops:
             found.add((method.upper(), path))
-    for route in client.app.routes:  # the docs routes are not in the schema
+    for route in _walk(client.app.routes):
         path = getattr(route, "path", None)
-        for method in getattr(route, "methods", None) or ():
+        if isinstance(getattr(route, "original_route", route), Mount) or isinstance(route, Mount):
+            found.add(("GET", f"{path}/{{path:path}}"))
+            continue
+        methods = getattr(getattr(route, "original_route", route), "methods", None) or ()
+        for method in methods:
             if path and method != "HEAD":
                 found.add((method, path))
     return found
@@ -85,6 +98,15 @@ def _routes(client: TestClient) -> set[tuple[str, str]]:
 
 def _concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", lambda m: "1" if m.group(0) == "{number}" else "nope", path)
+
+
+def test_route_walk_sees_api_console_and_mounts(client: TestClient) -> None:
+    routes = _routes(client)
+    assert ("POST", "/api/v1/credentials") in routes
+    assert ("GET", "/api/v1/audit/verify") in routes
+    assert ("GET", "/docs") in routes
+    console = {("GET", "/login"), ("GET", "/"), ("GET", "/static/{path:path}")}
+    assert console <= routes, "the console's pages must be walked too"
 
 
 def test_every_route_declares_a_permission_and_no_rule_is_stale(client: TestClient) -> None:
@@ -102,13 +124,17 @@ def test_rbac_route_walk(client: TestClient) -> None:
             continue
         url = _concrete(path)
         body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None
-        anon = client.request(method, url, json=body)
+        anon = client.request(method, url, json=body, follow_redirects=False)
         if rule.need == PUBLIC:
             assert anon.status_code not in (401, 403), (method, path, anon.status_code)
+        elif is_console_page(method, url):
+            # a browser is sent to the login page instead of a bare 401
+            assert anon.status_code == 303, (method, path, anon.status_code)
+            assert anon.headers["location"].startswith("/login?next="), anon.headers
         else:
             assert anon.status_code == 401, (method, path, anon.status_code)
         for role, h in headers.items():
-            resp = client.request(method, url, json=body, headers=h)
+            resp = client.request(method, url, json=body, headers=h, follow_redirects=False)
             allowed = rule.need in (PUBLIC, AUTHENTICATED) or Permission(
                 rule.need
             ) in role_permissions(role)
@@ -207,8 +233,10 @@ def test_approval_flow_self_approval_and_pinned_hash(client: TestClient) -> None
     script_id = _approval_script(client, olga)
     ex = _execute(client, script_id, olga)
     store = client.app.state.muster.store
-    rec = open_execution_approval(client.app, store.get_execution(ex["id"]), requester="olga")
-    assert rec is not None
+    # execute opened the request, with the caller as requester
+    rec = sec(client).approval_for_execution(ex["id"])
+    assert rec is not None and rec.request.requester == "olga"
+    assert open_execution_approval(client.app, store.get_execution(ex["id"])) == rec
     # the script is edited after the request: the execution still pins the old hash
     client.post(
         "/api/v1/automation/scripts",
@@ -234,7 +262,6 @@ def test_reject_with_reason_and_deadline(client: TestClient, clock: Clock) -> No
     script_id = _approval_script(client, olga)
     store = client.app.state.muster.store
     first = _execute(client, script_id, olga)
-    # no explicit open: listing finds the execution and opens its request
     items = client.get("/api/v1/automation/approvals?status=pending", headers=amy).json()["items"]
     assert [i["execution_id"] for i in items] == [first["id"]]
     r = client.post(
@@ -243,14 +270,14 @@ def test_reject_with_reason_and_deadline(client: TestClient, clock: Clock) -> No
     assert r.status_code == 200 and r.json()["reason"] == "not today"
     assert store.get_execution(first["id"]).status.value == "rejected"
 
+    admin = token_for(client, "ada", ["admin"])
+    policy = {"policy": "one_of_many", "approvers": ["role:approver"], "deadline_minutes": 5}
+    url = f"/api/v1/automation/scripts/{script_id}/approval-policy"
+    assert client.put(url, json=policy, headers=olga).status_code == 403
+    assert client.put(url, json=policy, headers=admin).status_code == 200
     second = _execute(client, script_id, olga)
-    rec = open_execution_approval(
-        client.app,
-        store.get_execution(second["id"]),
-        requester="olga",
-        deadline=dt.timedelta(minutes=5),
-    )
-    assert rec is not None
+    rec = sec(client).approval_for_execution(second["id"])
+    assert rec is not None and rec.request.deadline is not None
     clock.now += dt.timedelta(minutes=6)
     late = client.post(f"/api/v1/automation/approvals/{rec.id}/approve", headers=amy)
     assert late.status_code == 409 and "deadline passed" in late.text
