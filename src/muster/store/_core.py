@@ -46,7 +46,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip per checkout; a dropped connection
+    # fails one statement and SQLAlchemy then refreshes the pool.
     return create_engine(url, **kwargs)
 
 
@@ -102,10 +103,23 @@ class StoreCore:
         with self.engine.begin() as conn:
             tx.conn = conn
             yield tx
-            if self.is_postgres:
-                for key in tx.keys:
-                    conn.execute(text("SELECT pg_notify('muster', :k)"), {"k": key})
+            if self.is_postgres and tx.keys:
+                conn.execute(
+                    text("SELECT pg_notify('muster', k) FROM unnest(CAST(:keys AS text[])) AS k"),
+                    {"keys": tx.keys},
+                )
         self.notifier.publish_many(tx.keys)
+
+    @contextmanager
+    def _single(self) -> Iterator[Connection]:
+        """For one self-contained statement: autocommit on PostgreSQL (one round
+        trip, no BEGIN/COMMIT), an IMMEDIATE transaction on SQLite."""
+        if self.is_postgres:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                yield conn
+        else:
+            with self.engine.begin() as conn:
+                yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

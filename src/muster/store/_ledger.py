@@ -3,25 +3,44 @@
 Every host-run state change goes through :func:`transition` (one
 ``UPDATE ... WHERE id AND state AND owner AND epoch``), and every change in
 the set of current host-run states goes through :class:`Deltas`, which
-updates the execution's per-state counters and its cached status in the same
-transaction. So ``executions.status == rollup(current host run states)``
-holds after every commit.
+updates the execution's per-state counters, and its status recomputed from
+them, in one UPDATE of the transaction. So ``executions.status ==
+rollup(current host run states)`` holds after every commit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, RowMapping, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    RowMapping,
+    Update,
+    bindparam,
+    case,
+    func,
+    literal,
+    update,
+)
 
-from muster.domain.states import HostRunState, check_transition, rollup
-from muster.store._rows import counts_of
-from muster.store.tables import STATE_COUNTERS, executions, host_runs
+from muster.domain.states import ExecutionStatus, HostRunState, check_transition
+from muster.store.tables import STATE_COUNTERS, UTCDateTime, executions, host_runs
 
-__all__ = ["ANY_OWNER", "Deltas", "transition"]
+__all__ = [
+    "ANY_OWNER",
+    "Deltas",
+    "counter_params",
+    "counter_update",
+    "counter_values",
+    "status_case",
+    "transition",
+]
 
 #: Sentinel: the compare-and-set does not look at the owner.
 ANY_OWNER = object()
@@ -58,6 +77,67 @@ def transition(
     return conn.execute(stmt).mappings().first()
 
 
+def status_case(n: Mapping[str, ColumnElement[int]]) -> ColumnElement[str]:
+    """``rollup()`` as SQL over per-state counts (a test checks every combination).
+
+    Used inside the counter UPDATE itself, over the new counts, so the stored
+    status changes in the same statement as the counters it derives from.
+    """
+    total = sum((n[s] for s in STATE_COUNTERS[1:]), n[STATE_COUNTERS[0]])
+    v = {s: literal(s.value) for s in ExecutionStatus}
+    E = ExecutionStatus
+    return case(
+        (total == 0, v[E.SUCCEEDED]),
+        (n["pending_approval"] > 0, v[E.PENDING_APPROVAL]),
+        (n["running"] > 0, v[E.RUNNING]),
+        (n["queued"] == total, v[E.QUEUED]),
+        (n["queued"] > 0, v[E.RUNNING]),
+        (n["skipped"] == total, v[E.SKIPPED]),
+        (n["rejected"] == total, v[E.REJECTED]),
+        (n["failed"] + n["lost"] + n["rejected"] > 0, v[E.FAILED]),
+        (n["timed_out"] > 0, v[E.TIMED_OUT]),
+        (n["cancelled"] > 0, v[E.CANCELLED]),
+        else_=v[E.SUCCEEDED],
+    )
+
+
+_TERMINAL_STATUSES = tuple(s.value for s in ExecutionStatus if s.terminal)
+
+
+@functools.cache
+def counter_values(states: tuple[str, ...]) -> dict[str, Any]:
+    """SET clauses moving the counters of ``states`` by ``:d_<state>`` and recomputing
+    status and finished_at (``:p_now``). Cached: building the CASE costs milliseconds."""
+    new = {
+        s: executions.c[f"n_{s}"] + bindparam(f"d_{s}", type_=Integer())
+        if s in states
+        else executions.c[f"n_{s}"]
+        for s in STATE_COUNTERS
+    }
+    status = status_case(new)
+    now = bindparam("p_now", type_=UTCDateTime())
+    values: dict[str, Any] = {f"n_{s}": new[s] for s in states}
+    values["status"] = status
+    values["finished_at"] = case(
+        (status.in_(_TERMINAL_STATUSES), func.coalesce(executions.c.finished_at, now)), else_=None
+    )
+    return values
+
+
+@functools.cache
+def counter_update(states: tuple[str, ...]) -> Update:
+    """UPDATE of execution ``:p_eid``; see :func:`counter_values`."""
+    return (
+        update(executions)
+        .where(executions.c.id == bindparam("p_eid"))
+        .values(counter_values(states))
+    )
+
+
+def counter_params(moves: Mapping[str, int], now: dt.datetime) -> dict[str, Any]:
+    return {"p_now": now, **{f"d_{s}": n for s, n in moves.items()}}
+
+
 class Deltas:
     """Counter moves per execution, applied at the end of a transaction."""
 
@@ -79,25 +159,9 @@ class Deltas:
     def apply(self, conn: Connection, now: dt.datetime) -> None:
         for execution_id in sorted(self._d):  # a fixed order: no lock-order deadlocks
             moves = {s: n for s, n in self._d[execution_id].items() if n}
-            if not moves:
-                continue
-            counter_cols = [executions.c[f"n_{s}"] for s in STATE_COUNTERS]
-            row = (
+            if moves:
                 conn.execute(
-                    update(executions)
-                    .where(executions.c.id == execution_id)
-                    .values({f"n_{s}": executions.c[f"n_{s}"] + n for s, n in moves.items()})
-                    .returning(*counter_cols, executions.c.status)
-                )
-                .mappings()
-                .one()
-            )
-            counts = counts_of(row)
-            status = rollup(HostRunState(s) for s, n in counts.items() if n > 0)
-            if status.value != row["status"]:
-                conn.execute(
-                    update(executions)
-                    .where(executions.c.id == execution_id)
-                    .values(status=status.value, finished_at=now if status.terminal else None)
+                    counter_update(tuple(sorted(moves))),
+                    {"p_eid": execution_id, **counter_params(moves, now)},
                 )
         self._d.clear()

@@ -23,14 +23,15 @@ from typing import Any
 from sqlalchemy import Connection, select, tuple_, update
 
 from muster.domain.secret import Secret
-from muster.domain.states import FailureReason, HostRunState
+from muster.domain.states import FailureReason, HostRunState, check_transition
 from muster.errors import ValidationError
 from muster.security.vault import VaultError
 from muster.store._core import StoreCore
 from muster.store._executions import insert_attempt, secret_aad
-from muster.store._ledger import Deltas, transition
+from muster.store._ledger import Deltas, counter_params, transition
 from muster.store._rows import execution_record, host_record, host_run_record, version_record
-from muster.store.base import WAITING_FOR_WORKER, ClaimedRun, LeaseStatus, ReapReport
+from muster.store._statements import claim_stmt, finish_pg_stmt, finish_stmt
+from muster.store.base import WAITING_FOR_WORKER, ClaimedRun, LeaseStatus, ReapReport, RunResult
 from muster.store.notify import QUEUE_KEY, execution_key
 from muster.store.tables import (
     execution_secrets,
@@ -52,28 +53,14 @@ class QueueOps(StoreCore):
         if limit <= 0:
             return []
         now = self.clock()
-        pick = (
-            select(host_runs.c.id)
-            .where(host_runs.c.state == S.QUEUED.value, host_runs.c.available_at <= now)
-            .order_by(host_runs.c.priority.desc(), host_runs.c.queued_at, host_runs.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        claim = (
-            update(host_runs)
-            .where(host_runs.c.id.in_(pick.scalar_subquery()))
-            .values(
-                state=S.RUNNING.value,
-                owner=worker_id,
-                epoch=host_runs.c.epoch + 1,
-                claimed_at=now,
-                lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
-                waiting_reason=None,
-            )
-            .returning(host_runs)
-        )
+        params = {
+            "p_now": now,
+            "p_limit": limit,
+            "p_owner": worker_id,
+            "p_lease": now + dt.timedelta(seconds=lease_seconds),
+        }
         with self._tx() as tx:
-            rows = list(tx.conn.execute(claim).mappings())
+            rows = list(tx.conn.execute(claim_stmt(), params).mappings())
             if not rows:
                 return []
             deltas = Deltas()
@@ -153,21 +140,26 @@ class QueueOps(StoreCore):
 
     def mark_started(self, run_id: str, owner: str, epoch: int) -> bool:
         """Record that the command is about to be sent; False means do not send it."""
-        with self._tx() as tx:
-            return bool(
-                tx.conn.execute(
-                    update(host_runs)
-                    .where(
-                        host_runs.c.id == run_id,
-                        host_runs.c.state == S.RUNNING.value,
-                        host_runs.c.owner == owner,
-                        host_runs.c.epoch == epoch,
-                        host_runs.c.started_at.is_(None),
-                        host_runs.c.cancel_requested.is_(False),
-                    )
-                    .values(started_at=self.clock())
-                ).rowcount
+        return run_id in self.mark_started_many(owner, [(run_id, epoch)])
+
+    def mark_started_many(self, owner: str, runs: Sequence[tuple[str, int]]) -> set[str]:
+        """:meth:`mark_started` for several runs in one statement; the ids that won."""
+        if not runs:
+            return set()
+        stmt = (
+            update(host_runs)
+            .where(
+                tuple_(host_runs.c.id, host_runs.c.epoch).in_([tuple(r) for r in runs]),
+                host_runs.c.state == S.RUNNING.value,
+                host_runs.c.owner == owner,
+                host_runs.c.started_at.is_(None),
+                host_runs.c.cancel_requested.is_(False),
             )
+            .values(started_at=self.clock())
+            .returning(host_runs.c.id)
+        )
+        with self._single() as conn:
+            return set(conn.execute(stmt).scalars())
 
     def heartbeat(
         self, worker_id: str, runs: Sequence[tuple[str, int]], lease_seconds: float
@@ -175,8 +167,8 @@ class QueueOps(StoreCore):
         if not runs:
             return {}
         now = self.clock()
-        with self._tx() as tx:
-            renewed = tx.conn.execute(
+        with self._single() as conn:
+            renewed = conn.execute(
                 update(host_runs)
                 .where(
                     host_runs.c.owner == worker_id,
@@ -204,31 +196,57 @@ class QueueOps(StoreCore):
         message: str = "",
         events: int = 0,
     ) -> bool:
+        result = RunResult(run_id, epoch, S(state), exit_code, reason, message, events)
+        return run_id in self.finish_host_runs(owner, [result])
+
+    def finish_host_runs(self, owner: str, results: Sequence[RunResult]) -> set[str]:
+        """Finish held runs (CAS each on owner and epoch) in one transaction; the ids that won.
+
+        One commit for many runs: workers batch finishes that complete together.
+        """
+        if not results:
+            return set()
+        for r in results:
+            check_transition(S.RUNNING, S(r.state))
         now = self.clock()
-        with self._tx() as tx:
-            row = transition(
-                tx.conn,
-                run_id,
-                S.RUNNING,
-                S(state),
-                owner=owner,
-                epoch=epoch,
-                values={
-                    "finished_at": now,
-                    "exit_code": exit_code,
-                    "reason": None if reason is None else str(reason),
-                    "message": message or None,
-                    "lease_expires_at": None,
-                    "events": host_runs.c.events + events,
-                },
-            )
+        params = [
+            {
+                "p_id": r.run_id,
+                "p_owner": owner,
+                "p_epoch": r.epoch,
+                "p_now": now,
+                "p_exit": r.exit_code,
+                "p_reason": None if r.reason is None else str(r.reason),
+                "p_message": r.message or None,
+                "p_events": r.events,
+            }
+            for r in results
+        ]
+        if self.is_postgres and len(results) == 1:
+            # One autocommitted statement: CAS, counters, status and NOTIFY together.
+            new = S(results[0].state)
+            moves = {S.RUNNING.value: -1, new.value: 1}
+            with self._single() as conn:
+                row = conn.execute(
+                    finish_pg_stmt(new), {**params[0], **counter_params(moves, now)}
+                ).first()
             if row is None:
-                return False
+                return set()
+            self.notifier.publish(execution_key(row[0]))
+            return {results[0].run_id}
+        won: set[str] = set()
+        with self._tx() as tx:
             deltas = Deltas()
-            deltas.move(row["execution_id"], S.RUNNING, S(state))
+            for r, p in zip(results, params, strict=True):
+                new = S(r.state)
+                execution_id = tx.conn.execute(finish_stmt(new), p).scalar()
+                if execution_id is None:
+                    continue
+                won.add(r.run_id)
+                deltas.move(execution_id, S.RUNNING, new)
+                tx.notify(execution_key(execution_id))
             deltas.apply(tx.conn, now)
-            tx.notify(execution_key(row["execution_id"]))
-            return True
+        return won
 
     def release_host_run(self, run_id: str, owner: str, epoch: int, why: str) -> bool:
         """Hand an unstarted run back to the queue (graceful stop)."""

@@ -44,6 +44,7 @@ __all__ = [
     "OutputChunk",
     "Page",
     "ReapReport",
+    "RunResult",
     "SavedScript",
     "ScriptRecord",
     "Store",
@@ -314,6 +315,19 @@ class OutputChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class RunResult:
+    """How one held run ended, for :meth:`Store.finish_host_runs`."""
+
+    run_id: str
+    epoch: int
+    state: HostRunState
+    exit_code: int | None = None
+    reason: FailureReason | str | None = None
+    message: str = ""
+    events: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ReapReport:
     requeued: tuple[str, ...] = ()
     lost: tuple[str, ...] = ()
@@ -399,6 +413,7 @@ class Store(Protocol):
         self, worker_id: str, limit: int, lease_seconds: float
     ) -> list[ClaimedRun]: ...
     def mark_started(self, run_id: str, owner: str, epoch: int) -> bool: ...
+    def mark_started_many(self, owner: str, runs: Sequence[tuple[str, int]]) -> set[str]: ...
     def heartbeat(
         self, worker_id: str, runs: Sequence[tuple[str, int]], lease_seconds: float
     ) -> dict[str, LeaseStatus]: ...
@@ -414,6 +429,7 @@ class Store(Protocol):
         message: str = "",
         events: int = 0,
     ) -> bool: ...
+    def finish_host_runs(self, owner: str, results: Sequence[RunResult]) -> set[str]: ...
     def release_host_run(self, run_id: str, owner: str, epoch: int, why: str) -> bool: ...
     def reap(self, now: dt.datetime | None = None) -> ReapReport: ...
 

@@ -23,28 +23,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from muster.domain.hosts import TransportKind
 from muster.domain.states import FailureReason, HostRunState
 from muster.errors import MusterError
-from muster.store.base import ClaimedRun, LeaseStatus, Store
+from muster.store.base import ClaimedRun, LeaseStatus, RunResult, Store
 from muster.store.notify import QUEUE_KEY, Notifier
 from muster.transports.base import Transport, TransportOutcome
+from muster.worker.batching import Batcher
 from muster.worker.capture import RunOutput
 from muster.worker.plans import plan_for
 
 __all__ = ["Worker", "default_worker_id"]
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def default_worker_id() -> str:
@@ -100,6 +104,22 @@ class Worker:
         self._running = False
         self._done = asyncio.Event()
         self.completed = 0
+        # Store calls block: give them threads of their own, as many as can be busy.
+        self._starts: Batcher[tuple[str, int]] = Batcher(self._start_many, lambda r: r[0])
+        self._finishes: Batcher[RunResult] = Batcher(self._finish_many, lambda r: r.run_id)
+        self._pool = ThreadPoolExecutor(
+            max_workers=min(concurrency, 16) + 2, thread_name_prefix=f"muster-{self.worker_id}"
+        )
+
+    async def _start_many(self, runs: Sequence[tuple[str, int]]) -> set[str]:
+        return await self._call(self.store.mark_started_many, self.worker_id, runs)
+
+    async def _finish_many(self, results: Sequence[RunResult]) -> set[str]:
+        return await self._call(self.store.finish_host_runs, self.worker_id, results)
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
     # -- control (the server's WorkerControl) --------------------------------
 
@@ -199,6 +219,7 @@ class Worker:
             if sub is not None:
                 sub.close()
             self._running = False
+            self._pool.shutdown(wait=False)
             self._done.set()
 
     async def _wait_change(self, timeout: float) -> None:
@@ -208,7 +229,7 @@ class Worker:
 
     async def _claim(self, free: int) -> list[ClaimedRun]:
         try:
-            return await asyncio.to_thread(
+            return await self._call(
                 self.store.claim_host_runs, self.worker_id, free, self.lease_seconds
             )
         except Exception:
@@ -227,9 +248,7 @@ class Worker:
         if held.lost:
             return
         c = held.claim
-        ok = await asyncio.to_thread(
-            self.store.finish_host_run, c.id, self.worker_id, c.epoch, state, **kw
-        )
+        ok = await self._finishes.submit(RunResult(c.id, c.epoch, state, **kw))
         if not ok:
             _log.info("worker %s: run %s was no longer ours at finish", self.worker_id, c.id)
 
@@ -283,7 +302,7 @@ class Worker:
             )
             return
         if self._stopping:
-            await asyncio.to_thread(
+            await self._call(
                 self.store.release_host_run,
                 c.id,
                 self.worker_id,
@@ -291,9 +310,9 @@ class Worker:
                 f"worker {self.worker_id} shut down before starting it; waiting for a free worker",
             )
             return
-        if not await asyncio.to_thread(self.store.mark_started, c.id, self.worker_id, c.epoch):
+        if not await self._starts.submit((c.id, c.epoch)):
             # Cancelled before start (finish it so) or reaped (not ours: say nothing).
-            status = await asyncio.to_thread(
+            status = await self._call(
                 self.store.heartbeat, self.worker_id, [(c.id, c.epoch)], self.lease_seconds
             )
             if status.get(c.id) is LeaseStatus.CANCEL_REQUESTED:
@@ -307,7 +326,7 @@ class Worker:
         held.started = True
 
         async def write(stream: str, text: str, dropped: int) -> bool:
-            return await asyncio.to_thread(
+            return await self._call(
                 self.store.append_output,
                 c.id,
                 self.worker_id,
@@ -357,7 +376,7 @@ class Worker:
             return
         sent_at = time.monotonic()
         try:
-            status = await asyncio.to_thread(
+            status = await self._call(
                 self.store.heartbeat,
                 self.worker_id,
                 [(h.claim.id, h.claim.epoch) for h in held],
@@ -391,7 +410,7 @@ class Worker:
         while True:
             await asyncio.sleep(self.reap_seconds)
             try:
-                report = await asyncio.to_thread(self.store.reap)
+                report = await self._call(self.store.reap)
                 if report.total:
                     _log.info("worker %s reaped %s", self.worker_id, report)
             except Exception:

@@ -12,6 +12,7 @@ twice and that no host ran two attempts at the same time.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -158,7 +159,7 @@ async def test_sigkill_mid_flight_loses_nothing_and_runs_nothing_twice(
         per_host[by_id[run_id].host_name].append((min(times), max(times)))
     for host, intervals in per_host.items():
         intervals.sort()
-        for (_, end1), (start2, _) in zip(intervals, intervals[1:], strict=False):
+        for (_, end1), (start2, _) in itertools.pairwise(intervals):
             assert end1 <= start2, f"{host} ran two attempts at once"
     succeeded = {r.id for r in history if r.state is S.SUCCEEDED}
     assert succeeded <= set(spans)  # every success really ran

@@ -1,0 +1,114 @@
+"""The queue's hot statements, built once with bind parameters.
+
+Building a SQLAlchemy statement (above all the status CASE) costs far more
+than running it; these are built once per shape and reused, so a finished
+run costs the database work and little else.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlalchemy import (
+    CTE,
+    Integer,
+    Select,
+    String,
+    Update,
+    bindparam,
+    func,
+    literal,
+    select,
+    update,
+)
+
+from muster.domain.states import HostRunState
+from muster.store._ledger import counter_values
+from muster.store.notify import CHANNEL
+from muster.store.tables import UTCDateTime, executions, host_runs
+
+__all__ = ["claim_stmt", "finish_pg_stmt", "finish_stmt", "mark_started_stmt"]
+
+S = HostRunState
+
+
+@functools.cache
+def claim_stmt() -> Update:
+    """Claim ``:p_limit`` queued runs by priority then time (SKIP LOCKED on PostgreSQL)."""
+    now = bindparam("p_now", type_=UTCDateTime())
+    pick = (
+        select(host_runs.c.id)
+        .where(host_runs.c.state == S.QUEUED.value, host_runs.c.available_at <= now)
+        .order_by(host_runs.c.priority.desc(), host_runs.c.queued_at, host_runs.c.id)
+        .limit(bindparam("p_limit", type_=Integer()))
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(host_runs)
+        .where(host_runs.c.id.in_(pick.scalar_subquery()))
+        .values(
+            state=S.RUNNING.value,
+            owner=bindparam("p_owner", type_=String()),
+            epoch=host_runs.c.epoch + 1,
+            claimed_at=now,
+            lease_expires_at=bindparam("p_lease", type_=UTCDateTime()),
+            waiting_reason=None,
+        )
+        .returning(host_runs)
+    )
+
+
+@functools.cache
+def mark_started_stmt() -> Update:
+    return (
+        update(host_runs)
+        .where(
+            host_runs.c.id == bindparam("p_id"),
+            host_runs.c.state == S.RUNNING.value,
+            host_runs.c.owner == bindparam("p_owner"),
+            host_runs.c.epoch == bindparam("p_epoch"),
+            host_runs.c.started_at.is_(None),
+            host_runs.c.cancel_requested.is_(False),
+        )
+        .values(started_at=bindparam("p_now", type_=UTCDateTime()))
+    )
+
+
+@functools.cache
+def finish_stmt(new: HostRunState) -> Update:
+    """CAS ``running -> new`` on (owner, epoch); RETURNING the execution id."""
+    return (
+        update(host_runs)
+        .where(
+            host_runs.c.id == bindparam("p_id"),
+            host_runs.c.state == S.RUNNING.value,
+            host_runs.c.owner == bindparam("p_owner"),
+            host_runs.c.epoch == bindparam("p_epoch"),
+        )
+        .values(
+            state=new.value,
+            finished_at=bindparam("p_now", type_=UTCDateTime()),
+            exit_code=bindparam("p_exit", type_=Integer()),
+            reason=bindparam("p_reason", type_=String()),
+            message=bindparam("p_message", type_=String()),
+            lease_expires_at=None,
+            events=host_runs.c.events + bindparam("p_events", type_=Integer()),
+        )
+        .returning(host_runs.c.execution_id)
+    )
+
+
+@functools.cache
+def finish_pg_stmt(new: HostRunState) -> Select[Any]:
+    """One PostgreSQL statement: the CAS, the execution's counters and status, the NOTIFY."""
+    run: CTE = finish_stmt(new).cte("run")
+    states = tuple(sorted({S.RUNNING.value, new.value}))
+    counters: CTE = (
+        update(executions)
+        .where(executions.c.id == run.c.execution_id)
+        .values(counter_values(states))
+        .returning(executions.c.id)
+        .cte("counters")
+    )
+    return select(counters.c.id, func.pg_notify(CHANNEL, literal("execution:") + counters.c.id))
