@@ -55,6 +55,7 @@ def create_host(body: HostIn, ctx: Ctx) -> HostOut:
         labels=dict(body.labels),
         groups=tuple(body.groups),
         key_file=body.key_file,
+        credential_ref=body.credential_ref,
     )
     return host_out(ctx.store.create_host(host))
 
@@ -69,7 +70,7 @@ def _update(host_id: str, body: HostPatch, ctx: ServerContext) -> HostOut:
     record = ctx.store.get_host(host_id)
     changes: dict[str, Any] = {}
     for key, value in body.model_dump(exclude_unset=True).items():
-        if value is None and key not in ("address", "user", "key_file"):
+        if value is None and key not in ("address", "user", "key_file", "credential_ref"):
             raise ValidationError(f"{key} cannot be null", field=key)
         if key in ("shells", "groups"):
             value = tuple(value)

@@ -70,6 +70,7 @@ def host_out(h: HostRecord) -> HostOut:
         labels=dict(h.labels),
         groups=list(h.groups),
         key_file=h.key_file,
+        credential_ref=h.credential_ref,
     )
 
 

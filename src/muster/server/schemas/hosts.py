@@ -25,6 +25,8 @@ class HostIn(Request):
     groups: list[str] = Field(default_factory=list)
     #: Private key file on the server (or worker) for this host's SSH login.
     key_file: str | None = None
+    #: Name of a vault credential (``/api/v1/credentials``) to log in with.
+    credential_ref: str | None = Field(default=None, max_length=128)
 
 
 class HostPatch(Request):
@@ -40,6 +42,7 @@ class HostPatch(Request):
     labels: dict[str, str] | None = None
     groups: list[str] | None = None
     key_file: str | None = None
+    credential_ref: str | None = Field(default=None, max_length=128)
 
 
 class HostOut(Response):
@@ -55,6 +58,7 @@ class HostOut(Response):
     labels: dict[str, str]
     groups: list[str]
     key_file: str | None
+    credential_ref: str | None = None
 
 
 class HostList(Response):
