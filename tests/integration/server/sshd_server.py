@@ -58,6 +58,7 @@ def sshd_api(database_url: str, tmp_path: Path, sshd_loopback: SshdServer) -> It
                         "port": port,
                         "credential_ref": "sshd-root",
                         "groups": ["sshd"],
+                        "shells": ["bash", "sh", "zsh", "ksh", "python"],
                     },
                 )
                 assert resp.status_code == 201, resp.text
