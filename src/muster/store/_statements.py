@@ -28,7 +28,7 @@ from muster.store._ledger import counter_values
 from muster.store.notify import CHANNEL
 from muster.store.tables import UTCDateTime, executions, host_runs
 
-__all__ = ["claim_stmt", "finish_pg_stmt", "finish_stmt", "mark_started_stmt"]
+__all__ = ["claim_stmt", "finish_pg_stmt", "finish_stmt"]
 
 S = HostRunState
 
@@ -56,22 +56,6 @@ def claim_stmt() -> Update:
             waiting_reason=None,
         )
         .returning(host_runs)
-    )
-
-
-@functools.cache
-def mark_started_stmt() -> Update:
-    return (
-        update(host_runs)
-        .where(
-            host_runs.c.id == bindparam("p_id"),
-            host_runs.c.state == S.RUNNING.value,
-            host_runs.c.owner == bindparam("p_owner"),
-            host_runs.c.epoch == bindparam("p_epoch"),
-            host_runs.c.started_at.is_(None),
-            host_runs.c.cancel_requested.is_(False),
-        )
-        .values(started_at=bindparam("p_now", type_=UTCDateTime()))
     )
 
 
