@@ -12,23 +12,31 @@ the same run: ``/health`` (a trivial route) and the JSON API's execution list.
 Goal (issue 4): every page under 200 ms.
 """
 
+# ruff: noqa: E402
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/queue.py would shadow the standard library's queue module (asyncio needs it).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from muster.config import Settings
+from muster.domain.hosts import Host
 from muster.domain.scripts import ScriptVersion, Shell
 from muster.domain.states import HostRunState
 from muster.server.app import create_app
+from muster.server.web.grouping import group_results
 from muster.store.base import ExecutionKind, HostTarget, NewExecution
+from muster.store.console_reads import run_digests
 from muster.store.sqlalchemy_store import SqlStore, open_store
 
 GOAL_MS = 200.0
@@ -80,12 +88,21 @@ def fill(store: SqlStore, n_executions: int, n_hosts: int) -> tuple[str, str]:
             )
         ).id
 
-    big = new([HostTarget(None, f"host{i:05d}") for i in range(n_hosts)])
+    store.upsert_hosts(
+        [
+            Host(f"host{i:05d}", address=f"10.0.{i // 250}.{i % 250 + 1}", groups=("web",))
+            for i in range(n_hosts)
+        ]
+    )
+    ids = {h.name: h.id for h in store.list_hosts()}
+    names = sorted(ids)
+    big = new([HostTarget(ids[n], n) for n in names])
     _finish_all(store)
     small = ""
     for i in range(n_executions):
         skip = "host offline" if i % 3 == 0 else None
-        small = new([HostTarget(None, f"host{i % n_hosts:05d}", skip)])
+        name = names[i % n_hosts]
+        small = new([HostTarget(ids[name], name, skip)])
     _finish_all(store)
     return big, small
 
@@ -105,6 +122,22 @@ def timed(client: TestClient, url: str, repeat: int, headers: dict[str, str]) ->
         "median": statistics.median(samples),
         "p95": samples[int(0.95 * (len(samples) - 1))],
         "bytes": len(response.content),
+    }
+
+
+def cold_grouping(store: SqlStore, execution_id: str, repeat: int = 10) -> dict[str, Any]:
+    """What the summary pays when an execution's counters change: digests + grouping."""
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        group_results(run_digests(store.engine, execution_id))
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    return {
+        "url": "(in process)",
+        "median": statistics.median(samples),
+        "p95": samples[int(0.95 * (len(samples) - 1))],
+        "bytes": 0,
     }
 
 
@@ -153,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
                 ("live summary, failed only", f"/ui/executions/{big}/summary?filter=failed"),
                 ("execution view, 1 host", f"/executions/{small}"),
                 ("scripts list", "/scripts"),
+                (f"hosts list, {args.hosts} hosts", "/hosts"),
+                ("one host with recent runs", "/hosts/host00042"),
             ]
             rows = [(label, timed(client, url, args.repeat, headers)) for label, url in urls]
+            rows.append((f"grouping {args.hosts} hosts, uncached", cold_grouping(store, big)))
         store.engine.dispose()
     width = max(len(label) for label, _ in rows)
     print(f"{'page':<{width}}  {'median ms':>9}  {'p95 ms':>7}  {'KiB':>6}  goal")

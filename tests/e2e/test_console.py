@@ -338,16 +338,22 @@ def test_login_page_signs_in_and_follows_next(browser: Browser, server: LiveServ
     context = browser.new_context(base_url=server.url)
     try:
         tab = context.new_page()
-        tab.goto("/login?next=/history")
+        tab.goto("/history")  # logged out: sent to the login page, then back
+        expect(tab).to_have_url(re.compile(r"/login\?next=%2Fhistory$"))
         tab.get_by_label("User").fill(USER)
         tab.get_by_label("Password").fill("wrong-password-123")
         tab.get_by_role("button", name="Log in").click()
         expect(tab.locator("#login-problem")).to_be_visible()
+        shot(tab, "00-login")
         tab.get_by_label("Password").fill(PASSWORD)
         tab.get_by_role("button", name="Log in").click()
         expect(tab).to_have_url(re.compile(r"/history$"))
         expect(tab.locator(".who")).to_have_text(USER)
         expect(tab.locator('meta[name="csrf-token"]')).not_to_have_attribute("content", "")
+        tab.get_by_role("button", name="Log out").click()
+        expect(tab).to_have_url(re.compile(r"/login$"))
+        tab.goto("/scripts")
+        expect(tab).to_have_url(re.compile(r"/login\?next=%2Fscripts$"))
     finally:
         context.close()
 

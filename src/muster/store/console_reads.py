@@ -12,19 +12,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, String, cast, func, or_, select
 
 from muster.domain.states import HostRunState
 from muster.errors import NotFoundError
-from muster.store._rows import execution_record, host_run_record
-from muster.store.base import ExecutionRecord, HostRunRecord, Page
-from muster.store.tables import executions, host_runs
+from muster.store._rows import execution_record, host_record, host_run_record
+from muster.store.base import ExecutionRecord, HostRecord, HostRunRecord, Page
+from muster.store.tables import executions, host_runs, hosts
 
 __all__ = [
+    "FleetFacets",
     "GridCell",
     "RunDigest",
     "execution_header",
+    "fleet_facets",
     "grid_page",
+    "host_page",
     "host_recent_runs",
     "run_digests",
     "run_in_execution",
@@ -58,6 +61,63 @@ class RunDigest:
     #: The first ``TAIL_CHARS`` characters of the stored stderr tail.
     stderr_start: str
     host_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class FleetFacets:
+    """Every group, ``label=value`` and host name: the host picker's suggestions."""
+
+    groups: tuple[str, ...]
+    labels: tuple[str, ...]
+    names: tuple[str, ...]
+
+
+def fleet_facets(engine: Engine) -> FleetFacets:
+    """Read three small columns of every host, not whole records."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(hosts.c.name, hosts.c.groups, hosts.c.labels).order_by(hosts.c.name)
+        ).all()
+    groups = sorted({g for r in rows for g in (r.groups or ())})
+    labels = sorted({f"{k}={v}" for r in rows for k, v in (r.labels or {}).items()})
+    return FleetFacets(tuple(groups), tuple(labels), tuple(r.name for r in rows))
+
+
+def _like(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def host_page(
+    engine: Engine, *, search: str = "", group: str = "", limit: int = 200, offset: int = 0
+) -> tuple[Page[HostRecord], int]:
+    """Hosts by name matching ``search`` (name, address or a label) and in ``group``;
+    returns the page and the number of hosts stored."""
+    conds = []
+    if search:
+        pattern = _like(search)
+        key, eq, value = search.partition("=")
+        # A label is searched as its JSON text: key=value -> "key": "value".
+        label = _like(f'"{key}": "{value}"') if eq else pattern
+        conds.append(
+            or_(
+                func.lower(hosts.c.name).like(pattern, escape="\\"),
+                func.lower(hosts.c.address).like(pattern, escape="\\"),
+                func.lower(cast(hosts.c.labels, String)).like(label, escape="\\"),
+            )
+        )
+    if group:
+        # JSON text of the groups list holds the name quoted: match it whole.
+        quoted = '"' + group.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        conds.append(cast(hosts.c.groups, String).contains(quoted, autoescape=True))
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(hosts)).scalar_one()
+        matched = conn.execute(select(func.count()).select_from(hosts).where(*conds)).scalar_one()
+        rows = conn.execute(
+            select(hosts).where(*conds).order_by(hosts.c.name).limit(limit).offset(offset)
+        ).mappings()
+        items = tuple(host_record(r) for r in rows)
+    return Page(items, int(matched), limit, offset), int(total)
 
 
 def execution_header(engine: Engine, execution_id: str) -> ExecutionRecord:

@@ -7,7 +7,7 @@ endpoint uses, so the form refuses exactly what the API refuses; the
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -16,7 +16,8 @@ from muster.errors import ValidationError
 from muster.server.submit import resolve_hosts, submit_script
 from muster.server.web.forms import execute_values, host_refs
 from muster.server.web.render import HtmlErrorRoute, form_data, in_thread, page, web_context
-from muster.store.base import HostRecord, Store, VersionRecord
+from muster.store.base import Store, VersionRecord
+from muster.store.console_reads import FleetFacets, fleet_facets
 
 __all__ = ["router"]
 
@@ -25,12 +26,9 @@ router = APIRouter(route_class=HtmlErrorRoute, include_in_schema=False)
 _NAMES_SHOWN = 50
 
 
-def _picker(store: Store) -> dict[str, Any]:
+def _picker(store: Store) -> FleetFacets:
     """Groups, labels and host names for the picker's suggestions."""
-    hosts: list[HostRecord] = store.list_hosts()
-    groups = sorted({g for h in hosts for g in h.groups})
-    labels = sorted({f"{k}={v}" for h in hosts for k, v in h.labels.items()})
-    return {"groups": groups, "labels": labels, "hosts": [h.name for h in hosts]}
+    return fleet_facets(store.engine)  # type: ignore[attr-defined]
 
 
 def _form_page(
@@ -89,7 +87,9 @@ async def execute(request: Request, script_id: str) -> Response:
                 field="host_ids",
                 problems={"host_ids": "choose at least one host"},
             )
-        execution_id = await in_thread(submit_script, ctx.store, version, refs, raw)
+        execution_id = await in_thread(
+            submit_script, ctx.store, version, refs, raw, requested_by=_who(request)
+        )
     except ValidationError as exc:
         problems = dict(exc.problems) or {exc.field or "form": exc.message}
         if "host_ids" in problems:
@@ -104,8 +104,20 @@ async def execute(request: Request, script_id: str) -> Response:
             message=exc.message,
             status_code=422,
         )
-    ctx.track(execution_id)
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        # The same follow-up as the API's execute: approval request and audit record.
+        from muster.server.submitted import after_submit
+
+        await in_thread(after_submit, request.app, request, principal, execution_id)
+    else:
+        ctx.track(execution_id)
     return RedirectResponse(f"/executions/{execution_id}", status_code=303)
+
+
+def _who(request: Request) -> str | None:
+    principal = getattr(request.state, "principal", None)
+    return getattr(principal, "name", None)
 
 
 @router.get("/ui/hosts/resolve")

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from muster.server.web.render import HtmlErrorRoute, page, web_context
-from muster.store.console_reads import host_recent_runs
+from muster.store.console_reads import fleet_facets, host_page, host_recent_runs
 
 __all__ = ["router"]
 
 router = APIRouter(route_class=HtmlErrorRoute, include_in_schema=False)
 
 RECENT = 25
+PAGE = 200
 
 
 @router.get("/hosts", response_class=HTMLResponse)
@@ -22,24 +23,22 @@ def list_hosts(
     request: Request,
     q: Annotated[str, Query(max_length=200)] = "",
     group: Annotated[str, Query(max_length=100)] = "",
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    store = web_context(request).store
-    every = store.list_hosts()
-    groups = sorted({g for h in every for g in h.groups})
-    needle = q.lower()
-    hosts = [
-        h
-        for h in every
-        if (not group or group in h.groups)
-        and (
-            not needle
-            or needle in h.name.lower()
-            or needle in (h.address or "").lower()
-            or any(needle in f"{k}={v}".lower() for k, v in h.labels.items())
-        )
-    ]
+    engine = web_context(request).store.engine  # type: ignore[attr-defined]
+    found, total = host_page(engine, search=q, group=group, limit=PAGE, offset=offset)
     return page(
-        request, "hosts.html", hosts=hosts, total=len(every), q=q, group=group, groups=groups
+        request,
+        "hosts.html",
+        hosts=found.items,
+        matched=found.total,
+        total=total,
+        offset=offset,
+        page_size=PAGE,
+        params={"q": q, "group": group},
+        q=q,
+        group=group,
+        groups=fleet_facets(engine).groups,
     )
 
 
