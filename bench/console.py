@@ -150,7 +150,7 @@ def auth_headers(app: Any) -> dict[str, str]:
     if not any(m.cls is AuthMiddleware for m in app.user_middleware):
         return {}
     sec = security_store(app)
-    sec.create_user("bench", roles=["admin"], password="bench-Password-123!")
+    sec.create_user("bench", roles=["admin"])  # token only
     issued, _ = sec.create_token("bench", "bench")
     return {"Authorization": f"Bearer {issued.token.reveal()}"}
 
