@@ -203,7 +203,13 @@ def _ini_assignment(line: str, source: str, number: int) -> tuple[str, str]:
 
 def parse_ansible_yaml(text: str, source: str = "<string>") -> Inventory:
     """Parse an Ansible YAML inventory: ``all: {hosts: ..., children: ..., vars: ...}``."""
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader already refuses control characters, so build it inside the try.
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        raise _error(
+            source, None, f"invalid YAML: {getattr(exc, 'problem', None) or exc}"
+        ) from None
     try:
         root = loader.get_single_node()
         inventory = Inventory()

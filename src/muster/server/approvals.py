@@ -171,7 +171,7 @@ async def list_approvals(
     request: Request,
     status: ApprovalStatus | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=2**31 - 1),
 ) -> dict[str, Any]:
     def work() -> Any:
         sync_approvals(request.app)

@@ -95,7 +95,17 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value (too long, out of range) that validation let
+    # through: the request is at fault, and the driver's text is not for clients.
+    message = "a value does not fit what the database can store (too long or out of range)"
+    return JSONResponse(error_body(message, [(None, message)]), status_code=422)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    from sqlalchemy.exc import DataError
+
+    app.add_exception_handler(DataError, _on_data_error)
     app.add_exception_handler(MusterError, _on_muster_error)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from muster.domain.params import ParameterSpec
 from muster.domain.render import placeholder_problems
@@ -29,6 +29,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/automation/scripts", tags=["scripts"])
 Ctx = Annotated[ServerContext, Depends(get_context)]
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def _content(body: ScriptIn) -> ScriptVersion:
@@ -67,7 +68,7 @@ def list_scripts(
     tag: str | None = None,
     search: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> ScriptList:
     page = ctx.store.list_scripts(tag=tag, search=search, limit=limit, offset=offset)
     items = [script_out(s, ctx.store.get_version(s.id)) for s in page.items]
@@ -104,13 +105,13 @@ def list_versions(script_id: str, ctx: Ctx) -> VersionList:
 
 
 @router.get("/{script_id}/versions/{number}", response_model=VersionOut)
-def get_version(script_id: str, number: int, ctx: Ctx) -> VersionOut:
+def get_version(script_id: str, number: VersionNumber, ctx: Ctx) -> VersionOut:
     script = ctx.store.get_script(script_id)
     return version_out(ctx.store.get_version(script.id, number))
 
 
 @router.post("/{script_id}/versions/{number}/restore", response_model=ScriptOut)
-def restore_version(script_id: str, number: int, ctx: Ctx) -> ScriptOut:
+def restore_version(script_id: str, number: VersionNumber, ctx: Ctx) -> ScriptOut:
     """Make an older version's content the newest (identical to latest: nothing new)."""
     script = ctx.store.get_script(script_id)
     saved = ctx.store.restore_version(script.id, number)

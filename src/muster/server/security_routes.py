@@ -261,7 +261,7 @@ async def list_audit(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=2**31 - 1),
 ) -> dict[str, Any]:
     def aware(t: dt.datetime | None) -> dt.datetime | None:
         return t.replace(tzinfo=dt.UTC) if t is not None and t.tzinfo is None else t

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from muster.server import approval_policies, approvals, credentials, security_routes
 from muster.server.auth import install_auth, security_store
+from muster.server.input_guard import NulGuard
 
 __all__ = ["announce_bootstrap", "bootstrap_message", "install_security", "security_tick"]
 
@@ -26,6 +27,8 @@ _log = logging.getLogger(__name__)
 
 def install_security(app: FastAPI) -> None:
     install_auth(app)
+    # Added last, so it runs first: a NUL is refused before anything reads the request.
+    app.add_middleware(NulGuard)
     app.include_router(security_routes.router)
     app.include_router(approvals.router)
     app.include_router(credentials.router)

@@ -64,10 +64,11 @@ def append_audit(
     rec = next_record(
         audit_record(head) if head is not None else None,
         at=at or utcnow(),
-        actor=actor,
-        action=action,
-        target=target,
-        address=address,
+        # Cut to the columns' widths before hashing, so what is stored is what was hashed.
+        actor=actor[:128],
+        action=action[:64],
+        target=target[:256],
+        address=address[:64] if address else address,
         details=details,
         secret_keys=secret_keys,
         secrets=secrets,
