@@ -1,4 +1,4 @@
-"""Fleet fixtures shared by every test layer: real OpenSSH sshd on loopback and in network namespaces."""
+"""Fleet fixtures for every test layer: real OpenSSH sshd on loopback and in namespaces."""
 
 from __future__ import annotations
 

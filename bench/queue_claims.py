@@ -1,4 +1,3 @@
-# ruff: noqa: E402 - the path fix below must run before any import
 """Queue benchmark: host runs claimed and completed per second through the database.
 
 For SQLite and PostgreSQL, with 1 and 2 worker processes, it measures:
@@ -17,18 +16,12 @@ Each configuration gets freshly queued runs; the clock starts when every
 process is ready and stops when the last run is terminal. Goals (DESIGN):
 >= 500/s on SQLite and >= 1,000/s on PostgreSQL with 2 workers.
 
-    uv run python bench/queue.py --runs 4000
-    MUSTER_BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test uv run python bench/queue.py
+    uv run python bench/queue_claims.py --runs 4000
+    MUSTER_BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test \
+        uv run python bench/queue_claims.py
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file is named queue.py: keep its folder off the path so the standard
-# library's ``queue`` (used by asyncio and concurrent.futures) stays importable.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
 import asyncio
@@ -36,9 +29,11 @@ import datetime as dt
 import multiprocessing as mp
 import os
 import sqlite3
+import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, delete, func, select, text
