@@ -29,8 +29,8 @@ from muster.server.health import muster_version
 from muster.server.security_setup import announce_bootstrap, install_security, security_tick
 from muster.server.watch import ExecutionWatcher
 from muster.server.web import install_console
-from muster.server.webhook_repo import WebhookRepo
 from muster.store.base import Store
+from muster.store.webhooks import WebhookRepo
 
 __all__ = ["WorkerFactory", "create_app", "register_localhost"]
 

@@ -17,10 +17,11 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+
+from muster.domain.webhooks import WebhookTarget
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -37,17 +38,6 @@ _log = logging.getLogger(__name__)
 def sign(secret: str, body: bytes) -> str:
     """The signature header value for ``body``."""
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookTarget:
-    id: str
-    url: str
-    secret: str
-    events: tuple[str, ...]
-
-    def wants(self, event: str) -> bool:
-        return "*" in self.events or event.split(".", 1)[0] in self.events
 
 
 class DeliveryRecorder(Protocol):

@@ -6,7 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 # Tables other modules hang on the same metadata must be imported to be compared.
-import muster.store.security_tables  # noqa: F401
+import muster.store.security_tables
+import muster.store.webhooks  # noqa: F401
 from muster.store.migrations import current_revision, head_revision, upgrade
 from muster.store.tables import metadata
 

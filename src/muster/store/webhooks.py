@@ -1,8 +1,8 @@
 """Webhooks and their delivery records, on the store's database.
 
-Kept beside the store (same engine, own tables created on start) until the
-store offers webhook operations; the secret is sealed with the vault when
-one is available, because it signs every delivery.
+The tables hang on the store's metadata and are created by migration
+0004_webhooks; the secret is sealed with the vault when one is available,
+because it signs every delivery.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from sqlalchemy import (
     Engine,
     ForeignKey,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -28,16 +27,15 @@ from sqlalchemy import (
     select,
 )
 
+from muster.domain.webhooks import WebhookTarget
 from muster.errors import NotFoundError
-from muster.server.delivery import WebhookTarget
+from muster.store.tables import metadata
 
 __all__ = ["WebhookRepo"]
 
-_metadata = MetaData()
-
 webhooks = Table(
     "webhooks",
-    _metadata,
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("url", Text, nullable=False),
     Column("secret", Text, nullable=False),
@@ -47,7 +45,7 @@ webhooks = Table(
 
 webhook_deliveries = Table(
     "webhook_deliveries",
-    _metadata,
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("webhook_id", String(36), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
     Column("event", String(64), nullable=False),
@@ -69,7 +67,6 @@ class WebhookRepo:
     def __init__(self, engine: Engine, vault: Any = None) -> None:
         self._engine = engine
         self._vault = vault
-        _metadata.create_all(engine, checkfirst=True)
 
     def _seal(self, webhook_id: str, secret: str) -> str:
         if self._vault is None:
