@@ -1,4 +1,4 @@
-"""Small helpers shared by the SSH transport tests."""
+"""Small helpers shared by the transport tests (local and SSH)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import stat
 from pathlib import Path
 
@@ -15,48 +14,9 @@ from muster.domain.secret import Secret
 from muster.domain.states import FailureReason, HostRunState
 from muster.transports.base import Stream
 from muster.transports.local import LocalTransport
+from tests.integration.ssh_helpers import Collect, sh, wait_gone
 
 HOST = Host("localhost", transport=TransportKind.LOCAL)
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self.chunks = 0
-
-    def __call__(self, stream: Stream, text: str) -> None:
-        self.chunks += 1
-        (self.out if stream is Stream.STDOUT else self.err).append(text)
-
-    @property
-    def stdout(self) -> str:
-        return "".join(self.out)
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.err)
-
-
-def sh(script: str, timeout: float = 10, ignore_errors: bool = False) -> PlanCommand:
-    return PlanCommand(("/bin/sh", "-c", script), timeout, ignore_errors)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is gone for our purpose: it runs nothing.
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return state != "Z"
-
-
-async def wait_gone(pid: int, within: float = 5.0) -> bool:
-    async with asyncio.timeout(within):
-        while pid_alive(pid):
-            await asyncio.sleep(0.02)
-    return True
 
 
 async def test_success_streams_stdout_and_stderr_separately() -> None:
