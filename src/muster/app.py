@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from muster.domain.hosts import TransportKind
 from muster.transports.base import Transport
@@ -11,7 +12,10 @@ from muster.transports.local import LocalTransport
 from muster.transports.ssh import HostKeyPolicy, SshTransport
 from muster.transports.ssh_credentials import CredentialSource
 
-__all__ = ["SshOptions", "default_transports"]
+if TYPE_CHECKING:
+    from muster.config import Settings
+
+__all__ = ["SshOptions", "attach_credentials", "default_transports", "settings_transports"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +47,25 @@ def default_transports(ssh: SshOptions | None = None) -> Mapping[TransportKind, 
         TransportKind.LOCAL: LocalTransport(),
         TransportKind.SSH: SshTransport(**kwargs),  # type: ignore[arg-type]
     }
+
+
+def settings_transports(settings: Settings) -> Mapping[TransportKind, Transport]:
+    """Transports as the settings say: known_hosts and default client keys for SSH."""
+    return default_transports(
+        SshOptions(
+            known_hosts=settings.ssh_known_hosts or None,
+            client_keys=tuple(settings.ssh_client_keys),
+        )
+    )
+
+
+def attach_credentials(transports: Mapping[TransportKind, Transport], store: Any) -> None:
+    """Let transports that log in (SSH) use the vault's credentials, unless already set."""
+    from muster.store.credential_store import CredentialOps, StoreCredentialSource
+
+    if not isinstance(store, CredentialOps):
+        return
+    for transport in transports.values():
+        use = getattr(transport, "use_credentials", None)
+        if use is not None and getattr(transport, "credentials", None) is None:
+            use(StoreCredentialSource(store))

@@ -102,35 +102,20 @@ def worker(
 
 
 async def _worker_main(settings: Settings, concurrency: int | None, worker_id: str | None) -> None:
-    from muster.server.embedded import attach_credentials, settings_transports
-    from muster.store.sqlalchemy_store import open_store
+    from muster.worker.main import run_worker
     from muster.worker.runner import Worker
 
-    store = await asyncio.to_thread(open_store, settings)
-    transports = settings_transports(settings)
-    attach_credentials(transports, store)
-    w = Worker(
-        store,
-        transports,
-        worker_id=worker_id,
-        concurrency=concurrency or settings.worker_concurrency,
-        lease_seconds=settings.lease_seconds,
-        heartbeat_seconds=settings.heartbeat_seconds,
-        output_cap_bytes=settings.output_cap_bytes,
-        reap_seconds=max(0.5, settings.lease_seconds / 3),
-    )
-    w.install_signal_handlers(settings.shutdown_grace)
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGUSR1, w.drain)
-    loop.add_signal_handler(signal.SIGUSR2, w.resume)
-    typer.echo(f"worker {w.worker_id} started (SIGUSR1 drains, SIGUSR2 resumes)")
-    try:
-        await w.run()
-    finally:
-        for t in transports.values():
-            await t.close()
-        await asyncio.to_thread(store.close)
-    typer.echo(f"worker {w.worker_id} stopped")
+    ids: list[str] = []
+
+    def started(w: Worker) -> None:
+        ids.append(w.worker_id)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, w.drain)
+        loop.add_signal_handler(signal.SIGUSR2, w.resume)
+        typer.echo(f"worker {w.worker_id} started (SIGUSR1 drains, SIGUSR2 resumes)")
+
+    await run_worker(settings, worker_id=worker_id, concurrency=concurrency, on_start=started)
+    typer.echo(f"worker {ids[0] if ids else worker_id or ''} stopped")
 
 
 def demo(

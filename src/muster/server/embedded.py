@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from muster.config import Settings
+from muster.app import attach_credentials, settings_transports
 from muster.domain.hosts import TransportKind
 from muster.server.context import ServerContext
 from muster.transports.base import Transport
@@ -63,30 +63,6 @@ class EmbeddedWorker:
                 await transport.close()
             except Exception:
                 _log.exception("closing a transport failed")
-
-
-def settings_transports(settings: Settings) -> Mapping[TransportKind, Transport]:
-    """Transports as the settings say: known_hosts and default client keys for SSH."""
-    from muster.app import SshOptions, default_transports
-
-    return default_transports(
-        SshOptions(
-            known_hosts=settings.ssh_known_hosts or None,
-            client_keys=tuple(settings.ssh_client_keys),
-        )
-    )
-
-
-def attach_credentials(transports: Mapping[TransportKind, Transport], store: Any) -> None:
-    """Let transports that log in (SSH) use the vault's credentials, unless already set."""
-    from muster.store.credential_store import CredentialOps, StoreCredentialSource
-
-    if not isinstance(store, CredentialOps):
-        return
-    for transport in transports.values():
-        use = getattr(transport, "use_credentials", None)
-        if use is not None and getattr(transport, "credentials", None) is None:
-            use(StoreCredentialSource(store))
 
 
 def embedded_worker_factory(

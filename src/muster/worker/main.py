@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from muster.config import Settings
 from muster.domain.hosts import TransportKind
@@ -28,13 +28,19 @@ async def run_worker(
     worker_id: str | None = None,
     concurrency: int | None = None,
     transports: Mapping[TransportKind, Transport] | None = None,
+    on_start: Callable[[Worker], None] | None = None,
 ) -> None:
-    """Run a worker until SIGTERM/SIGINT, then stop within ``settings.shutdown_grace``."""
+    """Run a worker until SIGTERM/SIGINT, then stop within ``settings.shutdown_grace``.
+
+    Transports default to what the settings say, logging in with the vault's
+    credentials, exactly as the server's embedded worker does.
+    """
+    from muster.app import attach_credentials, settings_transports
+
     store = await asyncio.to_thread(open_store, settings)
     if transports is None:
-        from muster.app import default_transports
-
-        transports = default_transports()
+        transports = settings_transports(settings)
+    attach_credentials(transports, store)
     worker = Worker(
         store,
         transports,
@@ -46,6 +52,8 @@ async def run_worker(
         reap_seconds=max(0.5, settings.lease_seconds / 3),
     )
     worker.install_signal_handlers(settings.shutdown_grace)
+    if on_start is not None:
+        on_start(worker)
     logging.getLogger(__name__).info("worker %s started", worker.worker_id)
     try:
         await worker.run()
