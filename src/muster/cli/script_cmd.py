@@ -38,8 +38,12 @@ def find_script(client: ApiClient, ref: str) -> dict[str, Any]:
 def push(
     path: Annotated[Path, typer.Argument(help="Script file with an optional # muster: header.")],
     name: Annotated[str | None, typer.Option(help="Script name (default: file stem).")] = None,
-    description: Annotated[str, typer.Option(help="Description.")] = "",
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag; repeatable.")] = None,
+    description: Annotated[
+        str | None, typer.Option(help="Description (default: the header's, else kept).")
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Tag; repeatable (default: kept).")
+    ] = None,
     requires_approval: Annotated[bool, typer.Option(help="Executions need approval.")] = False,
     url: Url = None,
 ) -> None:
@@ -48,7 +52,7 @@ def push(
         version = load_script_file(path)
     except MusterError as exc:
         raise fail(str(exc)) from exc
-    body = {
+    body: dict[str, Any] = {
         "name": name or version.name,
         "shell": version.shell.value,
         "body": version.body,
@@ -64,10 +68,12 @@ def push(
             for p in version.parameters
         ],
         "timeout": version.timeout,
-        "requires_approval": requires_approval,
-        "description": description,
-        "tags": tag or [],
+        "requires_approval": requires_approval or version.requires_approval,
     }
+    if description is not None or version.description:
+        body["description"] = description if description is not None else version.description
+    if tag:
+        body["tags"] = tag
     saved = ApiClient(url).request("POST", "/api/v1/automation/scripts", json=body)
     created = saved.get("created_version", True)
     verb = "saved as version" if created else "unchanged at version"

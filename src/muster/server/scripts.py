@@ -49,7 +49,7 @@ def _content(body: ScriptIn) -> ScriptVersion:
         timeout=body.timeout,
         requires_approval=body.requires_approval,
         idempotent=body.idempotent,
-        description=body.description,
+        description=body.description or "",
     )
     problems = placeholder_problems(version)
     if problems:

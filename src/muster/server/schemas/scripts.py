@@ -40,8 +40,9 @@ class ScriptIn(Request):
     timeout: float = Field(default=300, gt=0, le=86400)
     requires_approval: bool = False
     idempotent: bool = False
-    description: str = ""
-    tags: list[str] = Field(default_factory=list)
+    #: Omitted on an update: the script keeps its description and tags.
+    description: str | None = None
+    tags: list[str] | None = None
 
 
 class VersionOut(Response):

@@ -186,7 +186,7 @@ def to_version(form: ScriptForm) -> tuple[ScriptVersion, list[str]]:
             timeout=body.timeout,
             requires_approval=body.requires_approval,
             idempotent=body.idempotent,
-            description=body.description,
+            description=body.description or "",
         )
         for pname, problem in placeholder_problems(version).items():
             problems["body"] = f"${{{pname}}}: {problem}"
