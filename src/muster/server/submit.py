@@ -18,10 +18,13 @@ from muster.domain.scripts import Shell
 from muster.domain.secret import Secret
 from muster.domain.selectors import select
 from muster.domain.states import Priority
+from muster.domain.throttle import Throttle, group_key
 from muster.errors import NotFoundError, SelectorError, ValidationError
 from muster.store.base import ExecutionKind, HostTarget, NewExecution, Store, VersionRecord
 
 __all__ = ["resolve_hosts", "submit_command", "submit_job", "submit_script"]
+
+_UNLIMITED = Throttle()
 
 
 def resolve_hosts(store: Store, refs: Sequence[str]) -> list[Host]:
@@ -82,6 +85,7 @@ def submit_script(
     raw_values: Mapping[str, object],
     *,
     requested_by: str | None = None,
+    throttle: Throttle = _UNLIMITED,
 ) -> str:
     """Validate and queue ``version`` on the hosts; return the execution id."""
     hosts = resolve_hosts(store, host_refs)
@@ -98,7 +102,7 @@ def submit_script(
             # the request instead of every host.
             build_script_plan(domain, values, run_id="check", platform=host.platform)
             checked.add(host.platform)
-        targets.append(HostTarget(host.id, host.name, skip))
+        targets.append(HostTarget(host.id, host.name, skip, group_key(host.groups)))
     label = f"{domain.name} v{version.number}"
     return store.create_execution(
         NewExecution(
@@ -115,6 +119,7 @@ def submit_script(
             shell=domain.shell.value,
             description=f"script {label} ({version.content_hash[:12]})",
             requested_by=requested_by,
+            throttle=throttle,
         )
     ).id
 
@@ -127,6 +132,7 @@ def submit_command(
     timeout: float,
     shell: str = "sh",
     requested_by: str | None = None,
+    throttle: Throttle = _UNLIMITED,
 ) -> str:
     try:
         sh = Shell(shell)
@@ -137,7 +143,9 @@ def submit_command(
         ) from None
     build_command_plan(command, timeout=timeout, shell=sh)
     hosts = resolve_hosts(store, host_refs)
-    targets = [HostTarget(h.id, h.name, _shell_skip(h, sh.value)) for h in hosts]
+    targets = [
+        HostTarget(h.id, h.name, _shell_skip(h, sh.value), group_key(h.groups)) for h in hosts
+    ]
     return store.create_execution(
         NewExecution(
             kind=ExecutionKind.COMMAND,
@@ -148,6 +156,7 @@ def submit_command(
             shell=sh.value,
             description=f"command {command[:200]}",
             requested_by=requested_by,
+            throttle=throttle,
         )
     ).id
 
@@ -159,6 +168,7 @@ def submit_job(
     host_refs: Sequence[str],
     *,
     requested_by: str | None = None,
+    throttle: Throttle = _UNLIMITED,
 ) -> str:
     """Queue a built-in job; its fields are stored (password sealed as a secret)."""
     hosts = resolve_hosts(store, host_refs)
@@ -169,6 +179,7 @@ def submit_job(
             "built-in jobs for Windows are rendered as data only; not runnable here"
             if _windows(h)
             else None,
+            group_key(h.groups),
         )
         for h in hosts
     ]
@@ -186,5 +197,6 @@ def submit_job(
             description=job.description,
             requested_by=requested_by,
             policy={"windows": job.windows},
+            throttle=throttle,
         )
     ).id

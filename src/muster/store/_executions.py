@@ -81,6 +81,8 @@ def insert_attempt(conn: Connection, old: RowMapping, now: dt.datetime, why: str
             queued_at=now,
             available_at=now,
             waiting_reason=why,
+            group_key=old["group_key"],
+            throttled=old["throttled"],
         )
     )
     return run_id
@@ -124,6 +126,8 @@ class ExecutionOps(StoreCore):
                     "finished_at": now if skipped else None,
                     "message": t.skip_reason,
                     "waiting_reason": None if skipped else waiting,
+                    "group_key": t.group_key,
+                    "throttled": new.throttle.limited,
                 }
             )
         counts = {s: 0 for s in STATE_COUNTERS}
@@ -149,6 +153,9 @@ class ExecutionOps(StoreCore):
                     priority=int(new.priority),
                     requested_by=new.requested_by,
                     policy=dict(new.policy),
+                    forks=new.throttle.forks,
+                    per_group=new.throttle.per_group,
+                    delay_seconds=new.throttle.delay,
                     created_at=now,
                     finished_at=now if status.terminal else None,
                     status=status.value,

@@ -20,10 +20,11 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select, tuple_, update
+from sqlalchemy import Connection, exists, not_, or_, select, tuple_, update
 
 from muster.domain.secret import Secret
 from muster.domain.states import FailureReason, HostRunState, check_transition
+from muster.domain.throttle import Throttle, pick_within
 from muster.errors import ValidationError
 from muster.security.vault import VaultError
 from muster.store._core import StoreCore
@@ -46,6 +47,8 @@ __all__ = ["QueueOps"]
 
 S = HostRunState
 _REAP_BATCH = 500
+#: Throttled executions looked at per claim.
+_THROTTLED_BATCH = 50
 
 
 class QueueOps(StoreCore):
@@ -60,7 +63,10 @@ class QueueOps(StoreCore):
             "p_lease": now + dt.timedelta(seconds=lease_seconds),
         }
         with self._tx() as tx:
-            rows = list(tx.conn.execute(claim_stmt(), params).mappings())
+            rows = self._claim_throttled(tx.conn, now, limit, worker_id, params["p_lease"])
+            if len(rows) < limit:
+                params["p_limit"] = limit - len(rows)
+                rows += tx.conn.execute(claim_stmt(), params).mappings()
             if not rows:
                 return []
             deltas = Deltas()
@@ -70,6 +76,100 @@ class QueueOps(StoreCore):
             deltas.apply(tx.conn, now)
             rows.sort(key=lambda r: (-r["priority"], r["queued_at"], r["id"]))
             return self._load_claims(tx.conn, rows)
+
+    def _claim_throttled(
+        self, conn: Connection, now: dt.datetime, limit: int, owner: str, lease: dt.datetime
+    ) -> list[Any]:
+        """Claim runs of executions with limits, never exceeding them across workers.
+
+        Each throttled execution's row is locked while its running runs are
+        counted (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: a second worker
+        skips it and tries again on its next poll; SQLite's ``BEGIN
+        IMMEDIATE`` already serialises claimers), so two workers can never
+        both see a free slot that only one of them may take. With a delay,
+        one run starts per execution and claim, and ``next_start_at`` holds
+        the next one back.
+        """
+        due = (
+            select(host_runs.c.execution_id)
+            .where(
+                host_runs.c.state == S.QUEUED.value,
+                host_runs.c.throttled.is_(True),
+                host_runs.c.available_at <= now,
+            )
+            .distinct()
+        )
+        limited = conn.execute(
+            select(
+                executions.c.id,
+                executions.c.forks,
+                executions.c.per_group,
+                executions.c.delay_seconds,
+            )
+            .where(
+                executions.c.id.in_(due),
+                or_(executions.c.next_start_at.is_(None), executions.c.next_start_at <= now),
+            )
+            .order_by(executions.c.priority.desc(), executions.c.created_at, executions.c.id)
+            .limit(_THROTTLED_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        claimed: list[Any] = []
+        for execution_id, forks, per_group, delay in limited:
+            room = limit - len(claimed)
+            if room <= 0:
+                break
+            throttle = Throttle(forks, per_group, delay or 0.0)
+            running = (
+                conn.execute(
+                    select(host_runs.c.group_key).where(
+                        host_runs.c.execution_id == execution_id,
+                        host_runs.c.state == S.RUNNING.value,
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            want = room if forks is None else min(room, forks - len(running))
+            if want <= 0:
+                continue
+            # Per-group limits may pass over blocked runs: look further than ``want``.
+            scan = want if per_group is None else max(want * 20, 200)
+            candidates = conn.execute(
+                select(host_runs.c.id, host_runs.c.group_key)
+                .where(
+                    host_runs.c.execution_id == execution_id,
+                    host_runs.c.state == S.QUEUED.value,
+                    host_runs.c.available_at <= now,
+                )
+                .order_by(host_runs.c.priority.desc(), host_runs.c.queued_at, host_runs.c.id)
+                .limit(scan)
+            ).all()
+            picked = pick_within(throttle, running, [(i, k) for i, k in candidates])[:want]
+            if not picked:
+                continue
+            claimed += conn.execute(
+                update(host_runs)
+                .where(host_runs.c.id.in_(picked), host_runs.c.state == S.QUEUED.value)
+                .values(
+                    state=S.RUNNING.value,
+                    owner=owner,
+                    epoch=host_runs.c.epoch + 1,
+                    claimed_at=now,
+                    lease_expires_at=lease,
+                    waiting_reason=None,
+                )
+                .returning(host_runs)
+            ).mappings()
+            conn.execute(
+                update(executions)
+                .where(executions.c.id == execution_id)
+                .values(
+                    last_claim_at=now,
+                    next_start_at=now + dt.timedelta(seconds=delay) if delay else None,
+                )
+            )
+        return claimed
 
     def _load_claims(self, conn: Connection, rows: list[Any]) -> list[ClaimedRun]:
         exec_ids = sorted({r["execution_id"] for r in rows})
@@ -414,9 +514,27 @@ class QueueOps(StoreCore):
                 deltas.move(execution_id, S.RUNNING, S.TIMED_OUT)
                 notify(execution_key(execution_id))
         stale = now - dt.timedelta(seconds=self.queued_timeout)
+        # A throttled run waiting for a slot of its own execution is not "not
+        # picked up": it is only if its execution has nothing running and has
+        # not started a host within the period either.
+        other = host_runs.alias("other")
+        progressing = or_(
+            exists().where(
+                other.c.execution_id == host_runs.c.execution_id,
+                other.c.state == S.RUNNING.value,
+            ),
+            exists().where(
+                executions.c.id == host_runs.c.execution_id,
+                executions.c.last_claim_at >= stale,
+            ),
+        )
         queued = conn.execute(
             select(host_runs.c.id, host_runs.c.execution_id)
-            .where(host_runs.c.state == S.QUEUED.value, host_runs.c.available_at < stale)
+            .where(
+                host_runs.c.state == S.QUEUED.value,
+                host_runs.c.available_at < stale,
+                or_(host_runs.c.throttled.is_(False), not_(progressing)),
+            )
             .limit(_REAP_BATCH)
         ).all()
         minutes = self.queued_timeout / 60

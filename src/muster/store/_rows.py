@@ -11,6 +11,7 @@ from muster.domain.hosts import TransportKind
 from muster.domain.params import ParameterSpec
 from muster.domain.scripts import Library, Shell
 from muster.domain.states import ExecutionStatus, HostRunState, Priority
+from muster.domain.throttle import Throttle
 from muster.store.base import (
     ExecutionKind,
     ExecutionRecord,
@@ -149,6 +150,7 @@ def execution_record(r: RowMapping, host_runs: tuple[HostRunRecord, ...] = ()) -
         status=ExecutionStatus(r["status"]),
         counts=counts_of(r),
         host_runs=host_runs,
+        throttle=Throttle(r["forks"], r["per_group"], r["delay_seconds"] or 0.0),
     )
 
 

@@ -35,11 +35,18 @@ S = HostRunState
 
 @functools.cache
 def claim_stmt() -> Update:
-    """Claim ``:p_limit`` queued runs by priority then time (SKIP LOCKED on PostgreSQL)."""
+    """Claim ``:p_limit`` unthrottled queued runs by priority then time (SKIP LOCKED on PostgreSQL).
+
+    Runs of executions with limits are left to ``QueueOps._claim_throttled``.
+    """
     now = bindparam("p_now", type_=UTCDateTime())
     pick = (
         select(host_runs.c.id)
-        .where(host_runs.c.state == S.QUEUED.value, host_runs.c.available_at <= now)
+        .where(
+            host_runs.c.state == S.QUEUED.value,
+            host_runs.c.available_at <= now,
+            host_runs.c.throttled.is_(False),
+        )
         .order_by(host_runs.c.priority.desc(), host_runs.c.queued_at, host_runs.c.id)
         .limit(bindparam("p_limit", type_=Integer()))
         .with_for_update(skip_locked=True)

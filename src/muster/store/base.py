@@ -29,6 +29,7 @@ from muster.domain.hosts import Host, TransportKind
 from muster.domain.params import ParameterSpec
 from muster.domain.scripts import Library, ScriptVersion, Shell
 from muster.domain.states import ExecutionStatus, FailureReason, HostRunState, Priority
+from muster.domain.throttle import Throttle
 
 __all__ = [
     "WAITING_FOR_APPROVAL",
@@ -180,6 +181,8 @@ class HostTarget:
     host_id: str | None
     host_name: str
     skip_reason: str | None = None
+    #: The host's groups (``domain.throttle.group_key``): per-group limits count them.
+    group_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +210,8 @@ class NewExecution:
     description: str = ""
     requested_by: str | None = None
     policy: Mapping[str, Any] = field(default_factory=dict)
+    #: forks / per_group / delay, kept by every claim across workers.
+    throttle: Throttle = field(default_factory=Throttle)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +283,7 @@ class ExecutionRecord:
     counts: Mapping[str, int]
     #: Filled by ``get_execution``; empty in listings.
     host_runs: tuple[HostRunRecord, ...] = ()
+    throttle: Throttle = field(default_factory=Throttle)
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,6 +165,14 @@ executions = Table(
     Column("priority", Integer, nullable=False),
     Column("requested_by", String(128)),
     Column("policy", JSON, nullable=False),
+    #: Throttle (domain.throttle): NULL limits mean none; the claim reads these.
+    Column("forks", Integer),
+    Column("per_group", Integer),
+    Column("delay_seconds", Float, nullable=False, default=0.0),
+    #: With a delay: no host of this execution is claimed before this time.
+    Column("next_start_at", UTCDateTime),
+    #: Last time a throttled claim started a host: waiting for a slot is not "not picked up".
+    Column("last_claim_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     #: Cache of rollup(host run states), kept in step with the counters below.
@@ -234,6 +242,10 @@ host_runs = Table(
     Column("stderr_truncated", Boolean, nullable=False, default=False),
     Column("chunks", Integer, nullable=False, default=0),
     Column("events", Integer, nullable=False, default=0),
+    #: The host's groups (domain.throttle.group_key), for per-group limits.
+    Column("group_key", Text),
+    #: Its execution has limits: claimed by the throttled path, not the fast one.
+    Column("throttled", Boolean, nullable=False, default=False),
     Index(None, "state", "priority", "queued_at"),
     Index(None, "state", "lease_expires_at"),
     Index(None, "execution_id"),
