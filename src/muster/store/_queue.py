@@ -56,14 +56,10 @@ class QueueOps(StoreCore):
         if limit <= 0:
             return []
         now = self.clock()
-        params = {
-            "p_now": now,
-            "p_limit": limit,
-            "p_owner": worker_id,
-            "p_lease": now + dt.timedelta(seconds=lease_seconds),
-        }
+        lease = now + dt.timedelta(seconds=lease_seconds)
+        params = {"p_now": now, "p_limit": limit, "p_owner": worker_id, "p_lease": lease}
         with self._tx() as tx:
-            rows = self._claim_throttled(tx.conn, now, limit, worker_id, params["p_lease"])
+            rows = self._claim_throttled(tx.conn, now, limit, worker_id, lease)
             if len(rows) < limit:
                 params["p_limit"] = limit - len(rows)
                 rows += tx.conn.execute(claim_stmt(), params).mappings()
