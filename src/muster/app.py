@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from muster.domain.hosts import TransportKind
 from muster.transports.base import Transport
-from muster.transports.local import LocalTransport
-from muster.transports.ssh import HostKeyPolicy, SshTransport
-from muster.transports.ssh_credentials import CredentialSource
+from muster.transports.local import LocalIsolation, LocalTransport
+from muster.transports.ssh_policy import HostKeyPolicy
 
 if TYPE_CHECKING:
     from muster.config import Settings
+    from muster.transports.ssh_credentials import CredentialSource
 
-__all__ = ["SshOptions", "attach_credentials", "default_transports", "settings_transports"]
+__all__ = [
+    "SshOptions",
+    "attach_credentials",
+    "default_transports",
+    "server_local_transport",
+    "settings_transports",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +35,23 @@ class SshOptions:
     credentials: CredentialSource | None = None
 
 
-def default_transports(ssh: SshOptions | None = None) -> Mapping[TransportKind, Transport]:
-    opts = ssh or SshOptions()
+def default_transports(
+    ssh: SshOptions | None = None, *, kinds: Collection[TransportKind] | None = None
+) -> Mapping[TransportKind, Transport]:
+    """Local and SSH transports; ``kinds`` (what the selected hosts use) limits them,
+    so a run that reaches no SSH host never pays for loading asyncssh."""
+    wanted = set(TransportKind) if kinds is None else set(kinds)
+    transports: dict[TransportKind, Transport] = {}
+    if TransportKind.LOCAL in wanted:
+        transports[TransportKind.LOCAL] = LocalTransport()
+    if TransportKind.SSH in wanted:
+        transports[TransportKind.SSH] = _ssh_transport(ssh or SshOptions())
+    return transports
+
+
+def _ssh_transport(opts: SshOptions) -> Transport:
+    from muster.transports.ssh import SshTransport
+
     kwargs: dict[str, object] = {
         "host_key_policy": opts.host_key_policy,
         "connect_timeout": opts.connect_timeout,
@@ -43,20 +64,29 @@ def default_transports(ssh: SshOptions | None = None) -> Mapping[TransportKind, 
         kwargs["client_keys"] = list(opts.client_keys)
     if opts.credentials is not None:
         kwargs["credentials"] = opts.credentials
-    return {
-        TransportKind.LOCAL: LocalTransport(),
-        TransportKind.SSH: SshTransport(**kwargs),  # type: ignore[arg-type]
-    }
+    return SshTransport(**kwargs)  # type: ignore[arg-type]
 
 
 def settings_transports(settings: Settings) -> Mapping[TransportKind, Transport]:
-    """Transports as the settings say: known_hosts and default client keys for SSH."""
-    return default_transports(
-        SshOptions(
-            known_hosts=settings.ssh_known_hosts or None,
-            client_keys=tuple(settings.ssh_client_keys),
+    """A server's transports: known_hosts and default client keys for SSH, and the
+    local transport isolated (see :func:`server_local_transport`)."""
+    transports = dict(
+        default_transports(
+            SshOptions(
+                known_hosts=settings.ssh_known_hosts or None,
+                client_keys=tuple(settings.ssh_client_keys),
+            )
         )
     )
+    transports[TransportKind.LOCAL] = server_local_transport(settings)
+    return transports
+
+
+def server_local_transport(settings: Settings) -> LocalTransport:
+    """The local transport of a server (and its workers): the server's own machine holds
+    the database and vault key, so plans run as ``settings.local_run_as`` in a fresh
+    private directory with a clean environment, never as the server's account."""
+    return LocalTransport(isolation=LocalIsolation(user=settings.local_run_as))
 
 
 def attach_credentials(transports: Mapping[TransportKind, Transport], store: Any) -> None:

@@ -56,7 +56,7 @@ async def run_async(
     hosts = select(inventory, selector) if isinstance(inventory, Inventory) else list(inventory)
     if not hosts:
         raise SelectorError(f"selector {selector!r} matches no host", field="selector")
-    transports = default_transports(ssh)
+    transports = default_transports(ssh, kinds={host.transport for host in hosts})
     try:
         return await run_job(
             Dispatcher(transports, policy or DispatchPolicy(), listener), job, hosts

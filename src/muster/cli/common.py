@@ -11,7 +11,6 @@ from rich.console import Console
 from muster.domain.hosts import Host
 from muster.domain.inventory import Inventory
 from muster.domain.selectors import select
-from muster.engine.inventory_files import load_inventories
 from muster.errors import MusterError
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_HOSTS_FAILED", "err_console", "fail", "pick_hosts"]
@@ -31,7 +30,13 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
 def pick_hosts(inventory_paths: Sequence[Path], selector: str) -> list[Host]:
     """Hosts the selector picks; no inventory means only the implicit localhost."""
     try:
-        inventory = load_inventories(inventory_paths) if inventory_paths else Inventory()
+        if inventory_paths:
+            # Here, not at the top: the file formats need PyYAML, `run localhost` does not.
+            from muster.engine.inventory_files import load_inventories
+
+            inventory = load_inventories(inventory_paths)
+        else:
+            inventory = Inventory()
         return select(inventory, selector)
     except MusterError as exc:
         raise fail(str(exc)) from exc

@@ -23,12 +23,7 @@ from muster.engine.dispatcher import Dispatcher, DispatchPolicy
 from muster.engine.runner import Job, command_job, run_job, script_job
 from muster.engine.script_files import load_script_file
 from muster.errors import MusterError
-from muster.transports.ssh import HostKeyPolicy
-
-HELP = """Run a command (after --) or a script (--script) on the hosts SELECTOR picks.
-
-Without -i, the selector 'localhost' means this machine (local transport).
-Exits 0 when every host succeeded, 1 when any did not, 2 on bad input."""
+from muster.transports.ssh_policy import HostKeyPolicy
 
 
 def run(
@@ -70,6 +65,11 @@ def run(
     ] = HostKeyPolicy.STRICT,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
+    """Run a command (after --) or a script (--script) on the hosts SELECTOR picks.
+
+    Without -i, the selector 'localhost' means this machine (local transport).
+    Exits 0 when every host succeeded, 1 when any did not, 2 on bad input.
+    """
     if (script is None) == (not command):
         raise fail("give either a command after -- or --script FILE (not both)")
     job = _job(command, script, param or [], shell, timeout)
@@ -134,7 +134,7 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
 async def _dispatch(
     job: Job, hosts: list[Host], policy: DispatchPolicy, ssh: SshOptions, *, live: bool
 ) -> Execution:
-    transports = default_transports(ssh)
+    transports = default_transports(ssh, kinds={host.transport for host in hosts})
     console = Console()
     report = LiveReport(console, len(hosts), progress=console.is_terminal) if live else None
     dispatcher = Dispatcher(transports, policy, report)
@@ -153,4 +153,4 @@ async def _dispatch(
             await t.close()
 
 
-__all__ = ["HELP", "parse_params", "run"]
+__all__ = ["parse_params", "run"]

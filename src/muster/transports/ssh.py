@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -52,16 +51,12 @@ from muster.transports.ssh_errors import (
     running_failure_reason,
 )
 from muster.transports.ssh_known_hosts import KnownHostsFile
+from muster.transports.ssh_policy import HostKeyPolicy
 from muster.transports.ssh_session import PlanSession, stop_channel
 
 __all__ = ["HostKeyPolicy", "SshTransport"]
 
 _PoolKey = tuple[str | None, str, int, str | None]
-
-
-class HostKeyPolicy(enum.StrEnum):
-    STRICT = "strict"
-    ACCEPT_NEW = "accept-new"
 
 
 @dataclass(slots=True, eq=False)
