@@ -13,6 +13,7 @@ __all__ = [
     "InventoryError",
     "MusterError",
     "NotFoundError",
+    "OperationCancelledError",
     "ParameterError",
     "PermissionDeniedError",
     "SelectorError",
@@ -64,6 +65,11 @@ class NotFoundError(MusterError):
 
 class ConflictError(MusterError):
     """The request conflicts with the current state (e.g. an illegal action)."""
+
+
+class OperationCancelledError(MusterError):
+    """A long operation stopped before it finished (its client left, or the server is
+    stopping); what it had done was rolled back."""
 
 
 class PermissionDeniedError(MusterError):

@@ -38,13 +38,25 @@ from typing import Final
 from muster.domain.hosts import Host, TransportKind
 from muster.errors import InventoryError
 
-__all__ = ["ALL_GROUP", "UNGROUPED_GROUP", "Group", "Inventory", "VarValue", "var_text"]
+__all__ = [
+    "ALL_GROUP",
+    "MAX_GROUP_DEPTH",
+    "UNGROUPED_GROUP",
+    "Group",
+    "Inventory",
+    "InventoryLimits",
+    "VarValue",
+    "var_text",
+]
 
 #: A variable as parsed: text (INI), or any YAML scalar/collection.
 VarValue = object
 
 ALL_GROUP: Final = "all"
 UNGROUPED_GROUP: Final = "ungrouped"
+#: Children nest at most this deep below ``all``: deeper chains are refused
+#: (real inventories stay within a handful of levels).
+MAX_GROUP_DEPTH: Final = 100
 
 _DEFAULT: Final = Host(name="-")
 _TRANSPORTS: Final = {
@@ -71,6 +83,41 @@ class Group:
     vars: Mapping[str, VarValue] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class InventoryLimits:
+    """Caps on what one inventory may make, so that any input is parsed in bounded work.
+
+    ``None`` is no cap (files a user loads on their own machine). The server
+    sets every cap for uploads, where the text comes from someone else.
+    """
+
+    #: Distinct hosts.
+    max_hosts: int | None = None
+    #: Host names as listed, counted once per line (or YAML key) that lists
+    #: them, after range expansion: ``web[1:100]`` on three lines is 300.
+    max_entries: int | None = None
+    #: Variables over all resolved hosts: group variables are copied into every
+    #: member, so 100 group variables on 10,000 hosts are 1,000,000.
+    max_values: int | None = None
+
+
+_NO_LIMITS: Final = InventoryLimits()
+
+
+class _GroupParts:
+    """A group while it is built: members in insertion order, amortised O(1) to extend."""
+
+    __slots__ = ("children", "hosts", "vars")
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, None] = {}
+        self.children: dict[str, None] = {}
+        self.vars: dict[str, VarValue] = {}
+
+    def freeze(self, name: str) -> Group:
+        return Group(name, tuple(self.hosts), tuple(self.children), dict(self.vars))
+
+
 def var_text(value: VarValue) -> str:
     """A variable as the text stored in ``Host.vars`` (YAML values become JSON text)."""
     if isinstance(value, str):
@@ -89,17 +136,26 @@ class Inventory:
 
     Adding a host or group that exists merges into it (later sources add
     members and override variables), which is how repeated sections and
-    several inventory files combine.
+    several inventory files combine. Building is linear: each added member
+    costs O(1) however large its group already is.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limits: InventoryLimits | None = None) -> None:
+        self.limits = limits or _NO_LIMITS
         self._hosts: dict[str, Host] = {}
         self._host_vars: dict[str, dict[str, VarValue]] = {}
-        self._groups: dict[str, Group] = {ALL_GROUP: Group(ALL_GROUP)}
+        self._groups: dict[str, _GroupParts] = {ALL_GROUP: _GroupParts()}
         self._resolved: dict[str, Host] | None = None
         self._groups_view: dict[str, Group] | None = None
 
     # -- building -----------------------------------------------------------
+
+    def _new_host(self, name: str) -> None:
+        cap = self.limits.max_hosts
+        if cap is not None and len(self._hosts) >= cap:
+            raise InventoryError(
+                f"the inventory defines more than {cap} hosts (the limit); refused at host {name!r}"
+            )
 
     def add_host(self, host: Host, *, vars: Mapping[str, VarValue] | None = None) -> None:
         """Add or merge a host. ``host.groups`` name groups it joins (created if needed).
@@ -108,17 +164,19 @@ class Inventory:
         """
         self._resolved = self._groups_view = None
         name = host.name
-        merged_vars = dict(self._host_vars.get(name, {}))
-        merged_vars.update(host.vars)
-        merged_vars.update(vars or {})
         old = self._hosts.get(name)
         if old is None:
+            self._new_host(name)
             self._hosts[name] = replace(host, vars={}, groups=())
+            merged_vars: dict[str, VarValue] = {}
         else:
             self._hosts[name] = _overlay(old, host)
+            merged_vars = self._host_vars[name]
+        merged_vars.update(host.vars)
+        merged_vars.update(vars or {})
         self._host_vars[name] = merged_vars
         for group in host.groups:
-            self.add_group(group, hosts=(name,))
+            self.extend_group(group, hosts=(name,))
 
     def add_group(
         self,
@@ -127,37 +185,50 @@ class Inventory:
         children: Iterable[str] = (),
         vars: Mapping[str, VarValue] | None = None,
     ) -> Group:
-        """Add or merge a group; unknown member hosts and child groups are created empty."""
-        self._resolved = self._groups_view = None
-        host_names = tuple(hosts)
-        child_names = tuple(children)
+        """Add or merge a group; unknown member hosts and child groups are created empty.
+
+        Returns the whole group as it now stands (a copy: O(its size)); parsers
+        adding members one at a time use :meth:`extend_group`.
+        """
+        self.extend_group(name, hosts, children, vars)
+        return self._groups[name].freeze(name)
+
+    def extend_group(
+        self,
+        name: str,
+        hosts: Iterable[str] = (),
+        children: Iterable[str] = (),
+        vars: Mapping[str, VarValue] | None = None,
+    ) -> None:
+        """:meth:`add_group` without building the result: O(what is added)."""
         if isinstance(hosts, str) or isinstance(children, str):
             raise InventoryError(f"group {name!r}: hosts and children must be lists of names")
+        child_names = tuple(children)
         if ALL_GROUP in child_names:
             raise InventoryError(f"group {name!r}: 'all' cannot be a child group")
-        for host_name in host_names:
+        self._resolved = self._groups_view = None
+        parts = self._groups.get(name)
+        if parts is None:
+            parts = self._groups[name] = _GroupParts()
+        for host_name in hosts:
             if host_name not in self._hosts:
+                self._new_host(host_name)
                 self._hosts[host_name] = Host(name=host_name)
                 self._host_vars[host_name] = {}
+            parts.hosts[host_name] = None
         for child in child_names:
             if child not in self._groups:
-                self._groups[child] = Group(child)
-        old = self._groups.get(name, Group(name))
-        group = Group(
-            name=name,
-            hosts=_union(old.hosts, host_names),
-            children=_union(old.children, child_names),
-            vars={**old.vars, **(vars or {})},
-        )
-        self._groups[name] = group
-        return group
+                self._groups[child] = _GroupParts()
+            parts.children[child] = None
+        if vars:
+            parts.vars.update(vars)
 
     def merge(self, other: Inventory) -> None:
         """Fold ``other`` into this inventory; ``other`` wins variable conflicts."""
         for name, host in other._hosts.items():
             self.add_host(host, vars=other._host_vars[name])
-        for group in other._groups.values():
-            self.add_group(group.name, group.hosts, group.children, group.vars)
+        for name, parts in other._groups.items():
+            self.extend_group(name, parts.hosts, parts.children, parts.vars)
 
     # -- reading ------------------------------------------------------------
 
@@ -165,11 +236,13 @@ class Inventory:
     def groups(self) -> Mapping[str, Group]:
         """Groups by name, as declared (``all`` included; ``ungrouped`` when used)."""
         if self._groups_view is None:
-            view = dict(self._groups)
+            view = {name: parts.freeze(name) for name, parts in self._groups.items()}
             ungrouped = self._ungrouped()
             if ungrouped or UNGROUPED_GROUP in view:
                 found = view.get(UNGROUPED_GROUP, Group(UNGROUPED_GROUP))
-                view[UNGROUPED_GROUP] = replace(found, hosts=_union(found.hosts, ungrouped))
+                members = dict.fromkeys(found.hosts)
+                members.update(dict.fromkeys(ungrouped))
+                view[UNGROUPED_GROUP] = replace(found, hosts=tuple(members))
             self._groups_view = view
         return self._groups_view
 
@@ -213,6 +286,8 @@ class Inventory:
         if name in path:
             cycle = " -> ".join((*path[path.index(name) :], name))
             raise InventoryError(f"group children form a cycle: {cycle}")
+        if len(path) > MAX_GROUP_DEPTH:
+            raise _too_deep(name)
         group = groups[name]
         into.update(group.hosts)
         for child in group.children:
@@ -222,13 +297,13 @@ class Inventory:
 
     def _ungrouped(self) -> tuple[str, ...]:
         grouped: set[str] = set()
-        for group in self._groups.values():
-            if group.name not in (ALL_GROUP, UNGROUPED_GROUP):
-                grouped.update(group.hosts)
+        for name, parts in self._groups.items():
+            if name not in (ALL_GROUP, UNGROUPED_GROUP):
+                grouped.update(parts.hosts)
         return tuple(h for h in self._hosts if h not in grouped)
 
     def _depths(self, groups: Mapping[str, Group]) -> dict[str, int]:
-        """Longest distance from ``all`` for each group; cycles are errors."""
+        """Longest distance from ``all`` for each group; cycles and deep chains are errors."""
         parents: dict[str, list[str]] = {name: [] for name in groups}
         for group in groups.values():
             for child in group.children:
@@ -241,8 +316,12 @@ class Inventory:
             if name in path:
                 cycle = " -> ".join((name, *reversed(path[path.index(name) :])))
                 raise InventoryError(f"group children form a cycle: {cycle}")
+            if len(path) > MAX_GROUP_DEPTH:
+                raise _too_deep(name)
             ups = [depth(p, (*path, name)) for p in parents[name] if p != ALL_GROUP]
             depths[name] = 1 + max(ups, default=0)
+            if depths[name] > MAX_GROUP_DEPTH:
+                raise _too_deep(name)
             return depths[name]
 
         for name in groups:
@@ -250,6 +329,13 @@ class Inventory:
         return depths
 
     def _resolve(self) -> dict[str, Host]:
+        """Every host with its merged variables and groups.
+
+        Hosts that sit in the same groups share one merge of the group
+        levels, so the cost is one pass over the members plus, per host, its
+        own variables and a copy of the merged ones (counted against
+        ``limits.max_values``).
+        """
         if self._resolved is not None:
             return self._resolved
         groups = self.groups
@@ -272,24 +358,61 @@ class Inventory:
             return ancestors[name]
 
         order = {name: i for i, name in enumerate(groups)}
+        shared: dict[tuple[str, ...], _GroupLevels] = {}
+        budget = self.limits.max_values
+        used = 0
         resolved: dict[str, Host] = {}
         for name, raw in self._hosts.items():
-            member_of: set[str] = {ALL_GROUP}
-            for group_name in direct[name]:
-                member_of |= lineage(group_name)
-            ranked = sorted(member_of, key=lambda g: (depths[g], g))
-            levels = [groups[g].vars for g in ranked]
-            levels.append(self._host_vars[name])
-            shown = tuple(g for g in sorted(member_of, key=order.__getitem__) if g != ALL_GROUP)
-            resolved[name] = _build_host(raw, levels, shown)
+            key = tuple(direct[name])
+            levels = shared.get(key)
+            if levels is None:
+                member_of: set[str] = {ALL_GROUP}
+                for group_name in key:
+                    member_of |= lineage(group_name)
+                ranked = sorted(member_of, key=lambda g: (depths[g], g))
+                shown = tuple(g for g in sorted(member_of, key=order.__getitem__) if g != ALL_GROUP)
+                levels = shared[key] = _GroupLevels.merge(
+                    name, [groups[g].vars for g in ranked], shown
+                )
+            host = _build_host(raw, levels, self._host_vars[name])
+            used += len(host.vars)
+            if budget is not None and used > budget:
+                raise InventoryError(
+                    f"the hosts hold more than {budget} variables in total once group "
+                    f"variables are copied to every member (the limit); refused at host {name!r}"
+                )
+            resolved[name] = host
         self._resolved = resolved
         return resolved
 
 
-def _union(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
-    seen = set(old)
-    extra = [n for n in dict.fromkeys(new) if n not in seen]
-    return old + tuple(extra)
+def _too_deep(name: str) -> InventoryError:
+    return InventoryError(
+        f"groups nest more than {MAX_GROUP_DEPTH} levels deep (at group {name!r})"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _GroupLevels:
+    """What a set of groups gives each member: merged variables (typed and as text),
+    accumulated labels, and the group names shown on the host."""
+
+    vars: Mapping[str, VarValue]
+    texts: Mapping[str, str]
+    labels: Mapping[str, str]
+    groups: tuple[str, ...]
+
+    @classmethod
+    def merge(
+        cls, host: str, levels: list[Mapping[str, VarValue]], groups: tuple[str, ...]
+    ) -> _GroupLevels:
+        merged: dict[str, VarValue] = {}
+        labels: dict[str, str] = {}
+        for level in levels:
+            merged.update(level)
+            labels.update(_labels_of(host, level))
+        texts = {k: var_text(v) for k, v in merged.items()}
+        return cls(merged, texts, labels, groups)
 
 
 def _overlay(old: Host, new: Host) -> Host:
@@ -303,16 +426,13 @@ def _overlay(old: Host, new: Host) -> Host:
     return replace(old, **changes)  # type: ignore[arg-type]
 
 
-def _build_host(raw: Host, levels: list[Mapping[str, VarValue]], groups: tuple[str, ...]) -> Host:
-    merged: dict[str, VarValue] = {}
-    labels: dict[str, str] = {}
-    for level in levels[:-1]:
-        merged.update(level)
-        labels.update(_labels_of(raw.name, level))
+def _build_host(raw: Host, levels: _GroupLevels, own: Mapping[str, VarValue]) -> Host:
+    labels = dict(levels.labels)
     labels.update(raw.labels)
-    own = levels[-1]
-    merged.update(own)
     labels.update(_labels_of(raw.name, own))
+    texts = dict(levels.texts)
+    texts.update((k, var_text(v)) for k, v in own.items())
+    merged = levels.vars
 
     def pick(keys: tuple[str, ...], attr: str) -> VarValue | None:
         for key in keys:
@@ -325,11 +445,7 @@ def _build_host(raw: Host, levels: list[Mapping[str, VarValue]], groups: tuple[s
                 return merged[key]
         return None
 
-    changes: dict[str, object] = {
-        "vars": {k: var_text(v) for k, v in merged.items()},
-        "labels": labels,
-        "groups": groups,
-    }
+    changes: dict[str, object] = {"vars": texts, "labels": labels, "groups": levels.groups}
     if (address := pick(("ansible_host", "ansible_ssh_host"), "address")) is not None:
         changes["address"] = var_text(address)
     if (user := pick(("ansible_user", "ansible_ssh_user"), "user")) is not None:

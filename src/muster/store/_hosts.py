@@ -6,14 +6,14 @@ NULL, ``host_name`` stays), so history outlives the inventory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
-from sqlalchemy import Connection, RowMapping, delete, insert, or_, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from muster.domain.hosts import Host, TransportKind
-from muster.errors import ConflictError, NotFoundError, ValidationError
+from muster.errors import ConflictError, NotFoundError, OperationCancelledError, ValidationError
 from muster.store._core import StoreCore, new_id
 from muster.store._rows import host_record
 from muster.store.base import HostRecord
@@ -36,6 +36,19 @@ _UPDATABLE = frozenset(
         "key_file",
         "credential_ref",
     }
+)
+
+
+#: Hosts written per statement by ``upsert_hosts`` (and between two stop checks).
+IMPORT_BATCH: Final = 500
+_COLUMNS: Final = tuple(sorted(_UPDATABLE - {"name"}))
+_UPDATE_BY_ID: Final = (
+    update(hosts)
+    .where(hosts.c.id == bindparam("b_id"))
+    .values(
+        updated_at=bindparam("b_updated_at", type_=hosts.c.updated_at.type),
+        **{c: bindparam(f"b_{c}", type_=hosts.c[c].type) for c in _COLUMNS},
+    )
 )
 
 
@@ -85,33 +98,65 @@ class HostOps(StoreCore):
             raise ConflictError(f"a host named {host.name!r} already exists") from exc
 
     def upsert_hosts(
-        self, items: Sequence[Host], *, update_existing: bool = True
+        self,
+        items: Sequence[Host],
+        *,
+        update_existing: bool = True,
+        should_stop: Callable[[], bool] | None = None,
     ) -> tuple[list[str], list[str]]:
-        """Create hosts by name, updating (or refusing) existing ones; all or nothing."""
+        """Create hosts by name, updating (or refusing) existing ones; all or nothing.
+
+        Written ``IMPORT_BATCH`` hosts per statement: one lookup, one insert and
+        one update per batch. ``should_stop`` is asked before each batch; when
+        it answers true the transaction is rolled back and
+        :class:`OperationCancelledError` raised, so a client that left or a
+        stopping server never keeps a thread writing for nobody.
+        """
         created: list[str] = []
         updated: list[str] = []
+        ids: dict[str, str] = {}  # every name this import has met, to its row id
         now = self.clock()
         with self._tx() as tx:
-            for host in items:
-                existing = tx.conn.execute(
-                    select(hosts.c.id).where(hosts.c.name == host.name)
-                ).scalar()
-                if existing is None:
-                    tx.conn.execute(
-                        insert(hosts).values(
-                            id=host.id or new_id(), created_at=now, updated_at=now, **_columns(host)
-                        )
+            for start in range(0, len(items), IMPORT_BATCH):
+                if should_stop is not None and should_stop():
+                    raise OperationCancelledError(
+                        f"the import stopped after {start} of {len(items)} hosts; "
+                        "nothing was stored"
                     )
-                    created.append(host.name)
-                elif update_existing:
-                    tx.conn.execute(
-                        update(hosts)
-                        .where(hosts.c.id == existing)
-                        .values(updated_at=now, **_columns(host))
-                    )
-                    updated.append(host.name)
-                else:
-                    raise ConflictError(f"a host named {host.name!r} already exists")
+                batch = items[start : start + IMPORT_BATCH]
+                unseen = {h.name for h in batch} - ids.keys()
+                found: dict[str, str] = {}
+                if unseen:
+                    query = select(hosts.c.name, hosts.c.id).where(hosts.c.name.in_(unseen))
+                    found = {name: row_id for name, row_id in tx.conn.execute(query).all()}
+                inserts: dict[str, dict[str, Any]] = {}
+                changes: list[dict[str, Any]] = []
+                for host in batch:
+                    values = _columns(host)
+                    if host.name in inserts:  # named twice in this batch: the last wins
+                        inserts[host.name].update(values)
+                        continue
+                    row_id = ids.get(host.name)
+                    if row_id is None and host.name in found:
+                        if not update_existing:
+                            raise ConflictError(f"a host named {host.name!r} already exists")
+                        row_id = ids[host.name] = found[host.name]
+                        updated.append(host.name)
+                    if row_id is None:
+                        new = host.id or new_id()
+                        row: dict[str, Any] = {"id": new, "created_at": now, "updated_at": now}
+                        row.update(values)
+                        inserts[host.name] = row
+                        ids[host.name] = new
+                        created.append(host.name)
+                    else:
+                        change = {"b_id": row_id, "b_updated_at": now}
+                        change.update({f"b_{c}": values[c] for c in _COLUMNS})
+                        changes.append(change)
+                if inserts:
+                    tx.conn.execute(insert(hosts), list(inserts.values()))
+                if changes:
+                    tx.conn.execute(_UPDATE_BY_ID, changes)
         return created, updated
 
     def update_host(self, host_id: str, **changes: Any) -> HostRecord:

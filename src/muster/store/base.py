@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -382,7 +382,11 @@ class Store(Protocol):
     # hosts
     def create_host(self, host: Host) -> HostRecord: ...
     def upsert_hosts(
-        self, hosts: Sequence[Host], *, update_existing: bool = True
+        self,
+        hosts: Sequence[Host],
+        *,
+        update_existing: bool = True,
+        should_stop: Callable[[], bool] | None = None,
     ) -> tuple[list[str], list[str]]: ...
     def update_host(self, host_id: str, **changes: Any) -> HostRecord: ...
     def get_host(self, id_or_name: str) -> HostRecord: ...
