@@ -103,9 +103,10 @@ async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    from sqlalchemy.exc import DataError
+    from muster.store.db_errors import VALUE_REFUSED
 
-    app.add_exception_handler(DataError, _on_data_error)
+    for refused in VALUE_REFUSED:
+        app.add_exception_handler(refused, _on_data_error)
     app.add_exception_handler(MusterError, _on_muster_error)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

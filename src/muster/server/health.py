@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from muster.domain.states import ExecutionStatus, HostRunState
 from muster.errors import ConflictError
 from muster.server.context import ServerContext, get_context
-from muster.server.metrics import database_ok, read_counts, render_prometheus
+from muster.server.metrics import render_prometheus
 
 __all__ = ["muster_version", "router"]
 
@@ -27,15 +27,10 @@ def muster_version() -> str:
         return "0+unknown"
 
 
-def _engine(ctx: ServerContext) -> Any:
-    return getattr(ctx.store, "engine", None)
-
-
 @router.get("/health")
 def health(ctx: Ctx) -> JSONResponse:
     """200 when the database answers and the embedded worker (if any) runs; else 503."""
-    engine = _engine(ctx)
-    db = engine is not None and database_ok(engine)
+    db = ctx.store.ping()
     worker = ctx.worker
     worker_alive = worker.alive if worker is not None else None
     healthy = db and worker_alive is not False
@@ -57,12 +52,9 @@ def health(ctx: Ctx) -> JSONResponse:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(ctx: Ctx) -> PlainTextResponse:
-    engine = _engine(ctx)
-    if engine is None:
-        raise ConflictError("this store exposes no database for metrics")
     worker = ctx.worker
     text = render_prometheus(
-        read_counts(engine),
+        ctx.store.read_counts(),
         statuses=tuple(s.value for s in ExecutionStatus),
         states=tuple(s.value for s in HostRunState),
         workers=1 if worker is not None and worker.alive else 0,

@@ -1,65 +1,14 @@
-"""Aggregate counts for ``/metrics`` and ``/health``, read straight from the store's tables.
+"""``/metrics`` in the Prometheus text format, from the store's counts.
 
-Read-only queries beside the store (which has no counting operations yet);
-each is one ``GROUP BY`` over an indexed column.
+The counting itself is the store's (:meth:`~muster.store.base.Store.read_counts`);
+this module only renders, so it knows no SQL.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping
+from muster.store.base import StoreCounts
 
-from sqlalchemy import Engine, func, select, text
-
-from muster.store.tables import executions, host_runs
-
-__all__ = ["Counts", "database_ok", "read_counts", "render_prometheus"]
-
-
-class Counts:
-    def __init__(
-        self,
-        executions_by_status: Mapping[str, int],
-        host_runs_by_state: Mapping[str, int],
-        queue_depth: int,
-        active_owners: int,
-    ) -> None:
-        self.executions_by_status = executions_by_status
-        self.host_runs_by_state = host_runs_by_state
-        self.queue_depth = queue_depth
-        self.active_owners = active_owners
-
-
-def database_ok(engine: Engine) -> bool:
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-
-
-def read_counts(engine: Engine) -> Counts:
-    now = dt.datetime.now(dt.UTC)
-    with engine.connect() as conn:
-        by_status = {
-            str(s): int(n)
-            for s, n in conn.execute(
-                select(executions.c.status, func.count()).group_by(executions.c.status)
-            )
-        }
-        by_state = {
-            str(s): int(n)
-            for s, n in conn.execute(
-                select(host_runs.c.state, func.count()).group_by(host_runs.c.state)
-            )
-        }
-        owners = conn.execute(
-            select(func.count(func.distinct(host_runs.c.owner))).where(
-                host_runs.c.state == "running", host_runs.c.lease_expires_at > now
-            )
-        ).scalar_one()
-    return Counts(by_status, by_state, by_state.get("queued", 0), int(owners or 0))
+__all__ = ["render_prometheus"]
 
 
 def _escape(value: str) -> str:
@@ -67,7 +16,7 @@ def _escape(value: str) -> str:
 
 
 def render_prometheus(
-    counts: Counts,
+    counts: StoreCounts,
     *,
     statuses: tuple[str, ...],
     states: tuple[str, ...],

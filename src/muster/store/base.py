@@ -37,6 +37,8 @@ __all__ = [
     "ClaimedRun",
     "ExecutionKind",
     "ExecutionRecord",
+    "FleetFacets",
+    "GridCell",
     "HostRecord",
     "HostRunRecord",
     "HostTarget",
@@ -45,10 +47,12 @@ __all__ = [
     "OutputChunk",
     "Page",
     "ReapReport",
+    "RunDigest",
     "RunResult",
     "SavedScript",
     "ScriptRecord",
     "Store",
+    "StoreCounts",
     "VersionRecord",
 ]
 
@@ -351,6 +355,53 @@ class ReapReport:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    """What ``/metrics`` reports about stored work, read in one pass."""
+
+    executions_by_status: Mapping[str, int]
+    host_runs_by_state: Mapping[str, int]
+    #: Host runs queued and waiting for a worker.
+    queue_depth: int
+    #: Distinct workers holding a lease that has not expired.
+    active_owners: int
+
+
+@dataclass(frozen=True, slots=True)
+class GridCell:
+    """One host's square in the console's execution grid."""
+
+    run_id: str
+    host_name: str
+    state: HostRunState
+    exit_code: int | None
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunDigest:
+    """What decides whether two host results are "the same": grouped by the console."""
+
+    state: HostRunState
+    exit_code: int | None
+    reason: str | None
+    message: str | None
+    #: The end of the stored stdout tail (a few hundred characters).
+    stdout_end: str
+    #: The start of the stored stderr tail (a few hundred characters).
+    stderr_start: str
+    host_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class FleetFacets:
+    """Every group, ``label=value`` and host name: the host picker's suggestions."""
+
+    groups: tuple[str, ...]
+    labels: tuple[str, ...]
+    names: tuple[str, ...]
+
+
 class Store(Protocol):
     """Persisted state of the server; see the module docstring for its invariants."""
 
@@ -463,3 +514,28 @@ class Store(Protocol):
         limit: int = 1000,
     ) -> list[OutputChunk]: ...
     def iter_output(self, run_id: str, stream: str | None = None) -> Iterator[OutputChunk]: ...
+
+    # console reads: compact rows, so a page over thousands of hosts stays cheap
+    def fleet_facets(self) -> FleetFacets: ...
+    def host_page(
+        self, *, search: str = "", group: str = "", limit: int = 200, offset: int = 0
+    ) -> tuple[Page[HostRecord], int]: ...
+    def execution_header(self, execution_id: str) -> ExecutionRecord: ...
+    def grid_page(
+        self,
+        execution_id: str,
+        *,
+        states: Sequence[HostRunState] | None = None,
+        hosts: Sequence[str] | None = None,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> Page[GridCell]: ...
+    def run_digests(self, execution_id: str) -> list[RunDigest]: ...
+    def host_recent_runs(
+        self, host_id: str, host_name: str, limit: int = 25
+    ) -> list[tuple[HostRunRecord, str]]: ...
+    def run_in_execution(self, execution_id: str, run_id: str) -> HostRunRecord: ...
+
+    # operations
+    def ping(self) -> bool: ...
+    def read_counts(self) -> StoreCounts: ...

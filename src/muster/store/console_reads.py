@@ -1,26 +1,35 @@
-"""Read-only queries the web console needs that the Store Protocol does not name.
+"""The web console's reads: compact rows the Store Protocol names under "console reads".
 
 The console must stay responsive on an execution with thousands of hosts, so
 it never loads every host run with its full tails: it reads one execution's
 header (counters only), one page of compact grid cells, or one short row
-per host for grouping. Kept here so that only ``store/`` touches SQLAlchemy;
-every function takes the store's engine and only reads.
+per host for grouping. :class:`ConsoleReadOps` gives them to ``SqlStore`` as
+methods, so the web layer holds a ``Store`` and never the engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import Engine, String, cast, func, or_, select
 
 from muster.domain.states import HostRunState
 from muster.errors import NotFoundError
+from muster.store._core import StoreCore
 from muster.store._rows import execution_record, host_record, host_run_record
-from muster.store.base import ExecutionRecord, HostRecord, HostRunRecord, Page
+from muster.store.base import (
+    ExecutionRecord,
+    FleetFacets,
+    GridCell,
+    HostRecord,
+    HostRunRecord,
+    Page,
+    RunDigest,
+)
 from muster.store.tables import executions, host_runs, hosts
 
 __all__ = [
+    "ConsoleReadOps",
     "FleetFacets",
     "GridCell",
     "RunDigest",
@@ -35,41 +44,6 @@ __all__ = [
 
 #: Characters of a stdout tail compared when grouping identical results.
 TAIL_CHARS = 200
-
-
-@dataclass(frozen=True, slots=True)
-class GridCell:
-    """One host's square in the execution grid."""
-
-    run_id: str
-    host_name: str
-    state: HostRunState
-    exit_code: int | None
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class RunDigest:
-    """What decides whether two host results are "the same": grouped by the console."""
-
-    state: HostRunState
-    exit_code: int | None
-    reason: str | None
-    message: str | None
-    #: The last ``TAIL_CHARS`` characters of the stored stdout tail.
-    stdout_end: str
-    #: The first ``TAIL_CHARS`` characters of the stored stderr tail.
-    stderr_start: str
-    host_name: str
-
-
-@dataclass(frozen=True, slots=True)
-class FleetFacets:
-    """Every group, ``label=value`` and host name: the host picker's suggestions."""
-
-    groups: tuple[str, ...]
-    labels: tuple[str, ...]
-    names: tuple[str, ...]
 
 
 def fleet_facets(engine: Engine) -> FleetFacets:
@@ -234,3 +208,42 @@ def run_in_execution(engine: Engine, execution_id: str, run_id: str) -> HostRunR
     if row is None:
         raise NotFoundError(f"execution {execution_id} has no host run {run_id!r}")
     return host_run_record(row)
+
+
+class ConsoleReadOps(StoreCore):
+    """The reads above as store methods (see the Store Protocol's console reads)."""
+
+    def fleet_facets(self) -> FleetFacets:
+        return fleet_facets(self.engine)
+
+    def host_page(
+        self, *, search: str = "", group: str = "", limit: int = 200, offset: int = 0
+    ) -> tuple[Page[HostRecord], int]:
+        return host_page(self.engine, search=search, group=group, limit=limit, offset=offset)
+
+    def execution_header(self, execution_id: str) -> ExecutionRecord:
+        return execution_header(self.engine, execution_id)
+
+    def grid_page(
+        self,
+        execution_id: str,
+        *,
+        states: Sequence[HostRunState] | None = None,
+        hosts: Sequence[str] | None = None,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> Page[GridCell]:
+        return grid_page(
+            self.engine, execution_id, states=states, hosts=hosts, limit=limit, offset=offset
+        )
+
+    def run_digests(self, execution_id: str) -> list[RunDigest]:
+        return run_digests(self.engine, execution_id)
+
+    def host_recent_runs(
+        self, host_id: str, host_name: str, limit: int = 25
+    ) -> list[tuple[HostRunRecord, str]]:
+        return host_recent_runs(self.engine, host_id, host_name, limit)
+
+    def run_in_execution(self, execution_id: str, run_id: str) -> HostRunRecord:
+        return run_in_execution(self.engine, execution_id, run_id)

@@ -1,8 +1,9 @@
 """The SQL store: SQLite by default, PostgreSQL by URL; one class, split by meaning.
 
 Scripts (``_scripts``), hosts (``_hosts``), executions and their actions
-(``_executions``), the queue and reaper (``_queue``) and output
-(``_output``) are separate modules; :class:`SqlStore` joins them.
+(``_executions``), the queue and reaper (``_queue``), output (``_output``),
+the console's reads (``console_reads``) and the health and metrics reads
+(``_metrics``) are separate modules; :class:`SqlStore` joins them.
 :func:`open_store` is the edge: it builds the engine, runs migrations,
 loads the vault key and, on PostgreSQL, starts the LISTEN thread.
 """
@@ -16,9 +17,11 @@ from muster.security.vault import Vault, VaultError, load_keyring
 from muster.store._core import make_engine
 from muster.store._executions import ExecutionOps
 from muster.store._hosts import HostOps
+from muster.store._metrics import MetricsOps
 from muster.store._output import OutputOps
 from muster.store._queue import QueueOps
 from muster.store._scripts import ScriptOps
+from muster.store.console_reads import ConsoleReadOps
 from muster.store.credential_store import CredentialOps, CredentialStore
 from muster.store.migrations import upgrade
 from muster.store.notify import Notifier, PostgresListener
@@ -26,7 +29,16 @@ from muster.store.notify import Notifier, PostgresListener
 __all__ = ["SqlStore", "libpq_conninfo", "open_store"]
 
 
-class SqlStore(ScriptOps, HostOps, ExecutionOps, QueueOps, OutputOps, CredentialOps):
+class SqlStore(
+    ScriptOps,
+    HostOps,
+    ExecutionOps,
+    QueueOps,
+    OutputOps,
+    CredentialOps,
+    ConsoleReadOps,
+    MetricsOps,
+):
     """The :class:`~muster.store.base.Store` over SQLAlchemy; see ``base`` for the contract."""
 
 

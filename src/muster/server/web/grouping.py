@@ -3,7 +3,7 @@
 Two host results are "the same" when they share the state, the exit code,
 the failure reason and what they printed (a hash of the end of stdout and
 the first stderr line). Unfinished hosts group by state alone. Computed on
-the server from :class:`~muster.store.console_reads.RunDigest` rows.
+the server from :class:`~muster.store.base.RunDigest` rows.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from muster.domain.states import TERMINAL_STATES, FailureReason, HostRunState
-from muster.store.console_reads import RunDigest
+from muster.store.base import RunDigest
 
 __all__ = ["ResultGroup", "group_key", "group_results"]
 

@@ -16,8 +16,7 @@ from muster.errors import ValidationError
 from muster.server.submit import resolve_hosts, submit_script
 from muster.server.web.forms import execute_values, host_refs
 from muster.server.web.render import HtmlErrorRoute, form_data, in_thread, page, web_context
-from muster.store.base import Store, VersionRecord
-from muster.store.console_reads import FleetFacets, fleet_facets
+from muster.store.base import FleetFacets, Store, VersionRecord
 
 __all__ = ["router"]
 
@@ -28,7 +27,7 @@ _NAMES_SHOWN = 50
 
 def _picker(store: Store) -> FleetFacets:
     """Groups, labels and host names for the picker's suggestions."""
-    return fleet_facets(store.engine)  # type: ignore[attr-defined]
+    return store.fleet_facets()
 
 
 def _form_page(

@@ -21,7 +21,6 @@ from muster.server.context import ServerContext
 from muster.server.sse import sse
 from muster.server.web.render import HtmlErrorRoute, in_thread, page, web_context
 from muster.server.web.summary import FILTERS, PAGE_SIZE, GroupCache, summary
-from muster.store.console_reads import execution_header, run_in_execution
 from muster.store.notify import execution_key
 
 __all__ = ["router"]
@@ -39,10 +38,6 @@ def _cache(ctx: ServerContext) -> GroupCache:
     return cache
 
 
-def _engine(ctx: ServerContext) -> Any:
-    return ctx.store.engine  # type: ignore[attr-defined]
-
-
 @router.get("/executions/{execution_id}", response_class=HTMLResponse)
 def show_execution(
     request: Request,
@@ -52,12 +47,12 @@ def show_execution(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
     ctx = web_context(request)
-    record = execution_header(_engine(ctx), execution_id)
+    record = ctx.store.execution_header(execution_id)
     script = None
     if record.script_id:
         script = ctx.store.get_script(record.script_id)
     state = summary(
-        _engine(ctx),
+        ctx.store,
         _cache(ctx),
         execution_id,
         filter_name=filter if filter in FILTERS else "",
@@ -85,7 +80,7 @@ def execution_summary(
 ) -> JSONResponse:
     ctx = web_context(request)
     body = summary(
-        _engine(ctx),
+        ctx.store,
         _cache(ctx),
         execution_id,
         filter_name=filter if filter in FILTERS else "",
@@ -147,7 +142,7 @@ async def _run_events(
 async def run_output(request: Request, execution_id: str, run_id: str) -> StreamingResponse:
     """A host's output as SSE; a reconnecting browser resumes after its Last-Event-ID."""
     ctx = web_context(request)
-    await in_thread(run_in_execution, _engine(ctx), execution_id, run_id)
+    await in_thread(ctx.store.run_in_execution, execution_id, run_id)
     last = request.headers.get("last-event-id", "")
     cursor = int(last) if last.isdigit() else 0
     return StreamingResponse(
@@ -160,7 +155,7 @@ async def run_output(request: Request, execution_id: str, run_id: str) -> Stream
 @router.post("/executions/{execution_id}/cancel", response_class=HTMLResponse)
 async def cancel(request: Request, execution_id: str) -> RedirectResponse:
     ctx = web_context(request)
-    record = await in_thread(execution_header, _engine(ctx), execution_id)
+    record = await in_thread(ctx.store.execution_header, execution_id)
     if record.status.terminal:
         raise ConflictError(f"execution {execution_id} already ended ({record.status.value})")
     await in_thread(ctx.store.cancel_execution, execution_id)

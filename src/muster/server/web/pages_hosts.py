@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from muster.server.web.render import HtmlErrorRoute, page, web_context
-from muster.store.console_reads import fleet_facets, host_page, host_recent_runs
 
 __all__ = ["router"]
 
@@ -25,8 +24,8 @@ def list_hosts(
     group: Annotated[str, Query(max_length=100)] = "",
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    engine = web_context(request).store.engine  # type: ignore[attr-defined]
-    found, total = host_page(engine, search=q, group=group, limit=PAGE, offset=offset)
+    store = web_context(request).store
+    found, total = store.host_page(search=q, group=group, limit=PAGE, offset=offset)
     return page(
         request,
         "hosts.html",
@@ -38,7 +37,7 @@ def list_hosts(
         params={"q": q, "group": group},
         q=q,
         group=group,
-        groups=fleet_facets(engine).groups,
+        groups=store.fleet_facets().groups,
     )
 
 
@@ -46,7 +45,7 @@ def list_hosts(
 def show_host(request: Request, host: str) -> HTMLResponse:
     store = web_context(request).store
     record = store.get_host(host)
-    runs = host_recent_runs(store.engine, record.id, record.name, RECENT)  # type: ignore[attr-defined]
+    runs = store.host_recent_runs(record.id, record.name, RECENT)
     return page(
         request, "host.html", host=record, shells=record.to_host().effective_shells, runs=runs
     )

@@ -13,12 +13,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
-
 from muster.domain.states import TERMINAL_STATES, HostRunState
 from muster.server.web.grouping import ResultGroup, group_results
-from muster.store.base import ExecutionRecord
-from muster.store.console_reads import execution_header, grid_page, run_digests
+from muster.store.base import ExecutionRecord, Store
 
 __all__ = ["FILTERS", "GroupCache", "summary"]
 
@@ -47,14 +44,14 @@ class GroupCache:
         self._lock = threading.Lock()
         self._items: OrderedDict[str, _Grouped] = OrderedDict()
 
-    def get(self, engine: Engine, record: ExecutionRecord) -> _Grouped:
+    def get(self, store: Store, record: ExecutionRecord) -> _Grouped:
         counts = tuple(sorted(record.counts.items()))
         with self._lock:
             found = self._items.get(record.id)
             if found is not None and found.counts == counts:
                 self._items.move_to_end(record.id)
                 return found
-        groups = group_results(run_digests(engine, record.id))
+        groups = group_results(store.run_digests(record.id))
         grouped = _Grouped(counts, groups, {g.key: g.hosts for g in groups})
         with self._lock:
             self._items[record.id] = grouped
@@ -64,7 +61,7 @@ class GroupCache:
 
 
 def summary(
-    engine: Engine,
+    store: Store,
     cache: GroupCache,
     execution_id: str,
     *,
@@ -73,14 +70,13 @@ def summary(
     offset: int = 0,
     limit: int = PAGE_SIZE,
 ) -> dict[str, Any]:
-    record = execution_header(engine, execution_id)
-    grouped = cache.get(engine, record)
+    record = store.execution_header(execution_id)
+    grouped = cache.get(store, record)
     counts = {k: v for k, v in record.counts.items() if v}
     total = sum(counts.values())
     done = sum(n for s, n in counts.items() if S(s) in TERMINAL_STATES)
     hosts = grouped.members.get(group) if group else None
-    page = grid_page(
-        engine,
+    page = store.grid_page(
         execution_id,
         states=FILTERS.get(filter_name),
         hosts=hosts,
