@@ -9,7 +9,9 @@ is started), so a newcomer sees and can delete everything muster wrote; set
 ``MUSTER_DATA_DIR`` (or ``--data-dir``) to keep it elsewhere, for example
 ``~/.local/share/muster`` for a long-lived installation. It holds the SQLite
 database (unless ``MUSTER_DATABASE_URL`` points elsewhere) and the secret key
-file (``secret.key``, mode 0600) when ``MUSTER_SECRET_KEY`` is not given.
+file (``secret.key``, mode 0600) when ``MUSTER_SECRET_KEY`` is not given,
+so it is kept at mode 0700: local runs on a server (as ``MUSTER_LOCAL_RUN_AS``)
+must not read it.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(default=30.0, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    #: The unprivileged account local-transport hosts run as on a server (never the
+    #: server's own: it could read the data directory). Switching needs root.
+    local_run_as: str = Field(default="nobody", pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 
     @field_validator("database_url")
     @classmethod
@@ -83,5 +88,10 @@ class Settings(BaseSettings):
         return self.data_dir / "secret.key"
 
     def ensure_data_dir(self) -> Path:
+        """Create the data directory 0700, and take group and other access away from an
+        existing one: it holds the database and the vault key."""
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        mode = self.data_dir.stat().st_mode
+        if mode & 0o077:
+            self.data_dir.chmod(mode & 0o700)
         return self.data_dir

@@ -67,6 +67,8 @@ def test_demo_runs_a_script_on_the_fleet_with_live_output(
     hosts = api.get("/api/v1/hosts").json()["items"]
     sim = [h for h in hosts if h["transport"] == "ssh"]
     assert len(sim) == 20
+    # the demo's own machine is no host: only an admin may add one (hosts.local)
+    assert [h["name"] for h in hosts if h["transport"] == "local"] == []
     assert {g for h in sim for g in h["groups"]} == {"web", "db", "cache"}
     names = {s["name"] for s in api.get("/api/v1/automation/scripts").json()["items"]}
     assert {"disk-usage", "patch", "restart-service"} <= names

@@ -30,6 +30,7 @@ def test_permission_names_are_exactly_the_issue_list() -> None:
         "workflows.manage",
         "hosts.view",
         "hosts.manage",
+        "hosts.local",
         "credentials.manage",
         "approvals.decide",
         "audit.view",
@@ -50,6 +51,12 @@ def test_only_admin_sees_audit_and_credentials(role: str) -> None:
     assert not has_permission([role], P.AUDIT_VIEW)
     assert not has_permission([role], P.CREDENTIALS_MANAGE)
     assert not has_permission([role], P.ADMIN)
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator", "approver"])
+def test_only_admin_may_use_the_servers_own_machine(role: str) -> None:
+    assert not has_permission([role], P.HOSTS_LOCAL)
+    assert has_permission(["admin"], P.HOSTS_LOCAL)
 
 
 def test_operator_cannot_decide_approvals() -> None:

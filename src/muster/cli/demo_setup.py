@@ -10,9 +10,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from muster.app import SshOptions, default_transports
+from muster.app import SshOptions, default_transports, server_local_transport
 from muster.config import Settings
-from muster.domain.hosts import Host
+from muster.domain.hosts import Host, TransportKind
 from muster.domain.params import ParameterSpec, ParameterType
 from muster.domain.scripts import ScriptVersion, Shell
 from muster.testing.simfleet import SimFleet
@@ -193,10 +193,14 @@ def demo_app(settings: Settings, n_hosts: int) -> tuple[Any, SimFleet, str]:
         login = _demo_login(store)
     finally:
         store.close()
-    transports = default_transports(
-        SshOptions(
-            known_hosts=str(fleet.known_hosts_path), client_keys=[str(fleet.client_key_path)]
-        )
-    )
-    app = create_app(settings, localhost=True, worker_factory=embedded_worker_factory(transports))
+    transports = {
+        **default_transports(
+            SshOptions(
+                known_hosts=str(fleet.known_hosts_path), client_keys=[str(fleet.client_key_path)]
+            )
+        ),
+        # Only an admin adds the demo machine itself as a host; it then runs isolated.
+        TransportKind.LOCAL: server_local_transport(settings),
+    }
+    app = create_app(settings, worker_factory=embedded_worker_factory(transports))
     return app, fleet, _banner(settings, hosts, login)

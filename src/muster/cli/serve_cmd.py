@@ -1,8 +1,11 @@
 """``muster serve``, ``muster worker`` and ``muster demo``: the server's processes.
 
 ``serve`` runs the API, one embedded worker and the reaper in one process
-(SQLite in the data directory unless ``MUSTER_DATABASE_URL`` says otherwise)
-and registers this machine as host ``localhost``. ``worker`` runs one more
+(SQLite in the data directory unless ``MUSTER_DATABASE_URL`` says otherwise).
+It registers no host for this machine: the server's own machine is a host
+only when an admin creates one on the local transport, and runs there as
+``MUSTER_LOCAL_RUN_AS`` (default ``nobody``), never as the server's account.
+``worker`` runs one more
 worker against the same database. ``demo`` is ``serve`` plus a simulated SSH
 fleet and sample scripts, so a newcomer runs a script on twenty hosts at once.
 All three stop gracefully on SIGTERM or Ctrl-C.
@@ -83,7 +86,7 @@ def serve(
     settings = _settings(host=host, port=port, data_dir=data_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     typer.echo(f"muster serving on http://{settings.host}:{settings.port} (docs: /docs)")
-    _run_http(create_app(settings, localhost=True), settings, log_level)
+    _run_http(create_app(settings), settings, log_level)
 
 
 def worker(

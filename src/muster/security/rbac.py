@@ -11,6 +11,11 @@ add, and demoting a user demotes their tokens at once. ``admin`` is expanded
 to every permission before intersecting, so an admin's viewer token is a
 viewer and an operator's admin token is an operator.
 
+``hosts.local`` is in no built-in role but ``admin``: a host on the local
+transport is the server's own machine, so creating, changing or targeting one
+is a capability of its own, never a side effect of ``hosts.manage`` or of
+being allowed to run scripts (Semaphore's CVE-2023-39059 was this class).
+
 ``audit.view`` is deliberately not in ``viewer``: the audit log names every
 actor, address and parameter, which is more than a read-only dashboard user
 needs; grant it through ``admin`` or a custom role.
@@ -49,6 +54,8 @@ class Permission(enum.StrEnum):
     WORKFLOWS_MANAGE = "workflows.manage"
     HOSTS_VIEW = "hosts.view"
     HOSTS_MANAGE = "hosts.manage"
+    #: Create, change or target a host on the local transport: the server's own machine.
+    HOSTS_LOCAL = "hosts.local"
     CREDENTIALS_MANAGE = "credentials.manage"
     APPROVALS_DECIDE = "approvals.decide"
     AUDIT_VIEW = "audit.view"

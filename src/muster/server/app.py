@@ -41,7 +41,12 @@ WorkerFactory = Callable[[ServerContext], Any]
 
 
 def register_localhost(store: Store) -> None:
-    """The machine the server runs on, as host ``localhost`` over the local transport."""
+    """The machine the server runs on, as host ``localhost`` over the local transport.
+
+    For embedding and tests only (``create_app(localhost=True)``): whoever calls it
+    owns the server. ``muster serve`` and ``muster demo`` never do; there only an
+    admin (``hosts.local``) creates a host on the server's own machine.
+    """
     try:
         store.get_host("localhost")
     except NotFoundError:

@@ -16,7 +16,9 @@ from fastapi.responses import StreamingResponse
 
 from muster.domain.states import ExecutionStatus
 from muster.errors import ConflictError, NotFoundError, ValidationError
+from muster.server.auth import CurrentUser
 from muster.server.context import ServerContext, get_context
+from muster.server.local_hosts import require_retry_permission
 from muster.server.schemas.executions import ExecutionList, ExecutionOut
 from muster.server.views import execution_out
 from muster.store.base import HostRunRecord, Store
@@ -85,8 +87,9 @@ def cancel_execution(execution_id: str, ctx: Ctx) -> ExecutionOut:
 
 
 @router.post("/{execution_id}/retry", response_model=ExecutionOut)
-def retry_execution(execution_id: str, ctx: Ctx) -> ExecutionOut:
+def retry_execution(execution_id: str, ctx: Ctx, who: CurrentUser) -> ExecutionOut:
     """Queue a new attempt (counter kept) for every failed, timed-out or lost host."""
+    require_retry_permission(ctx.store, execution_id, who)
     ctx.store.retry_execution(execution_id)
     return execution_out(ctx.store.get_execution(execution_id))
 

@@ -12,7 +12,10 @@ from muster.domain.inventory import Inventory
 from muster.domain.inventory_formats import parse_ansible_ini, parse_ansible_yaml, parse_ssh_config
 from muster.engine.inventory_files import detect_format
 from muster.errors import InventoryError, ValidationError
+from muster.security.rbac import Principal
+from muster.server.auth import CurrentUser
 from muster.server.context import ServerContext, get_context
+from muster.server.local_hosts import local_names, require_local_permission, written_local_hosts
 from muster.server.schemas.hosts import HostIn, HostList, HostOut, HostPatch, ImportIn, ImportOut
 from muster.server.views import host_out
 
@@ -42,7 +45,7 @@ def list_hosts(ctx: Ctx, group: str | None = None) -> HostList:
 
 
 @router.post("", response_model=HostOut, status_code=201)
-def create_host(body: HostIn, ctx: Ctx) -> HostOut:
+def create_host(body: HostIn, ctx: Ctx, who: CurrentUser) -> HostOut:
     _check_shells(body.shells)
     host = Host(
         name=body.name,
@@ -57,6 +60,7 @@ def create_host(body: HostIn, ctx: Ctx) -> HostOut:
         key_file=body.key_file,
         credential_ref=body.credential_ref,
     )
+    require_local_permission(who, local_names([host]), doing="create")
     return host_out(ctx.store.create_host(host))
 
 
@@ -65,7 +69,7 @@ def get_host(host_id: str, ctx: Ctx) -> HostOut:
     return host_out(ctx.store.get_host(host_id))
 
 
-def _update(host_id: str, body: HostPatch, ctx: ServerContext) -> HostOut:
+def _update(host_id: str, body: HostPatch, ctx: ServerContext, who: Principal) -> HostOut:
     _check_shells(body.shells)
     record = ctx.store.get_host(host_id)
     changes: dict[str, Any] = {}
@@ -79,22 +83,25 @@ def _update(host_id: str, body: HostPatch, ctx: ServerContext) -> HostOut:
         changes[key] = value
     if not changes:
         return host_out(record)
+    if changes.get("transport") is TransportKind.LOCAL or record.transport is TransportKind.LOCAL:
+        require_local_permission(who, [record.name], doing="change")
     return host_out(ctx.store.update_host(record.id, **changes))
 
 
 @router.put("/{host_id}", response_model=HostOut)
-def put_host(host_id: str, body: HostPatch, ctx: Ctx) -> HostOut:
-    return _update(host_id, body, ctx)
+def put_host(host_id: str, body: HostPatch, ctx: Ctx, who: CurrentUser) -> HostOut:
+    return _update(host_id, body, ctx, who)
 
 
 @router.patch("/{host_id}", response_model=HostOut)
-def patch_host(host_id: str, body: HostPatch, ctx: Ctx) -> HostOut:
-    return _update(host_id, body, ctx)
+def patch_host(host_id: str, body: HostPatch, ctx: Ctx, who: CurrentUser) -> HostOut:
+    return _update(host_id, body, ctx, who)
 
 
 @router.delete("/{host_id}", status_code=204)
-def delete_host(host_id: str, ctx: Ctx) -> Response:
+def delete_host(host_id: str, ctx: Ctx, who: CurrentUser) -> Response:
     record = ctx.store.get_host(host_id)
+    require_local_permission(who, local_names([record]), doing="delete")
     ctx.store.delete_host(record.id)
     return Response(status_code=204)
 
@@ -114,8 +121,9 @@ def _parse(body: ImportIn) -> Inventory:
 
 
 @router.post("/import", response_model=ImportOut, status_code=201)
-def import_hosts(body: ImportIn, ctx: Ctx) -> ImportOut:
+def import_hosts(body: ImportIn, ctx: Ctx, who: CurrentUser) -> ImportOut:
     """Add (and by default update) every host of an INI, YAML or ssh_config inventory."""
     hosts = _parse(body).all_hosts()
+    require_local_permission(who, written_local_hosts(ctx.store, hosts), doing="import")
     created, updated = ctx.store.upsert_hosts(hosts, update_existing=body.update_existing)
     return ImportOut(created=created, updated=updated, total=len(created) + len(updated))

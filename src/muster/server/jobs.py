@@ -33,6 +33,7 @@ def run_command(body: CommandIn, ctx: Ctx, who: CurrentUser, request: Request) -
         timeout=body.timeout,
         shell=body.shell,
         requested_by=who.name,
+        who=who,
     )
     return execution_out(after_submit(request.app, request, who, execution_id))
 
@@ -56,5 +57,7 @@ def run_job(body: JobIn, ctx: Ctx, who: CurrentUser, request: Request) -> Execut
             raise RequestValidationError(exc.errors()) from exc
         return run_command(command, ctx, who, request)
     job = render_job(body.type, fields)
-    execution_id = submit_job(ctx.store, job, fields, body.host_ids, requested_by=who.name)
+    execution_id = submit_job(
+        ctx.store, job, fields, body.host_ids, requested_by=who.name, who=who
+    )
     return execution_out(after_submit(request.app, request, who, execution_id))

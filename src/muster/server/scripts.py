@@ -131,6 +131,11 @@ def execute_script(
     except NotFoundError as exc:
         raise ValidationError(str(exc), field="version") from exc
     execution_id = submit_script(
-        ctx.store, version, body.host_ids, body.parameter_values, requested_by=who.name
+        ctx.store,
+        version,
+        body.host_ids,
+        body.parameter_values,
+        requested_by=who.name,
+        who=who,
     )
     return execution_out(after_submit(request.app, request, who, execution_id))

@@ -3,6 +3,8 @@
 Everything that can be wrong with a request (unknown host, bad parameter, a
 value no shell can carry) is found here, before ``create_execution``; hosts
 that cannot run the shell are recorded as skipped with the reason.
+Running on the server's own machine (a local-transport host) needs
+``hosts.local`` of the caller ``who``; without a caller it is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from muster.domain.selectors import select
 from muster.domain.states import Priority
 from muster.domain.throttle import Throttle, group_key
 from muster.errors import NotFoundError, SelectorError, ValidationError
+from muster.security.rbac import Principal
+from muster.server.local_hosts import local_names, require_local_permission
 from muster.store.base import ExecutionKind, HostTarget, NewExecution, Store, VersionRecord
 
 __all__ = ["resolve_hosts", "submit_command", "submit_job", "submit_script"]
@@ -67,6 +71,14 @@ def resolve_hosts(store: Store, refs: Sequence[str]) -> list[Host]:
     return hosts
 
 
+def _resolve_for(store: Store, refs: Sequence[str], who: Principal | None) -> list[Host]:
+    """``resolve_hosts``, refused (403, naming them) when it reaches the server's own
+    machine and ``who`` may not: a selector is never quietly narrowed."""
+    hosts = resolve_hosts(store, refs)
+    require_local_permission(who, local_names(hosts), doing="run anything on")
+    return hosts
+
+
 def _windows(host: Host) -> bool:
     return host.platform.lower().startswith("win")
 
@@ -85,10 +97,11 @@ def submit_script(
     raw_values: Mapping[str, object],
     *,
     requested_by: str | None = None,
+    who: Principal | None = None,
     throttle: Throttle = _UNLIMITED,
 ) -> str:
     """Validate and queue ``version`` on the hosts; return the execution id."""
-    hosts = resolve_hosts(store, host_refs)
+    hosts = _resolve_for(store, host_refs, who)
     domain = version.domain()
     values = coerce_values(domain.parameters, dict(raw_values))
     targets: list[HostTarget] = []
@@ -132,6 +145,7 @@ def submit_command(
     timeout: float,
     shell: str = "sh",
     requested_by: str | None = None,
+    who: Principal | None = None,
     throttle: Throttle = _UNLIMITED,
 ) -> str:
     try:
@@ -142,7 +156,7 @@ def submit_command(
             f"unknown shell {shell!r} (one of {allowed})", field="shell"
         ) from None
     build_command_plan(command, timeout=timeout, shell=sh)
-    hosts = resolve_hosts(store, host_refs)
+    hosts = _resolve_for(store, host_refs, who)
     targets = [
         HostTarget(h.id, h.name, _shell_skip(h, sh.value), group_key(h.groups)) for h in hosts
     ]
@@ -168,10 +182,11 @@ def submit_job(
     host_refs: Sequence[str],
     *,
     requested_by: str | None = None,
+    who: Principal | None = None,
     throttle: Throttle = _UNLIMITED,
 ) -> str:
     """Queue a built-in job; its fields are stored (password sealed as a secret)."""
-    hosts = resolve_hosts(store, host_refs)
+    hosts = _resolve_for(store, host_refs, who)
     targets = [
         HostTarget(
             h.id,

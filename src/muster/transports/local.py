@@ -7,6 +7,17 @@ stderr are read concurrently in chunks and handed to the sink as they arrive;
 nothing is kept. A command past its timeout, or a cancelled run, takes its
 whole process group down: SIGTERM, then SIGKILL after a short grace, so
 grandchildren never outlive the run.
+
+On a server the transport is built with a :class:`LocalIsolation`: the
+server's own machine holds its database and vault key, so every plan runs as
+another (unprivileged) account, with no supplementary groups and umask 077,
+in a fresh private working directory removed afterwards, and with a clean
+environment (a fixed ``PATH``, the locale, ``HOME`` set to that directory and
+nothing of the server's own, such as ``MUSTER_*``). It never falls back to
+the server's user: when it cannot switch (the server is not root), or the
+account is the server's own, the run fails with the reason, before anything
+starts. Without isolation (the CLI and the library on a workstation) commands
+run as the invoking user with its environment, as a shell would.
 """
 
 from __future__ import annotations
@@ -16,9 +27,13 @@ import codecs
 import contextlib
 import errno
 import os
+import pwd
+import shutil
 import signal
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from muster.domain.hosts import Host
 from muster.domain.plans import Plan, PlanCommand
@@ -26,12 +41,50 @@ from muster.domain.secret import Secret
 from muster.domain.states import FailureReason, HostRunState
 from muster.transports.base import OutputSink, Stream, TransportOutcome
 
-__all__ = ["LocalTransport"]
+__all__ = ["LocalIsolation", "LocalTransport"]
 
 _CHUNK = 64 * 1024
 #: After the command itself exits, how long its output pipes may stay open
 #: (held by a background grandchild) before we stop reading them.
 _DRAIN_GRACE = 1.0
+
+
+#: ``PATH`` of an isolated run: the system's directories, nothing of the server's.
+_SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: What an isolated run keeps of the server's environment: the locale and time zone.
+_KEPT_ENV = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ")
+
+
+@dataclass(frozen=True, slots=True)
+class LocalIsolation:
+    """How a server runs local plans: as ``user``, never as itself (module docstring)."""
+
+    #: An unprivileged account name; never the account the server runs as.
+    user: str = "nobody"
+    umask: int = 0o077
+    #: Where the per-run working directories are made (default: the system's temp dir).
+    work_root: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Account:
+    name: str
+    uid: int
+    gid: int
+
+
+class _Refused(Exception):
+    """An isolated run cannot start; the message says why (it becomes the run's reason)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """Where and as whom one plan's commands run."""
+
+    env: Mapping[str, str]
+    cwd: str | None = None
+    account: _Account | None = None
+    umask: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,18 +97,45 @@ class _Result:
 class LocalTransport:
     """The ``local`` transport; see the module docstring for its guarantees."""
 
-    def __init__(self, *, kill_grace: float = 2.0, chunk_size: int = _CHUNK) -> None:
+    def __init__(
+        self,
+        *,
+        kill_grace: float = 2.0,
+        chunk_size: int = _CHUNK,
+        isolation: LocalIsolation | None = None,
+    ) -> None:
         self._kill_grace = kill_grace
         self._chunk_size = chunk_size
+        self.isolation = isolation
 
     async def close(self) -> None:
         """Nothing is pooled locally; every process ends with its run."""
 
     async def run_plan(self, host: Host, plan: Plan, sink: OutputSink) -> TransportOutcome:
-        env = _environment(plan.env)
+        isolation = self.isolation
+        if isolation is None:
+            return await self._run_plan(plan, sink, _Context(_environment(plan.env)))
+        try:
+            account = _account(isolation.user)
+            workdir = _make_workdir(account, isolation.work_root)
+        except (_Refused, OSError) as exc:
+            return TransportOutcome(
+                HostRunState.FAILED,
+                reason=FailureReason.TRANSPORT_ERROR,
+                message=f"local run refused: {exc}",
+                started=False,
+            )
+        try:
+            env = _clean_environment(plan.env, account, workdir)
+            ctx = _Context(env, cwd=workdir, account=account, umask=isolation.umask)
+            return await self._run_plan(plan, sink, ctx)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    async def _run_plan(self, plan: Plan, sink: OutputSink, ctx: _Context) -> TransportOutcome:
         try:
             for f in plan.files:
-                _write_file(f.path, f.content, f.mode)
+                _write_file(f.path, f.content, f.mode, ctx.account)
         except OSError as exc:
             return TransportOutcome(
                 HostRunState.FAILED,
@@ -67,7 +147,7 @@ class LocalTransport:
         for cmd in plan.commands:
             if first_failure is not None and not cmd.ignore_errors:
                 continue
-            result = await self._run_command(cmd, env, sink)
+            result = await self._run_command(cmd, ctx, sink)
             failed = result.timed_out or result.exit_code != 0
             if failed and first_failure is None and not cmd.ignore_errors:
                 first_failure = result
@@ -86,17 +166,25 @@ class LocalTransport:
             message=first_failure.message,
         )
 
-    async def _run_command(
-        self, cmd: PlanCommand, env: Mapping[str, str], sink: OutputSink
-    ) -> _Result:
+    async def _run_command(self, cmd: PlanCommand, ctx: _Context, sink: OutputSink) -> _Result:
+        switch: dict[str, Any] = {}
+        if ctx.account is not None:
+            switch = {
+                "user": ctx.account.uid,
+                "group": ctx.account.gid,
+                "extra_groups": [],
+                "umask": ctx.umask,
+            }
         try:
             proc = await asyncio.create_subprocess_exec(
                 *cmd.argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env=env,
+                env=ctx.env,
+                cwd=ctx.cwd,
                 start_new_session=True,
+                **switch,
             )
         except OSError as exc:
             # What a shell would say and return: 127 not found, 126 not runnable.
@@ -172,9 +260,75 @@ def _environment(plan_env: Mapping[str, str | Secret]) -> dict[str, str]:
     return env
 
 
-def _write_file(path: str, content: str, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+def _account(name: str) -> _Account:
+    """The account isolated runs switch to; ``_Refused`` when that is impossible or unsafe."""
     try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise _Refused(f"the account {name!r} to run local commands as does not exist") from None
+    me = os.geteuid()
+    if entry.pw_uid == me:
+        raise _Refused(
+            f"local commands on a server never run as the server's own account ({name}): "
+            "they could read its data directory; configure an unprivileged account"
+        )
+    if me != 0:
+        raise _Refused(
+            f"the server runs as {_name_of(me)} and cannot switch to {name!r} (that needs "
+            "root); local commands are refused rather than run as the server's account"
+        )
+    return _Account(name, entry.pw_uid, entry.pw_gid)
+
+
+def _name_of(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _make_workdir(account: _Account, root: str | None) -> str:
+    """A new directory only ``account`` may enter (mode 0700, owned by it)."""
+    path = tempfile.mkdtemp(prefix="muster-run-", dir=root)
+    try:
+        os.chown(path, account.uid, account.gid)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    return path
+
+
+def _clean_environment(
+    plan_env: Mapping[str, str | Secret], account: _Account, workdir: str
+) -> dict[str, str]:
+    """The locale of the server and nothing else of it, then the run's own variables."""
+    env = {k: os.environ[k] for k in _KEPT_ENV if k in os.environ}
+    env.update(
+        PATH=_SAFE_PATH,
+        HOME=workdir,
+        PWD=workdir,
+        TMPDIR=workdir,
+        USER=account.name,
+        LOGNAME=account.name,
+        SHELL="/bin/sh",
+    )
+    for name, value in plan_env.items():
+        env[name] = value.reveal() if isinstance(value, Secret) else value
+    return env
+
+
+def _write_file(path: str, content: str, mode: int, account: _Account | None = None) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    if account is not None:
+        # Written with the server's rights into a shared directory: never through a
+        # link someone planted there, never into a file someone else made.
+        flags |= os.O_EXCL | os.O_NOFOLLOW
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    fd = os.open(path, flags, 0o600)
+    try:
+        if account is not None:
+            os.fchown(fd, account.uid, account.gid)
         os.fchmod(fd, mode)
         data = content.encode("utf-8")
         view = memoryview(data)

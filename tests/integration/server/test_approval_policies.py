@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from muster.testing.simfleet import SimFleet
+from tests.integration.server.conftest import register_fleet
 from tests.integration.server.harness import LiveServer, wait_for
 from tests.integration.server.helpers import wait_terminal
 
@@ -16,9 +18,11 @@ APPROVERS = ("amy", "ben", "cat")
 
 
 class Team:
-    def __init__(self, server: LiveServer) -> None:
+    def __init__(self, server: LiveServer, fleet: SimFleet) -> None:
         self.server = server
         self.admin = server.client()
+        # An SSH host: operators may not run anything on the server's own machine.
+        self.host = register_fleet(self.admin, fleet)[0]
         self.clients: dict[str, httpx.Client] = {}
         self.clients["olga"] = server.client(token=server.issue_token("olga", ["operator"]))
         for name in APPROVERS:
@@ -33,8 +37,8 @@ class Team:
 
 
 @pytest.fixture
-def team(server: LiveServer) -> Any:
-    t = Team(server)
+def team(server: LiveServer, fleet: SimFleet) -> Any:
+    t = Team(server, fleet)
     try:
         yield t
     finally:
@@ -56,7 +60,7 @@ def _script(team: Team, name: str, policy: dict[str, Any]) -> str:
 
 def _request(team: Team, script_id: str) -> tuple[dict[str, Any], str]:
     resp = team["olga"].post(
-        f"/api/v1/automation/scripts/{script_id}/execute", json={"host_ids": ["localhost"]}
+        f"/api/v1/automation/scripts/{script_id}/execute", json={"host_ids": [team.host]}
     )
     assert resp.status_code == 201, resp.text
     execution = resp.json()
@@ -106,7 +110,7 @@ def test_one_of_many_refuses_self_approval(team: Team, server: LiveServer) -> No
     team.clients["olga2"] = server.client(token=sec_token)
     sid = _script(team, "one", {"policy": "one_of_many", "approvers": ["role:approver"]})
     resp = team["olga2"].post(
-        f"/api/v1/automation/scripts/{sid}/execute", json={"host_ids": ["localhost"]}
+        f"/api/v1/automation/scripts/{sid}/execute", json={"host_ids": [team.host]}
     )
     execution = resp.json()
     aid = team["amy"].get("/api/v1/automation/approvals?status=pending").json()["items"][0]["id"]

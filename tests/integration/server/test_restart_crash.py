@@ -2,7 +2,8 @@
 
 Nothing already stored is lost, and every host run ends in a terminal state
 within a lease period of the restart (the one that had started ends ``lost``,
-a truthful record; queued work runs on the new worker).
+a truthful record; queued work runs on the new worker). ``serve`` registers no
+host for its own machine, so the runs go to a simulated SSH host.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import httpx
 import pytest
 
 from muster.config import Settings
+from muster.testing.simfleet import SimFleet
+from tests.integration.server.conftest import register_fleet
 from tests.integration.server.harness import admin_token_for, free_port, wait_for
 from tests.integration.server.helpers import TERMINAL, save_script, wait_terminal
 
@@ -28,7 +31,7 @@ MUSTER = str(Path(sys.executable).parent / "muster")
 
 
 class ServeProcess:
-    def __init__(self, data_dir: Path, database_url: str) -> None:
+    def __init__(self, data_dir: Path, database_url: str, fleet: SimFleet) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -37,6 +40,7 @@ class ServeProcess:
             "MUSTER_DATABASE_URL": database_url,
             "MUSTER_LEASE_SECONDS": str(LEASE),
             "MUSTER_HEARTBEAT_SECONDS": "1",
+            "MUSTER_SSH_KNOWN_HOSTS": str(fleet.known_hosts_path),
         }
         self.log = data_dir.parent / f"serve-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -96,21 +100,23 @@ def serve_factory(tmp_path: Path, database_url: str) -> Iterator[list[ServeProce
 
 
 def test_kill9_and_restart_loses_nothing(
-    serve_factory: list[ServeProcess], tmp_path: Path, database_url: str
+    serve_factory: list[ServeProcess], tmp_path: Path, database_url: str, fleet: SimFleet
 ) -> None:
     data = tmp_path / "data"
     pid_file = tmp_path / "long.pid"
-    first = ServeProcess(data, database_url).start()
+    first = ServeProcess(data, database_url, fleet).start()
     serve_factory.append(first)
     api = first.client()
+    assert api.get("/api/v1/hosts").json()["total"] == 0  # not even the server's own machine
+    host = register_fleet(api, fleet)[0]
     quick = save_script(api, name="quick", body="echo stored-before-crash\n")
     done = api.post(
-        f"/api/v1/automation/scripts/{quick['id']}/execute", json={"host_ids": ["localhost"]}
+        f"/api/v1/automation/scripts/{quick['id']}/execute", json={"host_ids": [host]}
     ).json()
     assert wait_terminal(api, done["id"])["status"] == "succeeded"
     long = save_script(api, name="long", body=f"echo $$ > {pid_file}\necho begun\nsleep 60\n")
     running = api.post(
-        f"/api/v1/automation/scripts/{long['id']}/execute", json={"host_ids": ["localhost"]}
+        f"/api/v1/automation/scripts/{long['id']}/execute", json={"host_ids": [host]}
     ).json()
 
     def begun() -> bool:
@@ -121,19 +127,19 @@ def test_kill9_and_restart_loses_nothing(
     before = {
         "scripts": api.get("/api/v1/automation/scripts").json(),
         "quick": api.get(f"/api/v1/automation/executions/{done['id']}").json(),
-        "log": api.get(f"/api/v1/automation/executions/{done['id']}/hosts/localhost/log").text,
+        "log": api.get(f"/api/v1/automation/executions/{done['id']}/hosts/{host}/log").text,
     }
     api.close()
 
     first.kill9()
     try:
-        second = ServeProcess(data, database_url).start()
+        second = ServeProcess(data, database_url, fleet).start()
         restart_at = time.monotonic()
         serve_factory.append(second)
         api = second.client()
         assert api.get("/api/v1/automation/scripts").json() == before["scripts"]
         assert api.get(f"/api/v1/automation/executions/{done['id']}").json() == before["quick"]
-        log = api.get(f"/api/v1/automation/executions/{done['id']}/hosts/localhost/log").text
+        log = api.get(f"/api/v1/automation/executions/{done['id']}/hosts/{host}/log").text
         assert log == before["log"] == "stored-before-crash\n"
 
         def ended() -> dict | None:
@@ -144,13 +150,13 @@ def test_kill9_and_restart_loses_nothing(
         bound = LEASE + 5
         final = wait_for(ended, timeout=bound, interval=0.1, what="the orphaned run")
         assert time.monotonic() - restart_at < bound
-        host = final["hosts"][-1]
-        assert host["state"] == "lost", final
-        assert host["reason"] == "worker_lost" and host["message"]
-        assert "begun" in host["stdout_tail"]  # output stored before the crash is kept
+        run = final["hosts"][-1]
+        assert run["state"] == "lost", final
+        assert run["reason"] == "worker_lost" and run["message"]
+        assert "begun" in run["stdout_tail"]  # output stored before the crash is kept
         # The new server works: the same script runs again to the end.
         again = api.post(
-            f"/api/v1/automation/scripts/{quick['id']}/execute", json={"host_ids": ["localhost"]}
+            f"/api/v1/automation/scripts/{quick['id']}/execute", json={"host_ids": [host]}
         ).json()
         assert wait_terminal(api, again["id"])["status"] == "succeeded"
         api.close()

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
 from muster.config import Settings
+from muster.domain.hosts import Host
 from muster.security.passwords import Passwords
 from muster.security.rbac import BUILTIN_ROLES, Permission, role_permissions
 from muster.security.vault import Vault
@@ -51,9 +52,9 @@ def client(tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Ite
     engine = make_engine(f"sqlite:///{tmp_path / 'muster.db'}")
     upgrade(engine)
     store = SqlStore(engine, vault=Vault(os.urandom(32)), clock=clock)
-    app = create_app(
-        Settings(data_dir=tmp_path), store=store, embedded_worker=False, localhost=True
-    )
+    app = create_app(Settings(data_dir=tmp_path), store=store, embedded_worker=False)
+    # An SSH host: an operator may not run anything on the server's own machine.
+    store.create_host(Host(name="box", address="192.0.2.10"))
     with TestClient(app) as c:
         yield c
     store.close()
@@ -219,7 +220,7 @@ def _approval_script(client: TestClient, h: dict[str, str]) -> str:
 def _execute(client: TestClient, script_id: str, h: dict[str, str]) -> dict[str, Any]:
     resp = client.post(
         f"/api/v1/automation/scripts/{script_id}/execute",
-        json={"host_ids": ["localhost"]},
+        json={"host_ids": ["box"]},
         headers=h,
     )
     assert resp.status_code == 201, resp.text

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from muster.errors import ValidationError
+from muster.errors import PermissionDeniedError, ValidationError
 from muster.server.submit import resolve_hosts, submit_script
 from muster.server.web.forms import execute_values, host_refs
 from muster.server.web.render import HtmlErrorRoute, form_data, in_thread, page, web_context
@@ -61,7 +61,8 @@ def execute_form(request: Request, script_id: str, version: int | None = None) -
     store = web_context(request).store
     script = store.get_script(script_id)
     record = store.get_version(script.id, version)
-    return _form_page(request, record, script.id, targets="localhost")
+    # Nothing is pre-selected: the server's own machine is never a default target.
+    return _form_page(request, record, script.id)
 
 
 @router.post("/scripts/{script_id}/execute", response_class=HTMLResponse)
@@ -87,7 +88,25 @@ async def execute(request: Request, script_id: str) -> Response:
                 problems={"host_ids": "choose at least one host"},
             )
         execution_id = await in_thread(
-            submit_script, ctx.store, version, refs, raw, requested_by=_who(request)
+            submit_script,
+            ctx.store,
+            version,
+            refs,
+            raw,
+            requested_by=_who(request),
+            who=getattr(request.state, "principal", None),
+        )
+    except PermissionDeniedError as exc:
+        # Targets that reach the server's own machine without hosts.local.
+        return _form_page(
+            request,
+            version,
+            script.id,
+            values=shown,
+            targets=targets,
+            problems={"targets": str(exc)},
+            message=str(exc),
+            status_code=403,
         )
     except ValidationError as exc:
         problems = dict(exc.problems) or {exc.field or "form": exc.message}

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Stre
 from muster.domain.states import TERMINAL_STATES
 from muster.errors import ConflictError
 from muster.server.context import ServerContext
+from muster.server.local_hosts import require_retry_permission
 from muster.server.sse import sse
 from muster.server.web.render import HtmlErrorRoute, in_thread, page, web_context
 from muster.server.web.summary import FILTERS, PAGE_SIZE, GroupCache, summary
@@ -166,6 +167,8 @@ async def cancel(request: Request, execution_id: str) -> RedirectResponse:
 async def retry_failed(request: Request, execution_id: str) -> RedirectResponse:
     """Re-run only the failed, timed-out and lost hosts, as new attempts."""
     ctx = web_context(request)
+    who = getattr(request.state, "principal", None)
+    await in_thread(require_retry_permission, ctx.store, execution_id, who)
     await in_thread(ctx.store.retry_execution, execution_id)
     ctx.track(execution_id)
     return RedirectResponse(f"/executions/{execution_id}?filter=running", status_code=303)
