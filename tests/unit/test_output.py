@@ -145,7 +145,7 @@ def test_huge_event_line_is_dropped_without_growing() -> None:
     capture.feed('"}\n@@{"b": 1}\n')
     capture.close()
     assert capture.events == [{"b": 1}]
-    assert capture._event_len == 0
+    assert capture._scanner is not None and capture._scanner._len == 0
 
 
 def test_events_can_be_turned_off() -> None:

@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["MASK", "OutputCapture", "mask_all", "truncation_marker"]
+__all__ = ["MASK", "EventScanner", "OutputCapture", "mask_all", "parse_event", "truncation_marker"]
 
 MASK = "***"
 
@@ -58,18 +58,13 @@ class OutputCapture:
     __slots__ = (
         "_closed",
         "_dropped",
-        "_event_buf",
-        "_event_len",
         "_events_dropped",
-        "_extract",
-        "_head",
-        "_line_state",
-        "_max_event_line",
         "_max_events",
         "_max_secret",
         "_parts",
         "_pattern",
         "_pending",
+        "_scanner",
         "_secrets",
         "_stored",
         "cap_bytes",
@@ -97,13 +92,8 @@ class OutputCapture:
         #: Bytes of masked text seen, stored or not.
         self.total_bytes = 0
         self._closed = False
-        self._extract = extract_events
-        self._max_event_line = max_event_line
+        self._scanner = EventScanner(max_event_line) if extract_events else None
         self._max_events = max_events
-        self._line_state = _START
-        self._head = ""
-        self._event_buf: list[str] = []
-        self._event_len = 0
         self._events_dropped = 0
         self.events: list[dict[str, Any]] = []
 
@@ -128,8 +118,8 @@ class OutputCapture:
             out = self._pattern.sub(MASK, self._pending)
             self._pending = ""
             self._absorb(out)
-        if self._extract and self._line_state == _COLLECT:
-            self._finish_event_line()
+        if self._scanner is not None:
+            self._keep_events(self._scanner.close())
         self._closed = True
         return out
 
@@ -196,28 +186,70 @@ class OutputCapture:
             self._dropped += size - kept
         else:
             self._dropped += size
-        if self._extract:
-            self._scan_events(out)
+        if self._scanner is not None:
+            found = self._scanner.feed(out)
+            if found:
+                self._keep_events(found)
 
-    # -- events ------------------------------------------------------------
+    def _keep_events(self, found: Sequence[dict[str, Any]]) -> None:
+        room = self._max_events - len(self.events)
+        self.events.extend(found[:room])
+        self._events_dropped += max(0, len(found) - room)
 
-    def _scan_events(self, text: str) -> None:
-        """Line-buffered ``@@`` detection, O(1) Python steps for a chunk without events."""
+
+# -- ``@@`` events -------------------------------------------------------------
+
+_NO_EVENTS: Final[tuple[dict[str, Any], ...]] = ()
+
+
+def parse_event(line: str) -> dict[str, Any] | None:
+    """The event one whole line holds (``@@`` then a JSON object), or None."""
+    if not line.startswith("@@"):
+        return None
+    try:
+        value = json.loads(line[2:])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class EventScanner:
+    """The one ``@@`` event parser: finds event lines in a stream fed in any chunks.
+
+    Only a line being collected as a possible event is buffered, and never
+    past ``max_line`` characters: a longer line is not an event, and the rest
+    of it is skipped rather than read as the start of a new line. A chunk
+    without events costs O(1) Python steps (``str.find`` does the scanning).
+    """
+
+    __slots__ = ("_buf", "_head", "_len", "_state", "max_line")
+
+    def __init__(self, max_line: int = 64 * 1024) -> None:
+        self.max_line = max_line
+        self._state = _START
+        #: What a line starting now has shown of its first two characters.
+        self._head = ""
+        self._buf: list[str] = []
+        self._len = 0
+
+    def feed(self, text: str) -> Sequence[dict[str, Any]]:
+        """The events whose lines ``text`` completes, in order."""
+        found: list[dict[str, Any]] | None = None
         i, n = 0, len(text)
         while i < n:
-            state = self._line_state
+            state = self._state
             if state == _SKIP:
                 j = text.find("\n@@", i)
                 if j >= 0:
-                    self._line_state, self._head = _START, ""
+                    self._state, self._head = _START, ""
                     i = j + 1
                     continue
                 k = text.rfind("\n", i)
                 if k >= 0:
                     tail = text[k + 1 :]
                     if len(tail) < 2 and "@@".startswith(tail):
-                        self._line_state, self._head = _START, tail
-                return
+                        self._state, self._head = _START, tail
+                break
             if state == _START:
                 take = text[i : i + 2 - len(self._head)]
                 nl = take.find("\n")
@@ -229,38 +261,40 @@ class OutputCapture:
                 i += len(take)
                 if len(self._head) == 2:
                     if self._head == "@@":
-                        self._line_state = _COLLECT
-                        self._event_buf, self._event_len = ["@@"], 2
+                        self._state = _COLLECT
+                        self._buf, self._len = ["@@"], 2
                     else:
-                        self._line_state = _SKIP
+                        self._state = _SKIP
                 continue
             j = text.find("\n", i)
             end = n if j < 0 else j
             if state == _COLLECT:
                 piece = text[i:end]
-                self._event_len += len(piece)
-                if self._event_len > self._max_event_line:
-                    self._line_state, self._event_buf = _OVERFLOW, []
+                self._len += len(piece)
+                if self._len > self.max_line:
+                    self._state, self._buf = _OVERFLOW, []
                 else:
-                    self._event_buf.append(piece)
+                    self._buf.append(piece)
             if j < 0:
-                return
-            if self._line_state == _COLLECT:
-                self._finish_event_line()
-            self._line_state, self._head = _START, ""
+                break
+            if self._state == _COLLECT:
+                event = self._finish_line()
+                if event is not None:
+                    if found is None:
+                        found = []
+                    found.append(event)
+            self._state, self._head = _START, ""
             i = j + 1
+        return _NO_EVENTS if found is None else found
 
-    def _finish_event_line(self) -> None:
-        line = "".join(self._event_buf)[2:]
-        self._event_buf, self._event_len = [], 0
-        self._line_state = _START
-        try:
-            value = json.loads(line)
-        except ValueError:
-            return
-        if not isinstance(value, dict):
-            return
-        if len(self.events) < self._max_events:
-            self.events.append(value)
-        else:
-            self._events_dropped += 1
+    def close(self) -> Sequence[dict[str, Any]]:
+        """The event on an unterminated last line, if any; the scanner starts over."""
+        event = self._finish_line() if self._state == _COLLECT else None
+        self._state, self._head = _START, ""
+        return _NO_EVENTS if event is None else (event,)
+
+    def _finish_line(self) -> dict[str, Any] | None:
+        line = "".join(self._buf)
+        self._buf, self._len = [], 0
+        self._state = _START
+        return parse_event(line)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
+from muster.domain.hosts import is_windows_platform
 from muster.domain.params import ParamValue, coerce_values, parameter_env
 from muster.domain.plans import Plan, PlanCommand, PlanFile
 from muster.domain.render import render_body
@@ -40,10 +41,6 @@ _RUN_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 # Windows paths go through ``cmd /c del``: keep them free of anything cmd parses.
 _WINDOWS_DIR_RE: Final = re.compile(r"[A-Za-z]:(\\[A-Za-z0-9_.-]+)*\\?")
 _BOM: Final = "\ufeff"
-
-
-def _is_windows(platform: str) -> bool:
-    return platform.lower().startswith("win")
 
 
 def _check_run_id(run_id: object) -> str:
@@ -106,7 +103,7 @@ def build_script_plan(
     or the reverse, is a ValidationError: such hosts are to be skipped
     before planning.
     """
-    windows = _is_windows(platform)
+    windows = is_windows_platform(platform)
     if version.shell.is_windows != windows:
         raise ValidationError(
             f"shell {version.shell.value} cannot run on platform {platform}", field="shell"

@@ -148,6 +148,11 @@ class FailureReason(enum.StrEnum):
     CONNECTION_LOST = "connection_lost"
     SHELL_UNAVAILABLE = "shell_unavailable"
     CANCELLED = "cancelled"
+    #: The transport failed on its own (raised, or none is configured for the host).
     TRANSPORT_ERROR = "transport_error"
+    #: The plan could not be built (a pinned version gone, a value no shell can carry).
+    PLAN_ERROR = "plan_error"
+    #: The host was deleted between queueing and running.
+    HOST_DELETED = "host_deleted"
     WORKER_LOST = "worker_lost"
     NOT_PICKED_UP = "not_picked_up"

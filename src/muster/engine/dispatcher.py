@@ -2,17 +2,17 @@
 
 Contract:
 
-- Hosts that lack the required shell are ``skipped`` (reason
-  ``shell_unavailable``) and never dispatched; hosts whose transport kind has
-  no transport, or whose plan cannot be built, fail before they start.
+- Hosts that cannot run the required shell are ``skipped`` (reason
+  ``shell_unavailable``, by :func:`muster.domain.hosts.skip_reason`, the rule
+  the server applies too) and never dispatched. Every other host runs
+  through :func:`muster.engine.executor.execute_host`, as a server worker's
+  do: preflight (transport, plan), start, capture, outcome and reason.
 - At most ``forks`` hosts run at once, and with ``per_group`` at most that
   many per group; a host in several groups takes a slot in each. Slots are
   taken atomically (single event loop), so no partial holds and no deadlock.
 - ``delay`` spaces host *starts* across the whole execution.
 - Each host run moves queued -> running -> terminal, with timestamps, and the
-  listener hears every move; output passes through an
-  :class:`~muster.domain.output.OutputCapture` (masking the plan's secrets)
-  before the listener sees it.
+  listener hears every move; output is masked before the listener sees it.
 - ``cancel()`` leaves unstarted hosts ``cancelled`` and cancels running ones
   (transports kill what they started when cancelled).
 
@@ -30,11 +30,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from muster.domain.executions import Execution, HostRun
-from muster.domain.hosts import Host, TransportKind
-from muster.domain.output import OutputCapture
+from muster.domain.hosts import Host, TransportKind, skip_reason
 from muster.domain.plans import Plan
 from muster.domain.states import FailureReason, HostRunState
-from muster.transports.base import Stream, Transport, TransportOutcome
+from muster.engine.executor import HostResult, PlanFactory, execute_host
+from muster.transports.base import Stream, Transport
 
 __all__ = ["DispatchPolicy", "Dispatcher", "ExecutionListener", "PlanSource"]
 
@@ -177,23 +177,14 @@ class Dispatcher:
             run = execution.add_host(host)
             if run.state is not HostRunState.QUEUED:
                 continue
-            if required_shell is not None and not host.has_shell(required_shell):
-                shells = ", ".join(host.effective_shells) or "none"
+            why = skip_reason(host, required_shell) if required_shell is not None else None
+            if why is not None:
                 self._finish(
                     execution,
                     run,
                     HostRunState.SKIPPED,
                     reason=FailureReason.SHELL_UNAVAILABLE,
-                    message=f"{required_shell} is not among this host's shells ({shells})",
-                )
-                continue
-            if host.transport not in self._transports:
-                self._finish(
-                    execution,
-                    run,
-                    HostRunState.FAILED,
-                    reason=FailureReason.TRANSPORT_ERROR,
-                    message=f"no {host.transport.value} transport is configured",
+                    message=why,
                 )
                 continue
             runnable.append(host)
@@ -266,81 +257,11 @@ class Dispatcher:
         run = execution.host_runs[host.name]
         if run.state is not HostRunState.QUEUED:
             return
-        try:
-            plan = plans(host) if callable(plans) else plans[host.name]
-        except Exception as exc:
-            self._finish(
-                execution,
-                run,
-                HostRunState.FAILED,
-                reason=FailureReason.TRANSPORT_ERROR,
-                message=f"could not build the plan: {exc}",
-            )
-            return
-        transport = self._transports[host.transport]
-        cap = self._cap
-        secrets = plan.secrets
-        out = OutputCapture(cap, secrets)
-        err = OutputCapture(cap, secrets, extract_events=False)
-        listener = self._listener
-        on_output = listener.on_output
-
-        def sink(stream: Stream, text: str) -> None:
-            masked = (out if stream is Stream.STDOUT else err).feed(text)
-            if masked:
-                self._safely(on_output, execution, run, stream, masked)
-
-        run.transition(HostRunState.RUNNING)
-        self._safely(listener.on_state, execution, run)
-        outcome: TransportOutcome
-        try:
-            outcome = await transport.run_plan(host, plan, sink)
-        except asyncio.CancelledError:
-            self._store_output(execution, run, out, err)
-            self._finish(
-                execution,
-                run,
-                HostRunState.CANCELLED,
-                reason=FailureReason.CANCELLED,
-                message="cancelled while running",
-            )
-            raise
-        except Exception as exc:
-            log.exception("transport raised for host %s", host.name)
-            outcome = TransportOutcome(
-                HostRunState.FAILED,
-                reason=FailureReason.TRANSPORT_ERROR,
-                message=f"transport error: {exc!r}",
-            )
-        self._store_output(execution, run, out, err)
-        state = outcome.state if outcome.state.terminal else HostRunState.FAILED
-        self._finish(
-            execution,
-            run,
-            state,
-            exit_code=outcome.exit_code,
-            reason=outcome.reason,
-            message=outcome.message,
+        plan_for: PlanFactory = plans if callable(plans) else _by_name(plans)
+        recorder = _RunRecorder(execution, run, self._listener)
+        await execute_host(
+            host.name, host, self._transports, plan_for, recorder, keep_bytes=self._cap
         )
-
-    def _store_output(
-        self, execution: Execution, run: HostRun, out: OutputCapture, err: OutputCapture
-    ) -> None:
-        for stream, capture in ((Stream.STDOUT, out), (Stream.STDERR, err)):
-            tail = capture.close()
-            if tail:
-                self._safely(self._listener.on_output, execution, run, stream, tail)
-        run.stdout, run.stdout_truncated, run.stdout_bytes = (
-            out.text,
-            out.truncated,
-            out.total_bytes,
-        )
-        run.stderr, run.stderr_truncated, run.stderr_bytes = (
-            err.text,
-            err.truncated,
-            err.total_bytes,
-        )
-        run.events = out.events
 
     def _finish(
         self,
@@ -375,3 +296,50 @@ class Dispatcher:
             callback(*args)
         except Exception:
             log.exception("execution listener failed")
+
+
+def _by_name(plans: Mapping[str, Plan]) -> PlanFactory:
+    return lambda host: plans[host.name]
+
+
+class _RunRecorder:
+    """Records one host run on the in-memory execution and tells the listener."""
+
+    __slots__ = ("_execution", "_listener", "_run")
+
+    def __init__(self, execution: Execution, run: HostRun, listener: ExecutionListener) -> None:
+        self._execution = execution
+        self._run = run
+        self._listener = listener
+
+    async def start(self) -> bool:
+        self._run.transition(HostRunState.RUNNING)
+        Dispatcher._safely(self._listener.on_state, self._execution, self._run)
+        return True
+
+    def output(self, stream: Stream, text: str) -> None:
+        Dispatcher._safely(self._listener.on_output, self._execution, self._run, stream, text)
+
+    async def finish(self, result: HostResult) -> None:
+        run = self._run
+        captured = result.output
+        if captured is not None:
+            out, err = captured.stdout, captured.stderr
+            run.stdout, run.stdout_truncated, run.stdout_bytes = (
+                out.text,
+                out.truncated,
+                out.total_bytes,
+            )
+            run.stderr, run.stderr_truncated, run.stderr_bytes = (
+                err.text,
+                err.truncated,
+                err.total_bytes,
+            )
+            run.events = captured.events
+        run.transition(
+            result.state,
+            exit_code=result.exit_code,
+            reason=result.reason,
+            message=result.message,
+        )
+        Dispatcher._safely(self._listener.on_state, self._execution, run)

@@ -71,9 +71,9 @@ async def run_job(
     def plan_for(host: Host) -> Plan:
         return job.plan_for(host, f"{run_prefix}_{_safe(host.name)}")
 
-    # A command is run by the host's sh; only scripts need a particular shell.
-    required = job.shell.value if job.version is not None else None
-    return await dispatcher.run(execution, plan_for, hosts, required_shell=required)
+    # Scripts and commands alike: hosts that cannot run the shell are skipped,
+    # by the rule the server applies when it queues them.
+    return await dispatcher.run(execution, plan_for, hosts, required_shell=job.shell.value)
 
 
 def _safe(name: str) -> str:

@@ -2,13 +2,16 @@
 
 Pure helpers: the stream router feeds them store chunks and writes what they
 return. A structured event is a whole stdout line that starts with ``@@``
-and holds a JSON object; partial lines wait for the rest of their line.
+and holds a JSON object (parsed by :class:`muster.domain.output.EventScanner`,
+as the engine parses it); partial lines wait for the rest of their line.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+from muster.domain.output import EventScanner
 
 __all__ = ["EventLines", "sse"]
 
@@ -21,28 +24,13 @@ def sse(event: str, data: Any, event_id: int | None = None) -> bytes:
 
 
 class EventLines:
-    """Per host-run line buffers that yield the ``@@`` JSON objects completed by a chunk."""
-
-    _MAX_PENDING = 64 * 1024
+    """Per host-run ``@@`` scanners (the domain's one parser) over a live output feed."""
 
     def __init__(self) -> None:
-        self._pending: dict[str, str] = {}
+        self._scanners: dict[str, EventScanner] = {}
 
     def feed(self, run_id: str, text: str) -> list[Any]:
-        buffered = self._pending.get(run_id, "") + text
-        lines = buffered.split("\n")
-        rest = lines.pop()
-        # A line longer than the cap is not an event: drop it rather than grow.
-        self._pending[run_id] = rest if len(rest) <= self._MAX_PENDING else ""
-        found: list[Any] = []
-        for line in lines:
-            line = line.rstrip("\r")
-            if not line.startswith("@@"):
-                continue
-            try:
-                value = json.loads(line[2:])
-            except ValueError:
-                continue
-            if isinstance(value, dict):
-                found.append(value)
-        return found
+        scanner = self._scanners.get(run_id)
+        if scanner is None:
+            scanner = self._scanners[run_id] = EventScanner()
+        return list(scanner.feed(text))

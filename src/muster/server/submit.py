@@ -79,10 +79,6 @@ def _resolve_for(store: Store, refs: Sequence[str], who: Principal | None) -> li
     return hosts
 
 
-def _windows(host: Host) -> bool:
-    return host.platform.lower().startswith("win")
-
-
 def _shell_skip(host: Host, shell: str) -> str | None:
     if not host.has_shell(shell):
         have = ", ".join(host.effective_shells) or "none"
@@ -108,7 +104,7 @@ def submit_script(
     checked: set[str] = set()
     for host in hosts:
         skip = _shell_skip(host, domain.shell.value)
-        if skip is None and domain.shell.is_windows != _windows(host):
+        if skip is None and domain.shell.is_windows != host.is_windows:
             skip = f"shell {domain.shell.value} cannot run on platform {host.platform}"
         if skip is None and host.platform not in checked:
             # Render once per platform now, so a value no shell can carry fails
@@ -192,7 +188,7 @@ def submit_job(
             h.id,
             h.name,
             "built-in jobs for Windows are rendered as data only; not runnable here"
-            if _windows(h)
+            if h.is_windows
             else None,
             group_key(h.groups),
         )

@@ -30,7 +30,7 @@ def plan_for(claim: ClaimedRun, host: Host) -> Plan:
         )
     if not ex.job_type:
         raise ValidationError("a job execution without a job type", field="type")
-    if host.platform.lower().startswith("win"):
+    if host.is_windows:
         raise ValidationError(
             "built-in job types are rendered for Windows as data only; they do not run here",
             field="type",

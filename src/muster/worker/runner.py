@@ -1,11 +1,12 @@
 """A worker: claim host runs, hold their leases, run them, record how they ended.
 
-The life of one run: claimed (lease held) -> plan built -> ``mark_started``
-(the store's last word before the command is sent: False means it was
-cancelled or reaped, so nothing is sent) -> ``transport.run_plan`` with
-output flowing to the store -> ``finish_host_run``. Every store write is a
-compare-and-set on the claim's (owner, epoch), so a worker that lost its
-lease writes nothing.
+The life of one run is the engine's :func:`~muster.engine.executor.execute_host`,
+as in the CLI: claimed (lease held) -> preflight (host, transport, plan) ->
+``mark_started`` (the store's last word before the command is sent: False
+means it was cancelled or reaped, so nothing is sent) -> the transport runs
+the plan with masked output spooled to the store -> ``finish_host_run``.
+This module adds only durability: every store write is a compare-and-set on
+the claim's (owner, epoch), so a worker that lost its lease writes nothing.
 
 Heartbeats renew every held lease in one statement. A run the store calls
 LOST is killed at once; a run with ``cancel_requested`` is killed and
@@ -37,12 +38,12 @@ from typing import Any, TypeVar
 
 from muster.domain.hosts import TransportKind
 from muster.domain.states import FailureReason, HostRunState
-from muster.errors import MusterError
+from muster.engine.capture import OutputSpool
+from muster.engine.executor import HostResult, RunControl, execute_host
 from muster.store.base import ClaimedRun, LeaseStatus, RunResult, Store
 from muster.store.notify import QUEUE_KEY, Notifier
-from muster.transports.base import Transport, TransportOutcome
+from muster.transports.base import Stream, Transport
 from muster.worker.batching import Batcher
-from muster.worker.capture import RunOutput
 from muster.worker.plans import plan_for
 
 __all__ = ["Worker", "default_worker_id"]
@@ -59,10 +60,9 @@ def default_worker_id() -> str:
 class _Held:
     claim: ClaimedRun
     task: asyncio.Task[None] | None = None
-    run_task: asyncio.Task[TransportOutcome] | None = None
     started: bool = False
-    #: Why we killed it ourselves: recorded as the run's message (None = not killed).
-    stop_message: str | None = None
+    #: Stops the command; its message (why we stopped it) is recorded as the run's.
+    control: RunControl = field(default_factory=RunControl)
     #: The store no longer lists it as ours: write nothing more.
     lost: bool = False
     renewed_at: float = field(default_factory=time.monotonic)
@@ -163,12 +163,11 @@ class Worker:
         if pending:
             _, late = await asyncio.wait(pending, timeout=grace)
             for held in list(self._held.values()):
-                if held.task in late and held.run_task is not None:
-                    held.stop_message = (
+                if held.task in late:
+                    held.control.cancel(
                         f"worker {self.worker_id} shut down before the run finished "
                         f"(grace {grace:g}s)"
                     )
-                    held.run_task.cancel()
             if late:
                 await asyncio.wait(late)
         if self._running:
@@ -273,93 +272,13 @@ class Worker:
 
     async def _execute(self, held: _Held) -> None:
         c = held.claim
-        fail = HostRunState.FAILED
-        if c.host is None:
-            await self._finish(
-                held,
-                fail,
-                reason=FailureReason.TRANSPORT_ERROR,
-                message=f"host {c.run.host_name} was deleted after queueing",
-            )
-            return
-        transport = self.transports.get(c.host.transport)
-        if transport is None:
-            await self._finish(
-                held,
-                fail,
-                reason=FailureReason.TRANSPORT_ERROR,
-                message=f"no {c.host.transport} transport in this worker",
-            )
-            return
-        try:
-            plan = plan_for(c, c.host)
-        except MusterError as exc:
-            await self._finish(
-                held,
-                fail,
-                reason=FailureReason.TRANSPORT_ERROR,
-                message=f"cannot build the plan: {exc}",
-            )
-            return
-        if self._stopping:
-            await self._call(
-                self.store.release_host_run,
-                c.id,
-                self.worker_id,
-                c.epoch,
-                f"worker {self.worker_id} shut down before starting it; waiting for a free worker",
-            )
-            return
-        if not await self._starts.submit((c.id, c.epoch)):
-            # Cancelled before start (finish it so) or reaped (not ours: say nothing).
-            status = await self._call(
-                self.store.heartbeat, self.worker_id, [(c.id, c.epoch)], self.lease_seconds
-            )
-            if status.get(c.id) is LeaseStatus.CANCEL_REQUESTED:
-                await self._finish(
-                    held,
-                    HostRunState.CANCELLED,
-                    reason=FailureReason.CANCELLED,
-                    message="cancelled on request before it started",
-                )
-            return
-        held.started = True
-
-        async def write(stream: str, text: str, dropped: int) -> bool:
-            return await self._call(
-                self.store.append_output,
-                c.id,
-                self.worker_id,
-                c.epoch,
-                stream,
-                text,
-                dropped_bytes=dropped,
-            )
-
-        output = RunOutput(write, plan.secrets, cap_bytes=self.output_cap_bytes)
-        output.start()
-        held.run_task = asyncio.create_task(transport.run_plan(c.host, plan, output.sink))
-        try:
-            outcome = await held.run_task
-        except asyncio.CancelledError:
-            if held.stop_message is None and not held.lost:
-                raise
-            outcome = TransportOutcome(
-                HostRunState.CANCELLED,
-                reason=FailureReason.CANCELLED,
-                message=held.stop_message or "",
-            )
-        finally:
-            await output.close()
-        if output.lost:
-            held.lost = True
-        await self._finish(
-            held,
-            outcome.state,
-            exit_code=outcome.exit_code,
-            reason=outcome.reason,
-            message=outcome.message,
-            events=output.events,
+        await execute_host(
+            c.run.host_name,
+            c.host,
+            self.transports,
+            functools.partial(plan_for, c),
+            _StoreRecorder(self, held),
+            control=held.control,
         )
 
     # -- leases -----------------------------------------------------------------
@@ -394,16 +313,14 @@ class Worker:
                 self._kill(h, lost=True)
                 continue
             h.renewed_at = sent_at
-            if s is LeaseStatus.CANCEL_REQUESTED and h.stop_message is None:
-                h.stop_message = "cancelled on request"
-                self._kill(h, lost=False)
+            if s is LeaseStatus.CANCEL_REQUESTED:
+                h.control.cancel("cancelled on request")
 
     def _kill(self, held: _Held, *, lost: bool) -> None:
         if lost:
             held.lost = True
             _log.warning("worker %s: lost the lease of run %s", self.worker_id, held.claim.id)
-        if held.run_task is not None:
-            held.run_task.cancel()
+        held.control.cancel("the worker lost the run's lease")
 
     async def _reaper(self) -> None:
         assert self.reap_seconds
@@ -415,3 +332,75 @@ class Worker:
                     _log.info("worker %s reaped %s", self.worker_id, report)
             except Exception:
                 _log.exception("worker %s: reap failed", self.worker_id)
+
+
+class _StoreRecorder:
+    """Records one claimed run in the store, every write a CAS on the claim."""
+
+    __slots__ = ("_held", "_spool", "_worker")
+
+    def __init__(self, worker: Worker, held: _Held) -> None:
+        self._worker = worker
+        self._held = held
+        self._spool: OutputSpool | None = None
+
+    async def start(self) -> bool:
+        w, held = self._worker, self._held
+        c = held.claim
+        if w._stopping:
+            await w._call(
+                w.store.release_host_run,
+                c.id,
+                w.worker_id,
+                c.epoch,
+                f"worker {w.worker_id} shut down before starting it; waiting for a free worker",
+            )
+            return False
+        if not await w._starts.submit((c.id, c.epoch)):
+            # Cancelled before start (finish it so) or reaped (not ours: say nothing).
+            status = await w._call(
+                w.store.heartbeat, w.worker_id, [(c.id, c.epoch)], w.lease_seconds
+            )
+            if status.get(c.id) is LeaseStatus.CANCEL_REQUESTED:
+                await w._finish(
+                    held,
+                    HostRunState.CANCELLED,
+                    reason=FailureReason.CANCELLED,
+                    message="cancelled on request before it started",
+                )
+            return False
+        held.started = True
+
+        async def write(stream: str, text: str, dropped: int) -> bool:
+            return await w._call(
+                w.store.append_output,
+                c.id,
+                w.worker_id,
+                c.epoch,
+                stream,
+                text,
+                dropped_bytes=dropped,
+            )
+
+        self._spool = OutputSpool(write, cap_bytes=w.output_cap_bytes)
+        self._spool.start()
+        return True
+
+    def output(self, stream: Stream, text: str) -> None:
+        assert self._spool is not None
+        self._spool.take(stream, text)
+
+    async def finish(self, result: HostResult) -> None:
+        held = self._held
+        if self._spool is not None:
+            await self._spool.close()
+            if self._spool.lost:
+                held.lost = True
+        await self._worker._finish(
+            held,
+            result.state,
+            exit_code=result.exit_code,
+            reason=result.reason,
+            message=result.message,
+            events=len(result.events),
+        )
