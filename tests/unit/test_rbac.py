@@ -33,6 +33,7 @@ def test_permission_names_are_exactly_the_issue_list() -> None:
         "hosts.local",
         "credentials.manage",
         "approvals.decide",
+        "approvals.manage",
         "audit.view",
         "admin",
     }
@@ -57,6 +58,12 @@ def test_only_admin_sees_audit_and_credentials(role: str) -> None:
 def test_only_admin_may_use_the_servers_own_machine(role: str) -> None:
     assert not has_permission([role], P.HOSTS_LOCAL)
     assert has_permission(["admin"], P.HOSTS_LOCAL)
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator", "approver"])
+def test_only_admin_may_change_whether_runs_need_approval(role: str) -> None:
+    assert not has_permission([role], P.APPROVALS_MANAGE)
+    assert has_permission(["admin"], P.APPROVALS_MANAGE)
 
 
 def test_operator_cannot_decide_approvals() -> None:

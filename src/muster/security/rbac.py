@@ -16,6 +16,10 @@ transport is the server's own machine, so creating, changing or targeting one
 is a capability of its own, never a side effect of ``hosts.manage`` or of
 being allowed to run scripts (Semaphore's CVE-2023-39059 was this class).
 
+``approvals.manage`` is in no built-in role but ``admin``: whoever may run or
+edit a script must not be able to waive the approval its runs need, so
+setting a requirement is separate from deciding one (``approvals.decide``).
+
 ``audit.view`` is deliberately not in ``viewer``: the audit log names every
 actor, address and parameter, which is more than a read-only dashboard user
 needs; grant it through ``admin`` or a custom role.
@@ -58,6 +62,8 @@ class Permission(enum.StrEnum):
     HOSTS_LOCAL = "hosts.local"
     CREDENTIALS_MANAGE = "credentials.manage"
     APPROVALS_DECIDE = "approvals.decide"
+    #: Change whether runs need approval (script, host group, command/job rules).
+    APPROVALS_MANAGE = "approvals.manage"
     AUDIT_VIEW = "audit.view"
     ADMIN = "admin"
 

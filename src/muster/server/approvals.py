@@ -1,11 +1,15 @@
 """Approvals over HTTP (seed 000's endpoints) and their link to executions.
 
-An execution of a ``requires_approval`` script is stored ``pending_approval``;
+An execution whose rules require approval (``server.approval_gate``) is
+stored ``pending_approval`` with the rule that applied in its ``policy``;
 :func:`open_execution_approval` opens its request (the submit path should
 call it right after creating the execution; :func:`sync_approvals` also
 finds any execution still lacking one). A decision that settles a request
 promotes the execution to queued or rejects it, and the execution must
-still pin the content hash the approvers saw, or it is rejected.
+still pin the content hash the approvers saw, or it is rejected. Only the
+execution's newest request may settle it: a retry that needs approval
+writes its pending attempts and their new request together, so an earlier
+approval never promotes a later attempt.
 
 :func:`sync_approvals` is idempotent and repairs every in-between state
 (deadline passed, crash between settling and promoting); the list endpoint
@@ -20,9 +24,18 @@ from typing import Any, Final, Literal
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from muster.domain.approval_rules import (
+    DEFAULT_APPROVERS,
+    DEFAULT_DEADLINE,
+    DEFAULT_POLICY,
+    ApprovalNeed,
+    ApprovalRule,
+    ApprovalScope,
+)
 from muster.domain.approvals import (
     ApprovalExpiredError,
     ApprovalPolicy,
+    ApprovalRequest,
     ApprovalStatus,
     open_request,
 )
@@ -38,6 +51,7 @@ __all__ = [
     "DEFAULT_APPROVERS",
     "DEFAULT_DEADLINE",
     "DEFAULT_POLICY",
+    "new_request",
     "open_execution_approval",
     "router",
     "sync_approvals",
@@ -45,9 +59,6 @@ __all__ = [
 
 router = APIRouter(prefix="/api/v1/automation/approvals", tags=["approvals"])
 
-DEFAULT_POLICY: Final = ApprovalPolicy.ONE_OF_MANY
-DEFAULT_APPROVERS: Final = ("role:approver", "role:admin")
-DEFAULT_DEADLINE: Final = dt.timedelta(hours=24)
 _UNKNOWN: Final = "unknown"
 
 
@@ -71,14 +82,19 @@ def open_execution_approval(
 ) -> ApprovalRecord | None:
     """The execution's approval request, opened now if it has none; ``None`` if not pending.
 
-    Policy, approvers and deadline come from the arguments, else the script's
-    approval policy (``PUT .../scripts/{id}/approval-policy``), else the defaults.
+    Policy, approvers and deadline come from the arguments, else the rule the
+    gate recorded with the execution when it was submitted, else the script's
+    rule (``PUT .../scripts/{id}/approval-policy``), else the defaults.
     """
     sec = security_store(app)
     existing = sec.approval_for_execution(execution.id)
     if existing is not None or execution.status is not ExecutionStatus.PENDING_APPROVAL:
         return existing
-    configured = sec.approval_policy(execution.script_id) if execution.script_id else None
+    need = ApprovalNeed.from_json(execution.policy.get("approval") or {})
+    configured: ApprovalRule | None = need.decider if need is not None else None
+    if configured is None and execution.script_id:
+        stored = sec.approval_rule(ApprovalScope.SCRIPT, execution.script_id)
+        configured = stored.rule if stored is not None else None
     if policy is None:
         policy = configured.policy if configured else DEFAULT_POLICY
     if approvers is None:
@@ -101,10 +117,28 @@ def open_execution_approval(
     )
 
 
+def new_request(app: Any, *, subject: str, rule: ApprovalRule, requester: str) -> ApprovalRequest:
+    """A request under ``rule``, refused (``ValidationError``) if it could never be met."""
+    now = security_store(app).clock()
+    return open_request(
+        id=new_id(),
+        subject=subject,
+        policy=rule.policy,
+        approvers=rule.approvers,
+        requester=requester or _UNKNOWN,
+        now=now,
+        deadline=now + rule.deadline if rule.deadline is not None else None,
+        role_members=_role_members(app),
+    )
+
+
 def _settle_execution(app: Any, rec: ApprovalRecord) -> None:
     """Move the bound execution to where its settled request says (idempotent)."""
     if rec.execution_id is None or rec.request.resolution is None:
         return
+    newest = security_store(app).approval_for_execution(rec.execution_id)
+    if newest is None or newest.id != rec.id:
+        return  # superseded: a retry's pending attempts wait for their own request
     store = app.state.muster.store
     execution = store.get_execution(rec.execution_id)
     if execution.status is not ExecutionStatus.PENDING_APPROVAL:

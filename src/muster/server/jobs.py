@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError as PydanticValidationError
 
 from muster.domain.jobtypes import JOB_PRIORITIES, render_job
+from muster.server.approval_gate import approval_gate
 from muster.server.auth import CurrentUser
 from muster.server.context import ServerContext, get_context
 from muster.server.schemas.executions import ExecutionOut
@@ -34,6 +35,7 @@ def run_command(body: CommandIn, ctx: Ctx, who: CurrentUser, request: Request) -
         shell=body.shell,
         requested_by=who.name,
         who=who,
+        gate=approval_gate(request.app),
     )
     return execution_out(after_submit(request.app, request, who, execution_id))
 
@@ -58,6 +60,12 @@ def run_job(body: JobIn, ctx: Ctx, who: CurrentUser, request: Request) -> Execut
         return run_command(command, ctx, who, request)
     job = render_job(body.type, fields)
     execution_id = submit_job(
-        ctx.store, job, fields, body.host_ids, requested_by=who.name, who=who
+        ctx.store,
+        job,
+        fields,
+        body.host_ids,
+        requested_by=who.name,
+        who=who,
+        gate=approval_gate(request.app),
     )
     return execution_out(after_submit(request.app, request, who, execution_id))

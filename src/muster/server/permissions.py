@@ -56,13 +56,15 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
     ("POST", f"{_A}/scripts/{{script_id}}/versions/{{number}}/restore"): P.SCRIPTS_MANAGE,
     ("POST", f"{_A}/scripts/{{script_id}}/execute"): Rule(P.SCRIPTS_MANAGE, True),
     ("GET", f"{_A}/scripts/{{script_id}}/approval-policy"): P.SCRIPTS_VIEW,
-    ("PUT", f"{_A}/scripts/{{script_id}}/approval-policy"): Rule(P.ADMIN, True),
+    ("PUT", f"{_A}/scripts/{{script_id}}/approval-policy"): Rule(P.APPROVALS_MANAGE, True),
     # executions and jobs
     ("GET", f"{_A}/executions"): P.JOBS_VIEW,
     ("GET", f"{_A}/executions/{{execution_id}}"): P.JOBS_VIEW,
     ("DELETE", f"{_A}/executions/{{execution_id}}"): P.JOBS_MANAGE,
     ("POST", f"{_A}/executions/{{execution_id}}/cancel"): P.JOBS_MANAGE,
-    ("POST", f"{_A}/executions/{{execution_id}}/retry"): P.JOBS_MANAGE,
+    # a retry audits itself: whether it waits for a new approval, and why
+    ("POST", f"{_A}/executions/{{execution_id}}/retry"): Rule(P.JOBS_MANAGE, True),
+    ("POST", "/executions/{execution_id}/retry"): Rule(P.JOBS_MANAGE, True),
     ("GET", f"{_A}/executions/{{execution_id}}/hosts/{{host}}/log"): P.JOBS_VIEW,
     ("GET", f"{_A}/executions/{{execution_id}}/stream"): P.JOBS_VIEW,
     ("POST", f"{_A}/commands"): Rule(P.JOBS_MANAGE, True),
@@ -73,6 +75,13 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
     ("GET", f"{_A}/approvals/{{approval_id}}"): P.JOBS_VIEW,
     ("POST", f"{_A}/approvals/{{approval_id}}/approve"): Rule(P.APPROVALS_DECIDE, True),
     ("POST", f"{_A}/approvals/{{approval_id}}/reject"): Rule(P.APPROVALS_DECIDE, True),
+    # whether runs need approval: reading follows what it governs, changing is its own right
+    ("GET", f"{_A}/approval-policies"): P.JOBS_VIEW,
+    ("GET", f"{_A}/approval-policies/groups/{{group}}"): P.JOBS_VIEW,
+    ("PUT", f"{_A}/approval-policies/groups/{{group}}"): Rule(P.APPROVALS_MANAGE, True),
+    ("DELETE", f"{_A}/approval-policies/groups/{{group}}"): Rule(P.APPROVALS_MANAGE, True),
+    ("GET", f"{_A}/approval-policies/kinds/{{kind}}"): P.JOBS_VIEW,
+    ("PUT", f"{_A}/approval-policies/kinds/{{kind}}"): Rule(P.APPROVALS_MANAGE, True),
     # hosts
     ("GET", "/api/v1/hosts"): P.HOSTS_VIEW,
     ("POST", "/api/v1/hosts"): P.HOSTS_MANAGE,

@@ -10,6 +10,11 @@ from muster.domain.params import ParameterSpec
 from muster.domain.render import placeholder_problems
 from muster.domain.scripts import ScriptVersion, Shell
 from muster.errors import NotFoundError, ParameterError, ValidationError
+from muster.server.approval_gate import (
+    approval_gate,
+    request_script_approval,
+    scripts_requiring_approval,
+)
 from muster.server.auth import CurrentUser
 from muster.server.context import ServerContext, get_context
 from muster.server.schemas.executions import ExecutionOut
@@ -65,29 +70,44 @@ def _content(body: ScriptIn) -> ScriptVersion:
 @router.get("", response_model=ScriptList)
 def list_scripts(
     ctx: Ctx,
+    request: Request,
     tag: str | None = None,
     search: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> ScriptList:
     page = ctx.store.list_scripts(tag=tag, search=search, limit=limit, offset=offset)
-    items = [script_out(s, ctx.store.get_version(s.id)) for s in page.items]
+    required = scripts_requiring_approval(request.app, [s.id for s in page.items])
+    items = [
+        script_out(s, ctx.store.get_version(s.id), approval_required=s.id in required)
+        for s in page.items
+    ]
     return ScriptList(items=items, total=page.total)
 
 
 @router.post("", response_model=ScriptOut, status_code=201)
-def save_script(body: ScriptIn, ctx: Ctx, response: Response) -> ScriptOut:
-    """Create or update by name: changed content is a new version, identical content none."""
+def save_script(
+    body: ScriptIn, ctx: Ctx, response: Response, who: CurrentUser, request: Request
+) -> ScriptOut:
+    """Create or update by name: changed content is a new version, identical content none.
+
+    ``requires_approval`` in the content turns the script's rule on only for an
+    ``approvals.manage`` holder and never turns it off (see ``approval_gate``).
+    """
     saved = ctx.store.save_script(_content(body), description=body.description, tags=body.tags)
     if not saved.created:
         response.status_code = 200
-    return script_out(saved.script, saved.version, saved.created)
+    required = request_script_approval(
+        request.app, request, who, saved.script.id, body.requires_approval
+    )
+    return script_out(saved.script, saved.version, saved.created, approval_required=required)
 
 
 @router.get("/{script_id}", response_model=ScriptOut)
-def get_script(script_id: str, ctx: Ctx) -> ScriptOut:
+def get_script(script_id: str, ctx: Ctx, request: Request) -> ScriptOut:
     script = ctx.store.get_script(script_id)
-    return script_out(script, ctx.store.get_version(script.id))
+    required = script.id in scripts_requiring_approval(request.app, [script.id])
+    return script_out(script, ctx.store.get_version(script.id), approval_required=required)
 
 
 @router.delete("/{script_id}", status_code=204)
@@ -111,11 +131,20 @@ def get_version(script_id: str, number: VersionNumber, ctx: Ctx) -> VersionOut:
 
 
 @router.post("/{script_id}/versions/{number}/restore", response_model=ScriptOut)
-def restore_version(script_id: str, number: VersionNumber, ctx: Ctx) -> ScriptOut:
-    """Make an older version's content the newest (identical to latest: nothing new)."""
+def restore_version(
+    script_id: str, number: VersionNumber, ctx: Ctx, who: CurrentUser, request: Request
+) -> ScriptOut:
+    """Make an older version's content the newest (identical to latest: nothing new).
+
+    The script's approval rule is untouched by whatever the old content says
+    (except that an ``approvals.manage`` holder's restore may turn it on).
+    """
     script = ctx.store.get_script(script_id)
     saved = ctx.store.restore_version(script.id, number)
-    return script_out(saved.script, saved.version, saved.created)
+    required = request_script_approval(
+        request.app, request, who, script.id, saved.version.requires_approval
+    )
+    return script_out(saved.script, saved.version, saved.created, approval_required=required)
 
 
 @router.post("/{script_id}/execute", response_model=ExecutionOut, status_code=201)
@@ -123,7 +152,8 @@ def execute_script(
     script_id: str, body: ExecuteIn, ctx: Ctx, who: CurrentUser, request: Request
 ) -> ExecutionOut:
     """Pin the version's exact content hash now and queue one host run per host
-    (``pending_approval`` with an approval request if the script requires one)."""
+    (``pending_approval`` with an approval request if the script's rule or a
+    targeted group's requires one, whichever version is chosen)."""
     script = ctx.store.get_script(script_id)
     number = None if body.version == "latest" else body.version
     try:
@@ -137,5 +167,6 @@ def execute_script(
         body.parameter_values,
         requested_by=who.name,
         who=who,
+        gate=approval_gate(request.app),
     )
     return execution_out(after_submit(request.app, request, who, execution_id))

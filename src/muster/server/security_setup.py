@@ -33,6 +33,7 @@ def install_security(app: FastAPI) -> None:
     app.include_router(approvals.router)
     app.include_router(credentials.router)
     app.include_router(approval_policies.router)
+    app.include_router(approval_policies.policies_router)
 
 
 def bootstrap_message(password: str, name: str = "admin") -> str:

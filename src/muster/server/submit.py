@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from muster.domain.approval_rules import ApprovalGate, approval_policy
 from muster.domain.hosts import Host
 from muster.domain.inventory import Inventory
 from muster.domain.jobtypes import RenderedJob
@@ -95,9 +96,15 @@ def submit_script(
     requested_by: str | None = None,
     who: Principal | None = None,
     throttle: Throttle = _UNLIMITED,
+    gate: ApprovalGate,
 ) -> str:
-    """Validate and queue ``version`` on the hosts; return the execution id."""
+    """Validate and queue ``version`` on the hosts; return the execution id.
+
+    ``gate`` alone decides whether it waits for approval (the script's and the
+    targeted groups' rules); the version's own ``requires_approval`` does not.
+    """
     hosts = _resolve_for(store, host_refs, who)
+    need = gate(ExecutionKind.SCRIPT.value, hosts, version.script_id)
     domain = version.domain()
     values = coerce_values(domain.parameters, dict(raw_values))
     targets: list[HostTarget] = []
@@ -124,7 +131,8 @@ def submit_script(
             script_version=version.number,
             content_hash=version.content_hash,
             idempotent=domain.idempotent,
-            requires_approval=domain.requires_approval,
+            requires_approval=need is not None,
+            policy=approval_policy(need),
             shell=domain.shell.value,
             description=f"script {label} ({version.content_hash[:12]})",
             requested_by=requested_by,
@@ -143,6 +151,7 @@ def submit_command(
     requested_by: str | None = None,
     who: Principal | None = None,
     throttle: Throttle = _UNLIMITED,
+    gate: ApprovalGate,
 ) -> str:
     try:
         sh = Shell(shell)
@@ -153,6 +162,7 @@ def submit_command(
         ) from None
     build_command_plan(command, timeout=timeout, shell=sh)
     hosts = _resolve_for(store, host_refs, who)
+    need = gate(ExecutionKind.COMMAND.value, hosts, None)
     targets = [
         HostTarget(h.id, h.name, _shell_skip(h, sh.value), group_key(h.groups)) for h in hosts
     ]
@@ -164,6 +174,8 @@ def submit_command(
             priority=Priority.NORMAL,
             command=command,
             shell=sh.value,
+            requires_approval=need is not None,
+            policy=approval_policy(need),
             description=f"command {command[:200]}",
             requested_by=requested_by,
             throttle=throttle,
@@ -180,9 +192,11 @@ def submit_job(
     requested_by: str | None = None,
     who: Principal | None = None,
     throttle: Throttle = _UNLIMITED,
+    gate: ApprovalGate,
 ) -> str:
     """Queue a built-in job; its fields are stored (password sealed as a secret)."""
     hosts = _resolve_for(store, host_refs, who)
+    need = gate(ExecutionKind.JOB.value, hosts, None)
     targets = [
         HostTarget(
             h.id,
@@ -207,7 +221,8 @@ def submit_job(
             job_type=job.type.value,
             description=job.description,
             requested_by=requested_by,
-            policy={"windows": job.windows},
+            requires_approval=need is not None,
+            policy={"windows": job.windows, **approval_policy(need)},
             throttle=throttle,
         )
     ).id

@@ -2,8 +2,8 @@
 
 Every face that submits work for a user (the API's execute, commands and
 jobs; the console's execute form) calls :func:`after_submit` with the
-caller, so an execution of a ``requires_approval`` script gets its request
-at once (requester = the caller, who then cannot approve it), and the audit
+caller, so an execution the approval gate held (``pending_approval``) gets
+its request at once (requester = the caller, who then cannot approve it), and the audit
 log holds who asked for what, from where, with which pinned script hash and
 parameters (secret values already ``***``).
 """
@@ -49,6 +49,7 @@ def after_submit(app: Any, request: Any, who: Principal, execution_id: str) -> E
             "hosts": [r.host_name for r in execution.host_runs],
             "status": execution.status.value,
             "approval_id": approval.id if approval is not None else None,
+            "approval_reasons": list((execution.policy.get("approval") or {}).get("reasons", [])),
         },
         secret_keys=execution.secret_fields,
     )

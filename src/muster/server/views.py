@@ -7,7 +7,12 @@ nothing in this module can reveal one.
 from __future__ import annotations
 
 from muster.domain.states import HostRunState, Priority
-from muster.server.schemas.executions import ExecutionOut, HostResultOut, SkippedHostOut
+from muster.server.schemas.executions import (
+    ApprovalNeedOut,
+    ExecutionOut,
+    HostResultOut,
+    SkippedHostOut,
+)
 from muster.server.schemas.hosts import HostOut
 from muster.server.schemas.scripts import ScriptOut, VersionOut
 from muster.store.base import (
@@ -36,7 +41,11 @@ def version_out(v: VersionRecord) -> VersionOut:
     )
 
 
-def script_out(s: ScriptRecord, v: VersionRecord, created: bool | None = None) -> ScriptOut:
+def script_out(
+    s: ScriptRecord, v: VersionRecord, created: bool | None = None, *, approval_required: bool
+) -> ScriptOut:
+    """``requires_approval`` is the script's rule (``approval_required``), not the
+    latest version's flag: the rule alone decides whether its runs wait."""
     return ScriptOut(
         id=s.id,
         name=s.name,
@@ -46,7 +55,7 @@ def script_out(s: ScriptRecord, v: VersionRecord, created: bool | None = None) -
         body=v.body,
         parameters=[p.to_dict() for p in v.parameters],
         timeout=v.timeout,
-        requires_approval=v.requires_approval,
+        requires_approval=approval_required,
         idempotent=v.idempotent,
         description=s.description,
         tags=list(s.tags),
@@ -103,6 +112,18 @@ def host_result_out(r: HostRunRecord) -> HostResultOut:
     )
 
 
+def _approval_out(e: ExecutionRecord) -> ApprovalNeedOut | None:
+    """Why the execution waited (or waits) for approval, as the gate recorded it."""
+    need = e.policy.get("approval")
+    if not need or not need.get("required"):
+        return None
+    return ApprovalNeedOut(
+        reasons=[str(r) for r in need.get("reasons") or ()],
+        retry_needs_approval=bool(need.get("retry_needs_approval", True)),
+        decided_by=dict(need.get("decided_by") or {}),
+    )
+
+
 def execution_out(e: ExecutionRecord) -> ExecutionOut:
     skipped = [
         SkippedHostOut(host=r.host_name, reason=r.message or r.reason or "skipped")
@@ -124,4 +145,5 @@ def execution_out(e: ExecutionRecord) -> ExecutionOut:
         hosts=[host_result_out(r) for r in e.host_runs],
         skipped_hosts=skipped,
         counts={k: v for k, v in e.counts.items() if v},
+        approval=_approval_out(e),
     )

@@ -11,11 +11,12 @@ terminal. Refused actions raise ConflictError and change nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, delete, exists, func, insert, select, update
 
+from muster.domain.approvals import ApprovalRequest
 from muster.domain.secret import MASK, Secret
 from muster.domain.states import (
     TERMINAL_STATES,
@@ -29,6 +30,7 @@ from muster.security.vault import VaultError
 from muster.store._core import StoreCore, new_id
 from muster.store._ledger import Deltas, transition
 from muster.store._rows import execution_record, host_run_record
+from muster.store.approval_store import insert_approval
 from muster.store.base import (
     WAITING_FOR_APPROVAL,
     WAITING_FOR_WORKER,
@@ -64,8 +66,16 @@ def _json_value(name: str, value: object) -> Any:
     )
 
 
-def insert_attempt(conn: Connection, old: RowMapping, now: dt.datetime, why: str) -> str:
-    """Queue attempt N+1 of ``old`` (which the caller marks superseded)."""
+def insert_attempt(
+    conn: Connection,
+    old: RowMapping,
+    now: dt.datetime,
+    why: str,
+    *,
+    state: HostRunState = S.QUEUED,
+) -> str:
+    """Queue attempt N+1 of ``old`` (which the caller marks superseded); a retry that
+    needs a new approval starts it ``pending_approval`` instead."""
     run_id = new_id()
     conn.execute(
         insert(host_runs).values(
@@ -73,7 +83,7 @@ def insert_attempt(conn: Connection, old: RowMapping, now: dt.datetime, why: str
             execution_id=old["execution_id"],
             host_id=old["host_id"],
             host_name=old["host_name"],
-            state=S.QUEUED.value,
+            state=state.value,
             attempt=old["attempt"] + 1,
             retry_of=old["id"],
             priority=old["priority"],
@@ -323,9 +333,40 @@ class ExecutionOps(StoreCore):
                 )
         deltas.apply(conn, now)
 
-    def retry_execution(self, execution_id: str) -> ExecutionRecord:
+    def retry_execution(
+        self,
+        execution_id: str,
+        *,
+        approval: ApprovalRequest | None = None,
+        approval_record: Mapping[str, Any] | None = None,
+    ) -> ExecutionRecord:
+        """New attempts for the failed hosts; with ``approval`` they wait for it.
+
+        The pending attempts and their request are written in one transaction,
+        so the execution's newest request is always the one covering its
+        pending runs: an earlier, already approved request can never promote
+        them. ``approval_record`` (why approval is needed) replaces the
+        execution's ``policy["approval"]``.
+        """
         with self._tx(notify=(QUEUE_KEY, execution_key(execution_id))) as tx:
-            self._retry(tx.conn, self._runs(tx.conn, execution_id))
+            rows = self._runs(tx.conn, execution_id)
+            if approval is None:
+                self._retry(tx.conn, rows)
+            else:
+                self._retry(tx.conn, rows, state=S.PENDING_APPROVAL)
+                current = self._execution(tx.conn, execution_id, with_runs=False)
+                insert_approval(
+                    tx.conn,
+                    approval,
+                    execution_id=execution_id,
+                    content_hash=current.content_hash,
+                )
+                if approval_record is not None:
+                    tx.conn.execute(
+                        update(executions)
+                        .where(executions.c.id == execution_id)
+                        .values(policy={**current.policy, "approval": dict(approval_record)})
+                    )
             return self._execution(tx.conn, execution_id, with_runs=True)
 
     def retry_host_run(self, run_id: str) -> HostRunRecord:
@@ -334,7 +375,9 @@ class ExecutionOps(StoreCore):
             new_ids = self._retry(tx.conn, self._runs(tx.conn, execution_id, run_id))
             return self._one_run(tx.conn, new_ids[0])
 
-    def _retry(self, conn: Connection, rows: list[RowMapping]) -> list[str]:
+    def _retry(
+        self, conn: Connection, rows: list[RowMapping], *, state: HostRunState = S.QUEUED
+    ) -> list[str]:
         failed = [r for r in rows if S(r["state"]) in RETRYABLE_STATES]
         if not failed:
             raise ConflictError("nothing to retry: only failed, timed-out or lost host runs retry")
@@ -349,9 +392,10 @@ class ExecutionOps(StoreCore):
             ).rowcount
             if not won:
                 continue
-            new_ids.append(insert_attempt(conn, r, now, f"{WAITING_FOR_WORKER} (retry)"))
+            waiting = WAITING_FOR_WORKER if state is S.QUEUED else WAITING_FOR_APPROVAL
+            new_ids.append(insert_attempt(conn, r, now, f"{waiting} (retry)", state=state))
             deltas.remove(r["execution_id"], S(r["state"]))
-            deltas.add(r["execution_id"], S.QUEUED)
+            deltas.add(r["execution_id"], state)
         deltas.apply(conn, now)
         if not new_ids:
             raise ConflictError("these host runs were retried concurrently")

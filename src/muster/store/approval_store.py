@@ -59,10 +59,24 @@ def insert_approval(
     execution_id: str | None = None,
     content_hash: str | None = None,
 ) -> None:
-    """Store a new request inside the caller's transaction (with its execution)."""
+    """Store a new request inside the caller's transaction (with its execution).
+
+    A request bound to an execution gets the next round number for it, so
+    :meth:`ApprovalOps.approval_for_execution` finds the newest without
+    trusting timestamps (two can be equal).
+    """
+    round_no = None
+    if execution_id is not None:
+        last = conn.execute(
+            select(func.max(func.coalesce(approval_requests.c.round_no, 1))).where(
+                approval_requests.c.execution_id == execution_id
+            )
+        ).scalar()
+        round_no = int(last or 0) + 1
     conn.execute(
         insert(approval_requests).values(
             id=request.id,
+            round_no=round_no,
             subject=request.subject,
             execution_id=execution_id,
             content_hash=content_hash,
@@ -159,7 +173,10 @@ class ApprovalOps(StoreCore):
             rid = conn.execute(
                 select(approval_requests.c.id)
                 .where(approval_requests.c.execution_id == execution_id)
-                .order_by(approval_requests.c.created_at.desc())
+                .order_by(
+                    func.coalesce(approval_requests.c.round_no, 1).desc(),
+                    approval_requests.c.created_at.desc(),
+                )
                 .limit(1)
             ).scalar()
             return _load(conn, rid) if rid is not None else None

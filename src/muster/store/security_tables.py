@@ -33,7 +33,9 @@ __all__ = [
     "audit_log",
     "credentials",
     "custom_roles",
+    "group_approval_policies",
     "group_credentials",
+    "kind_approval_policies",
     "script_approval_policies",
     "sessions",
     "users",
@@ -114,6 +116,9 @@ approval_requests = Table(
     Column("deadline", UTCDateTime),
     Column("decided_at", UTCDateTime),
     Column("reason", Text),
+    #: 1 for an execution's first request, +1 for each retry that needed a new
+    #: approval (NULL: written before 0005, counts as 1); only the highest settles.
+    Column("round_no", Integer),
     Index(None, "status", "deadline"),
     Index(None, "execution_id"),
     Index(None, "subject"),
@@ -185,8 +190,9 @@ group_credentials = Table(
     Column("credential_name", String(128), nullable=False),
 )
 
-#: Who must approve executions of a ``requires_approval`` script, set by an admin
-#: (scripts without a row use the server default: one_of_many of approver/admin).
+#: A script's approval rule, set by an ``approvals.manage`` holder: whether its
+#: executions (any version) need approval, and who approves (scripts without a
+#: row need none; the default approvers are one_of_many of approver/admin).
 script_approval_policies = Table(
     "script_approval_policies",
     metadata,
@@ -195,6 +201,38 @@ script_approval_policies = Table(
     Column("approvers", JSON, nullable=False),
     #: Seconds from the request to its deadline; NULL: no deadline.
     Column("deadline_seconds", Integer),
+    Column("updated_by", String(128)),
+    Column("updated_at", UTCDateTime, nullable=False),
+    #: Added by 0005_approval_requirement: the requirement moved here from versions.
+    Column("required", Boolean, nullable=False, default=False),
+    Column("retry_needs_approval", Boolean, nullable=False, default=True),
+)
+
+#: A host group's approval rule: every execution targeting a member host
+#: (script, command or job) needs approval when ``required``.
+group_approval_policies = Table(
+    "group_approval_policies",
+    metadata,
+    Column("group_name", String(253), primary_key=True),
+    Column("required", Boolean, nullable=False, default=False),
+    Column("policy", String(16), nullable=False),
+    Column("approvers", JSON, nullable=False),
+    Column("deadline_seconds", Integer),
+    Column("retry_needs_approval", Boolean, nullable=False, default=True),
+    Column("updated_by", String(128)),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+#: The server-wide rule for ad-hoc commands (``command``) and built-in jobs (``job``).
+kind_approval_policies = Table(
+    "kind_approval_policies",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("required", Boolean, nullable=False, default=False),
+    Column("policy", String(16), nullable=False),
+    Column("approvers", JSON, nullable=False),
+    Column("deadline_seconds", Integer),
+    Column("retry_needs_approval", Boolean, nullable=False, default=True),
     Column("updated_by", String(128)),
     Column("updated_at", UTCDateTime, nullable=False),
 )

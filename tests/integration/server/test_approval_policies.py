@@ -53,7 +53,10 @@ def _script(team: Team, name: str, policy: dict[str, Any]) -> str:
     )
     assert resp.status_code == 201, resp.text
     sid = resp.json()["id"]
-    set_policy = team.admin.put(f"/api/v1/automation/scripts/{sid}/approval-policy", json=policy)
+    # the requirement is the admin's rule, not the operator's requires_approval above
+    set_policy = team.admin.put(
+        f"/api/v1/automation/scripts/{sid}/approval-policy", json={**policy, "required": True}
+    )
     assert set_policy.status_code == 200, set_policy.text
     return str(sid)
 

@@ -214,7 +214,15 @@ def _approval_script(client: TestClient, h: dict[str, str]) -> str:
         headers=h,
     )
     assert resp.status_code == 201, resp.text
-    return resp.json()["id"]
+    script_id = resp.json()["id"]
+    # the operator's requires_approval asks; only an approvals.manage holder's rule decides
+    rule = client.put(
+        f"/api/v1/automation/scripts/{script_id}/approval-policy",
+        json={"required": True},
+        headers=token_for(client, "keeper", ["admin"]),
+    )
+    assert rule.status_code == 200 and rule.json()["required"] is True, rule.text
+    return script_id
 
 
 def _execute(client: TestClient, script_id: str, h: dict[str, str]) -> dict[str, Any]:

@@ -7,7 +7,16 @@ from typing import Any
 
 from muster.server.schemas.common import Response
 
-__all__ = ["ExecutionList", "ExecutionOut", "HostResultOut", "SkippedHostOut"]
+__all__ = ["ApprovalNeedOut", "ExecutionList", "ExecutionOut", "HostResultOut", "SkippedHostOut"]
+
+
+class ApprovalNeedOut(Response):
+    """Why approval was required: every requiring rule, and whose approvers decide."""
+
+    reasons: list[str]
+    retry_needs_approval: bool
+    #: ``{"scope": "script"|"group"|"command"|"job", "name": ...}``
+    decided_by: dict[str, str]
 
 
 class HostResultOut(Response):
@@ -52,6 +61,8 @@ class ExecutionOut(Response):
     hosts: list[HostResultOut]
     skipped_hosts: list[SkippedHostOut]
     counts: dict[str, int]
+    #: Set when the execution's rules required approval (its newest request's, after a retry).
+    approval: ApprovalNeedOut | None = None
 
 
 class ExecutionList(Response):

@@ -38,6 +38,8 @@ class ScriptIn(Request):
     body: str
     parameters: list[ParameterIn] = Field(default_factory=list)
     timeout: float = Field(default=300, gt=0, le=86400)
+    #: Part of the content; on the server only a request to turn the script's
+    #: approval rule on, granted to ``approvals.manage`` holders; never turns it off.
     requires_approval: bool = False
     idempotent: bool = False
     #: Omitted on an update: the script keeps its description and tags.
@@ -54,6 +56,7 @@ class VersionOut(Response):
     body: str
     parameters: list[dict[str, Any]]
     timeout: float
+    #: What this content asked for when saved; the script's rule decides.
     requires_approval: bool
     idempotent: bool
 
@@ -72,6 +75,7 @@ class ScriptOut(Response):
     body: str
     parameters: list[dict[str, Any]]
     timeout: float
+    #: The script's approval rule (``.../approval-policy``), whatever any version says.
     requires_approval: bool
     idempotent: bool
     description: str

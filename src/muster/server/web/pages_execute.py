@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from muster.errors import PermissionDeniedError, ValidationError
+from muster.server.approval_gate import approval_gate, scripts_requiring_approval
 from muster.server.submit import resolve_hosts, submit_script
 from muster.server.web.forms import execute_values, host_refs
 from muster.server.web.render import HtmlErrorRoute, form_data, in_thread, page, web_context
@@ -53,6 +54,7 @@ def _form_page(
         problems=problems or {},
         message=message,
         picker=_picker(store),
+        approval_required=bool(scripts_requiring_approval(request.app, [script_id])),
     )
 
 
@@ -95,6 +97,7 @@ async def execute(request: Request, script_id: str) -> Response:
             raw,
             requested_by=_who(request),
             who=getattr(request.state, "principal", None),
+            gate=approval_gate(request.app),
         )
     except PermissionDeniedError as exc:
         # Targets that reach the server's own machine without hosts.local.

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Stre
 
 from muster.domain.states import TERMINAL_STATES
 from muster.errors import ConflictError
+from muster.server.approval_gate import retry_execution as gated_retry
 from muster.server.context import ServerContext
 from muster.server.local_hosts import require_retry_permission
 from muster.server.sse import sse
@@ -165,10 +166,11 @@ async def cancel(request: Request, execution_id: str) -> RedirectResponse:
 
 @router.post("/executions/{execution_id}/retry", response_class=HTMLResponse)
 async def retry_failed(request: Request, execution_id: str) -> RedirectResponse:
-    """Re-run only the failed, timed-out and lost hosts, as new attempts."""
+    """Re-run only the failed, timed-out and lost hosts, as new attempts (waiting
+    for a new approval when the rules say so, exactly as the API's retry)."""
     ctx = web_context(request)
     who = getattr(request.state, "principal", None)
     await in_thread(require_retry_permission, ctx.store, execution_id, who)
-    await in_thread(ctx.store.retry_execution, execution_id)
+    await in_thread(gated_retry, request.app, request, who, execution_id)
     ctx.track(execution_id)
     return RedirectResponse(f"/executions/{execution_id}?filter=running", status_code=303)

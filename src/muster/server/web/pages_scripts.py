@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from muster.domain.scripts import Shell
 from muster.errors import ValidationError
+from muster.server.approval_gate import request_script_approval, scripts_requiring_approval
 from muster.server.web.diff import side_by_side
 from muster.server.web.forms import ParamRow, ScriptForm, script_form, script_form_from_version
 from muster.server.web.forms import to_version as form_to_version
@@ -82,6 +83,15 @@ async def save_script(request: Request) -> Response:
             request, form, script_id=script_id, problems=exc.problems, status_code=422
         )
     saved = await in_thread(store.save_script, content, description=form.description, tags=tags)
+    # The checkbox asks for the script's approval rule; only approvals.manage turns it on.
+    await in_thread(
+        request_script_approval,
+        request.app,
+        request,
+        getattr(request.state, "principal", None),
+        saved.script.id,
+        content.requires_approval,
+    )
     note = "saved" if saved.created else "unchanged"
     return RedirectResponse(
         f"/scripts/{saved.script.id}?{note}={saved.version.number}", status_code=303
@@ -103,6 +113,7 @@ def show_script(
         versions=versions,
         saved=saved,
         unchanged=unchanged,
+        approval_required=bool(scripts_requiring_approval(request.app, [script.id])),
     )
 
 
@@ -128,6 +139,14 @@ async def restore_version(request: Request, script_id: str, number: int) -> Resp
     store = web_context(request).store
     script = await in_thread(store.get_script, script_id)
     saved = await in_thread(store.restore_version, script.id, number)
+    await in_thread(
+        request_script_approval,
+        request.app,
+        request,
+        getattr(request.state, "principal", None),
+        script.id,
+        saved.version.requires_approval,
+    )
     note = "saved" if saved.created else "unchanged"
     return RedirectResponse(f"/scripts/{script.id}?{note}={saved.version.number}", status_code=303)
 
