@@ -111,6 +111,27 @@ def test_cancel_running_then_delete(server: LiveServer, api: httpx.Client) -> No
     assert api.delete(f"{EXEC}/{eid}").status_code == 204
 
 
+def test_a_host_deleted_while_queued_fails_as_host_deleted(
+    api: httpx.Client, fleet: SimFleet
+) -> None:
+    names = register_fleet(api, fleet)
+    script = save_script(api, name="orphan", body="echo ran\n")
+    assert api.post("/api/v1/workers/drain").status_code == 200
+    try:
+        started = execute(api, script["id"], names[:2])
+        host_id = api.get(f"/api/v1/hosts/{names[0]}").json()["id"]
+        assert api.delete(f"/api/v1/hosts/{host_id}").status_code == 204
+    finally:
+        assert api.post("/api/v1/workers/resume").status_code == 200
+    done = wait_terminal(api, started["id"])
+    by_host = {h["host"]: h for h in done["hosts"]}
+    gone = by_host[names[0]]
+    assert (gone["state"], gone["reason"], gone["started_at"]) == ("failed", "host_deleted", None)
+    assert names[0] in gone["message"] and "deleted" in gone["message"]
+    assert by_host[names[1]]["state"] == "succeeded"
+    assert by_host[names[1]]["stdout_tail"] == "ran\n"
+
+
 def test_command_and_job_types(api: httpx.Client, fleet: SimFleet) -> None:
     names = register_fleet(api, fleet)
     cmd = api.post(

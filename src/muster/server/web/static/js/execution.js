@@ -193,6 +193,9 @@ function showRun(run) {
   if (run.attempt > 1) bits.push(`attempt ${run.attempt}`);
   if (run.duration !== null) bits.push(`${run.duration.toFixed(1)}s`);
   if (run.waiting_reason) bits.push(`waiting: ${run.waiting_reason}`);
+  // Why it did not succeed (host deleted, plan error, transport error...); an exit
+  // code already says "command failed".
+  if (run.reason && run.state !== "succeeded" && !(run.reason === "command_failed" && run.exit_code !== null)) bits.push(run.reason.replaceAll("_", " "));
   if (run.message) bits.push(run.message);
   if (run.stdout_truncated || run.stderr_truncated) bits.push("output truncated at the storage cap");
   document.getElementById("panel-meta").textContent = bits.join(" · ");
