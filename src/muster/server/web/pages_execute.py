@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from muster.domain.approval_rules import ApprovalGate
 from muster.errors import PermissionDeniedError, ValidationError
-from muster.server.approval_gate import approval_gate, scripts_requiring_approval
 from muster.server.submit import resolve_hosts, submit_script
 from muster.server.web.forms import execute_values, host_refs
 from muster.server.web.render import HtmlErrorRoute, form_data, in_thread, page, web_context
@@ -42,6 +42,8 @@ def _form_page(
     message: str = "",
     status_code: int = 200,
 ) -> HTMLResponse:
+    from muster.server.approval_gate import scripts_requiring_approval  # see _gate
+
     store = web_context(request).store
     return page(
         request,
@@ -97,7 +99,7 @@ async def execute(request: Request, script_id: str) -> Response:
             raw,
             requested_by=_who(request),
             who=getattr(request.state, "principal", None),
-            gate=approval_gate(request.app),
+            gate=_gate(request),
         )
     except PermissionDeniedError as exc:
         # Targets that reach the server's own machine without hosts.local.
@@ -134,6 +136,14 @@ async def execute(request: Request, script_id: str) -> Response:
     else:
         ctx.track(execution_id)
     return RedirectResponse(f"/executions/{execution_id}", status_code=303)
+
+
+def _gate(request: Request) -> ApprovalGate:
+    """The API's approval gate. Imported here, not at the top: ``approval_gate``
+    needs ``auth``, which needs the route table, which imports these pages."""
+    from muster.server.approval_gate import approval_gate
+
+    return approval_gate(request.app)
 
 
 def _who(request: Request) -> str | None:

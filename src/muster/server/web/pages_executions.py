@@ -17,7 +17,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Stre
 
 from muster.domain.states import TERMINAL_STATES
 from muster.errors import ConflictError
-from muster.server.approval_gate import retry_execution as gated_retry
 from muster.server.context import ServerContext
 from muster.server.local_hosts import require_retry_permission
 from muster.server.sse import sse
@@ -171,6 +170,9 @@ async def retry_failed(request: Request, execution_id: str) -> RedirectResponse:
     ctx = web_context(request)
     who = getattr(request.state, "principal", None)
     await in_thread(require_retry_permission, ctx.store, execution_id, who)
+    # imported here: approval_gate needs auth, which needs the route table, which imports us
+    from muster.server.approval_gate import retry_execution as gated_retry
+
     await in_thread(gated_retry, request.app, request, who, execution_id)
     ctx.track(execution_id)
     return RedirectResponse(f"/executions/{execution_id}?filter=running", status_code=303)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -9,7 +10,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from muster.domain.scripts import Shell
 from muster.errors import ValidationError
-from muster.server.approval_gate import request_script_approval, scripts_requiring_approval
 from muster.server.web.diff import side_by_side
 from muster.server.web.forms import ParamRow, ScriptForm, script_form, script_form_from_version
 from muster.server.web.forms import to_version as form_to_version
@@ -21,6 +21,14 @@ router = APIRouter(route_class=HtmlErrorRoute, include_in_schema=False)
 
 PARAM_TYPES = ("string", "integer", "float", "boolean", "secret", "choice")
 SHELLS = tuple(s.value for s in Shell)
+
+
+def _approval() -> ModuleType:
+    """``approval_gate``, imported on first use: it needs ``auth``, which needs the
+    route table, which imports these pages."""
+    from muster.server import approval_gate
+
+    return approval_gate
 
 
 @router.get("/", response_class=RedirectResponse)
@@ -85,7 +93,7 @@ async def save_script(request: Request) -> Response:
     saved = await in_thread(store.save_script, content, description=form.description, tags=tags)
     # The checkbox asks for the script's approval rule; only approvals.manage turns it on.
     await in_thread(
-        request_script_approval,
+        _approval().request_script_approval,
         request.app,
         request,
         getattr(request.state, "principal", None),
@@ -113,7 +121,7 @@ def show_script(
         versions=versions,
         saved=saved,
         unchanged=unchanged,
-        approval_required=bool(scripts_requiring_approval(request.app, [script.id])),
+        approval_required=bool(_approval().scripts_requiring_approval(request.app, [script.id])),
     )
 
 
@@ -140,7 +148,7 @@ async def restore_version(request: Request, script_id: str, number: int) -> Resp
     script = await in_thread(store.get_script, script_id)
     saved = await in_thread(store.restore_version, script.id, number)
     await in_thread(
-        request_script_approval,
+        _approval().request_script_approval,
         request.app,
         request,
         getattr(request.state, "principal", None),
