@@ -83,3 +83,16 @@ async def test_host_key_file_overrides_transport_keys(
     outcome = await transport.run_plan(host, Plan.command("true"), Collect())
     await transport.close()
     assert outcome.state is HostRunState.SUCCEEDED
+
+
+async def test_a_removed_known_hosts_makes_the_host_unknown_again(
+    sshd_loopback: SshdServer, loopback_known_hosts: Path
+) -> None:
+    # known_hosts is parsed once and re-read when it changes: a removal counts.
+    transport = transport_for(sshd_loopback, loopback_known_hosts, pool=False)
+    first = await transport.run_plan(host_of(sshd_loopback), Plan.command("true"), Collect())
+    assert first.state is HostRunState.SUCCEEDED
+    loopback_known_hosts.unlink()
+    again = await transport.run_plan(host_of(sshd_loopback), Plan.command("true"), Collect())
+    assert again.reason is FailureReason.HOST_KEY_UNKNOWN
+    assert again.started is False

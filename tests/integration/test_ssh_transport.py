@@ -270,12 +270,20 @@ async def test_truncated_utf8_at_the_end_is_replaced_not_lost(
     assert sink.stdout == "ok\ufffd"
 
 
+@pytest.mark.parametrize(
+    ("plan", "problem"),
+    [
+        (Plan(commands=(sh("true"),), env={"BAD NAME": "x"}), "environment variable name"),
+        (Plan(commands=(PlanCommand(()),)), "non-empty argv"),
+    ],
+    ids=["bad-env-name", "empty-argv"],
+)
 async def test_a_plan_sh_cannot_carry_fails_before_connecting(
-    ssh: SshTransport, sshd_loopback: SshdServer
+    ssh: SshTransport, sshd_loopback: SshdServer, plan: Plan, problem: str
 ) -> None:
-    plan = Plan(commands=(sh("true"),), env={"BAD NAME": "x"})
     outcome = await ssh.run_plan(host_of(sshd_loopback), plan, Collect())
     assert outcome.reason is FailureReason.TRANSPORT_ERROR
+    assert outcome.message.startswith("invalid plan") and problem in outcome.message
     assert outcome.started is False
     assert ssh.connections_opened == 0
 

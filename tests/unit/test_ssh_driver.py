@@ -102,3 +102,8 @@ def test_timeouts_are_plain_decimal_seconds() -> None:
 
 def test_controller_deadline_covers_every_command_and_its_kill_grace() -> None:
     assert driver_deadline(script_plan(), grace=1) == 30 + 10 + 2 * KILL_AFTER + 1
+
+
+def test_a_command_without_argv_is_refused() -> None:
+    with pytest.raises(ValueError, match="non-empty argv"):
+        build_driver(Plan(commands=(PlanCommand(("true",)), PlanCommand(()))))

@@ -7,7 +7,10 @@ uses the given client keys, else the SSH agent and the default keys
 (``Host.key_file`` overrides per host). Connections are kept in a bounded pool
 (idle timeout, least recently used idle connection evicted first) and shared
 by concurrent plans on the same host; concurrent first uses of a host wait on
-one handshake.
+one handshake. A connection leaves the pool the moment it dies, so no plan is
+handed one known to be dead; a plan whose pooled connection turns out dead
+when it opens its channel gets one retry on a new connection. ``close()``
+during a handshake ends the plans waiting on it as cancelled (not started).
 
 Every plan is one exec request: either its only command (fast path) or the
 fixed ``sh -s`` fed a generated driver on stdin (see :mod:`ssh_driver`).
@@ -26,7 +29,7 @@ import asyncio
 import contextlib
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,9 +65,26 @@ _PoolKey = tuple[str | None, str, int, str | None]
 @dataclass(slots=True, eq=False)
 class _Pooled:
     key: _PoolKey
-    conn: asyncssh.SSHClientConnection
+    #: Set once the handshake succeeded; the entry exists before so that the
+    #: connection can report its own death (see :class:`_PoolClient`).
+    conn: asyncssh.SSHClientConnection = field(init=False)
     users: int = 0
     idle_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+
+class _PoolClient(asyncssh.SSHClient):
+    """Takes its connection out of the pool the moment it dies.
+
+    asyncssh calls ``connection_lost`` just before ``is_closed()`` turns true,
+    so the pool never holds a connection known to be closed.
+    """
+
+    def __init__(self, forget: Callable[[_Pooled], None], entry: _Pooled) -> None:
+        self._forget = forget
+        self._entry = entry
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._forget(self._entry)
 
 
 class SshTransport:
@@ -101,7 +121,7 @@ class SshTransport:
         self._fast_path = fast_path
         self._pool: dict[_PoolKey, _Pooled] = {}
         self._idle: OrderedDict[_PoolKey, _Pooled] = OrderedDict()
-        self._connecting: dict[_PoolKey, asyncio.Task[asyncssh.SSHClientConnection]] = {}
+        self._connecting: dict[_PoolKey, asyncio.Task[_Pooled]] = {}
         self._options: dict[str | None, asyncssh.SSHClientConnectionOptions] = {}
         #: Handshakes completed (host keys checked); for tests and metrics.
         self.connections_opened = 0
@@ -125,13 +145,14 @@ class SshTransport:
                 return _failed(FailureReason.TRANSPORT_ERROR, f"invalid plan: {exc}", False)
             command, deadline = DRIVER_COMMAND, driver_deadline(plan, self._deadline_grace)
         key = self._pool_key(host)
-        overflow = False
-        for attempt in (1, 2):
+        first, overflow = True, False
+        while True:
             try:
                 if overflow:
                     # The pooled connection refused another channel (MaxSessions):
                     # this plan gets a connection of its own, closed after it.
-                    entry, reused = _Pooled(key, await self._connect(host), users=1), False
+                    entry, reused = await self._connect(key, host), False
+                    entry.users = 1
                 else:
                     entry, reused = await self._acquire(key, host)
             except (OSError, asyncssh.Error, TransportError) as exc:
@@ -141,10 +162,10 @@ class SshTransport:
                     chan, session, done = await self._open(entry.conn, command, sink)
                 except (OSError, asyncssh.Error) as exc:
                     alive = not entry.conn.is_closed()
-                    if attempt == 1 and (reused or alive):
-                        overflow = alive
-                        if not alive:
-                            self._discard(entry)
+                    # One retry: on a new connection when the pooled one was dead,
+                    # on one of the plan's own when a live one refused the channel.
+                    if first and (reused or alive):
+                        first, overflow = False, alive
                         continue
                     return _failed(running_failure_reason(exc), describe(exc), False)
                 if stdin is None:
@@ -155,7 +176,6 @@ class SshTransport:
                 return await self._finish(chan, session, done, deadline, driver=stdin is not None)
             finally:
                 self._release(entry)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _open(
         self, conn: asyncssh.SSHClientConnection, command: str, sink: OutputSink
@@ -233,43 +253,44 @@ class SshTransport:
     async def _acquire(self, key: _PoolKey, host: Host) -> tuple[_Pooled, bool]:
         """A connection for ``host`` with one more user; True when it was reused."""
         entry = self._pool.get(key)
-        if entry is not None and not entry.conn.is_closed():
+        if entry is not None:
             self._claim(entry)
             return entry, True
-        if entry is not None:
-            self._discard(entry)
         task = self._connecting.get(key)
         if task is None:
             task = asyncio.ensure_future(self._connect_into_pool(key, host))
             self._connecting[key] = task
-            task.add_done_callback(lambda _t: self._connecting.pop(key, None))
-        # Shielded: one waiter's cancellation must not abort others' handshake.
-        conn = await asyncio.shield(task)
-        entry = self._pool.get(key)
-        if entry is None or entry.conn is not conn:
-            entry = self._adopt(key, conn)
+            task.add_done_callback(lambda t: self._connected(key, t))
+        # Not awaited directly: one waiter's cancellation must not abort the
+        # others' handshake, and close() cancelling it must not look like ours.
+        await asyncio.wait((task,))
+        if task.cancelled():
+            raise TransportError(
+                "the transport was closed while connecting", reason=FailureReason.CANCELLED
+            )
+        entry = task.result()
+        # It may have died since (then it is out of the pool and the channel
+        # open fails): claimed all the same, so that its release closes it.
         self._claim(entry)
         return entry, False
 
-    async def _connect_into_pool(self, key: _PoolKey, host: Host) -> asyncssh.SSHClientConnection:
-        conn = await self._connect(host)
-        self._adopt(key, conn)
-        return conn
+    def _connected(self, key: _PoolKey, task: asyncio.Task[_Pooled]) -> None:
+        self._connecting.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here: every waiter may have been cancelled
 
-    def _adopt(self, key: _PoolKey, conn: asyncssh.SSHClientConnection) -> _Pooled:
-        old = self._pool.get(key)
-        if old is not None and old.conn is not conn and old.users == 0:
-            self._discard(old)
-        entry = _Pooled(key, conn)
+    async def _connect_into_pool(self, key: _PoolKey, host: Host) -> _Pooled:
+        entry = await self._connect(key, host)
         self._pool[key] = entry
         # Not yet in the idle order, so no eviction can take it before its
         # waiters claim it; the timer closes it if every waiter was cancelled.
         entry.idle_timer = asyncio.get_running_loop().call_later(
-            self._idle_timeout, self._expire, entry
+            self._idle_timeout, self._discard, entry
         )
         return entry
 
-    async def _connect(self, host: Host) -> asyncssh.SSHClientConnection:
+    async def _connect(self, key: _PoolKey, host: Host) -> _Pooled:
+        """A new connection for ``host``, in an entry the pool does not hold yet."""
         hostname, port = host.hostname, host.port
         known: Any = self._known.current()
         record = False
@@ -280,6 +301,8 @@ class SshTransport:
             cred = await self.credentials.ssh_credential(host)
         extra: dict[str, Any] = ssh_auth_options(cred) if cred is not None else {}
         user = host.user or (cred.username if cred is not None else None) or self._username
+        entry = _Pooled(key)
+        client = _PoolClient(self._forget, entry)
         conn = await asyncssh.connect(
             hostname,
             port,
@@ -287,21 +310,24 @@ class SshTransport:
             username=user or (),
             known_hosts=known,
             config=None,
+            client_factory=lambda: client,
             **extra,
         )
         if record:
             server_key = conn.get_server_host_key()
-            if server_key is not None:
-                try:
-                    self._known.record(hostname, port, server_key)
-                except OSError as exc:
-                    conn.close()
-                    raise TransportError(
-                        f"cannot record the host key in {self._known.path}: {exc}",
-                        reason=FailureReason.TRANSPORT_ERROR,
-                    ) from exc
+            # Only a GSS key exchange names no host key, and it is turned off.
+            assert server_key is not None
+            try:
+                self._known.record(hostname, port, server_key)
+            except OSError as exc:
+                conn.close()
+                raise TransportError(
+                    f"cannot record the host key in {self._known.path}: {exc}",
+                    reason=FailureReason.TRANSPORT_ERROR,
+                ) from exc
+        entry.conn = conn
         self.connections_opened += 1
-        return conn
+        return entry
 
     def _options_for(self, key_file: str | None) -> asyncssh.SSHClientConnectionOptions:
         """Connection options built once per key choice (keys are read once)."""
@@ -315,6 +341,8 @@ class SshTransport:
                 )
             options = asyncssh.SSHClientConnectionOptions(
                 config=None,
+                # GSS key exchange would trust a host by Kerberos instead of known_hosts.
+                gss_kex=False,
                 connect_timeout=self._connect_timeout,
                 keepalive_interval=self._keepalive[0],
                 keepalive_count_max=self._keepalive[1],
@@ -329,9 +357,18 @@ class SshTransport:
             with contextlib.suppress(TransportError):
                 known = self._known.is_known(host.hostname, host.port)
         reason = connect_failure_reason(exc, host_known=known)
-        return _failed(reason, f"{host.hostname}:{host.port}: {describe(exc)}", False)
+        message = f"{host.hostname}:{host.port}: {describe(exc)}"
+        if reason is FailureReason.CANCELLED:
+            return TransportOutcome(
+                HostRunState.CANCELLED, reason=reason, message=message, started=False
+            )
+        return _failed(reason, message, False)
 
     # -- pool bookkeeping (event-loop thread only, O(1) per call) ---------
+
+    # Invariants: an entry in ``_idle`` is the pool's entry for its key and
+    # has no users; an entry with users has no idle timer (claiming cancels
+    # it), so a timer that fires always finds its entry unused.
 
     def _claim(self, entry: _Pooled) -> None:
         entry.users += 1
@@ -344,53 +381,52 @@ class SshTransport:
         entry.users -= 1
         if entry.users > 0:
             return
-        if (
-            not self._pool_enabled
-            or entry.conn.is_closed()
-            or self._pool.get(entry.key) is not entry
-        ):
+        # Not the pool's (any more): an overflow connection, or one that died.
+        if self._pool_enabled and self._pool.get(entry.key) is entry:
+            self._park(entry)
+        else:
             self._discard(entry)
-            return
-        self._park(entry)
 
     def _park(self, entry: _Pooled) -> None:
         """Mark an unused connection idle; evict the oldest idle over the bound."""
-        if entry.users:
-            return
         loop = asyncio.get_running_loop()
-        entry.idle_timer = loop.call_later(self._idle_timeout, self._expire, entry)
+        entry.idle_timer = loop.call_later(self._idle_timeout, self._discard, entry)
         self._idle[entry.key] = entry
-        self._idle.move_to_end(entry.key)
         while len(self._pool) > self._max_pool and self._idle:
             _key, oldest = self._idle.popitem(last=False)
             self._discard(oldest)
 
-    def _expire(self, entry: _Pooled) -> None:
-        if entry.users == 0:
-            self._discard(entry)
-
-    def _discard(self, entry: _Pooled) -> None:
+    def _forget(self, entry: _Pooled) -> None:
+        """Take ``entry`` out of the pool, leaving its connection as it is."""
         if entry.idle_timer is not None:
             entry.idle_timer.cancel()
             entry.idle_timer = None
         if self._pool.get(entry.key) is entry:
             del self._pool[entry.key]
-        if self._idle.get(entry.key) is entry:
-            del self._idle[entry.key]
-        if entry.users == 0:
-            entry.conn.close()
+            self._idle.pop(entry.key, None)
+
+    def _discard(self, entry: _Pooled) -> None:
+        """Take an unused ``entry`` out of the pool and close its connection."""
+        self._forget(entry)
+        entry.conn.close()
 
     async def close(self) -> None:
-        """Close every pooled connection and wait for them to go."""
-        for task in list(self._connecting.values()):
+        """Close every pooled connection and wait for them to go.
+
+        Handshakes in progress are abandoned (asyncssh closes their sockets);
+        the plans waiting on them end as cancelled.
+        """
+        connecting = list(self._connecting.values())
+        for task in connecting:
             task.cancel()
         entries = list(self._pool.values())
+        self._pool.clear()
+        self._idle.clear()
         for entry in entries:
             if entry.idle_timer is not None:
                 entry.idle_timer.cancel()
             entry.conn.close()
-        self._pool.clear()
-        self._idle.clear()
+        await asyncio.gather(*connecting, return_exceptions=True)
         for entry in entries:
             with contextlib.suppress(Exception):
                 await entry.conn.wait_closed()

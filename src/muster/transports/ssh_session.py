@@ -48,8 +48,9 @@ class PlanSession(asyncssh.SSHClientSession[bytes]):
             tail = decoder.decode(b"", True)
             if tail:
                 self._sink(stream, tail)
-        if not self._done.done():
-            self._done.set_result(exc)
+        # asyncssh ends a session once, and the waiter only ever awaits
+        # ``done`` through a shield, so it is still pending here.
+        self._done.set_result(exc)
 
 
 def stop_channel(chan: Any) -> None:
