@@ -61,6 +61,22 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(default=30.0, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    #: Largest request body in bytes (413 above it, before it is read); host
+    #: imports have their own limit. Room for a largest script body with its
+    #: JSON escaping.
+    max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=4096)
+    #: Largest inventory upload (``POST /api/v1/hosts/import``) in bytes.
+    max_import_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)
+    #: Most hosts one import may define (422 above it). It also bounds the
+    #: parse: at most 10 host entries per host (a host named on several lines
+    #: counts once per line) and 50 variables per host once group variables
+    #: are copied to their members.
+    max_import_hosts: int = Field(default=20_000, ge=1)
+    #: Largest script body, ad-hoc command and single parameter value, in
+    #: UTF-8 bytes (422 above them, naming the field and the limit).
+    max_script_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_command_bytes: int = Field(default=64 * 1024, ge=1)
+    max_parameter_bytes: int = Field(default=64 * 1024, ge=1)
     #: The unprivileged account local-transport hosts run as on a server (never the
     #: server's own: it could read the data directory). Switching needs root.
     local_run_as: str = Field(default="nobody", pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")

@@ -22,6 +22,8 @@ from muster.errors import ParameterError
 
 __all__ = [
     "ENV_PREFIX",
+    "INT_MAX",
+    "INT_MIN",
     "ParamValue",
     "ParameterSpec",
     "ParameterType",
@@ -40,6 +42,9 @@ ENV_PREFIX: Final = "MUSTER_PARAM_"
 _NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_NAME: Final = 64
 _INT_RE: Final = re.compile(r"[+-]?[0-9]+")
+#: Integer parameters are 64-bit signed, as shells, databases and most tools read them.
+INT_MIN: Final = -(2**63)
+INT_MAX: Final = 2**63 - 1
 _FLOAT_RE: Final = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TRUE: Final = frozenset({"true", "yes", "1", "on"})
 _FALSE: Final = frozenset({"false", "no", "0", "off"})
@@ -221,16 +226,18 @@ def _coerce_bool(spec: ParameterSpec, raw: object) -> bool:
 def _coerce_int(spec: ParameterSpec, raw: object) -> int:
     if isinstance(raw, bool):
         raise _problem(spec, f"expected an integer; got a boolean {_shown(raw)}")
+    value: int | None = None
     if isinstance(raw, int):
-        return raw
-    if isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
-        return int(raw)
-    if isinstance(raw, str) and _INT_RE.fullmatch(raw.strip()):
-        try:
-            return int(raw.strip())
-        except ValueError:  # more digits than Python converts
-            pass
-    raise _problem(spec, f"expected an integer; got {_shown(raw)}")
+        value = raw
+    elif isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
+        value = int(raw)
+    elif isinstance(raw, str) and _INT_RE.fullmatch(raw.strip()) and len(raw.strip()) <= 40:
+        value = int(raw.strip())
+    if value is None:
+        raise _problem(spec, f"expected an integer; got {_shown(raw)}")
+    if not INT_MIN <= value <= INT_MAX:
+        raise _problem(spec, f"expected an integer from {INT_MIN} to {INT_MAX} (64 bits)")
+    return value
 
 
 def _coerce_float(spec: ParameterSpec, raw: object) -> float:

@@ -26,6 +26,7 @@ from muster.server.context import ServerContext
 from muster.server.delivery import WebhookDispatcher
 from muster.server.errors import install_error_handlers
 from muster.server.health import muster_version
+from muster.server.input_guard import install_body_limits
 from muster.server.security_setup import announce_bootstrap, install_security, security_tick
 from muster.server.watch import ExecutionWatcher
 from muster.server.web import install_console
@@ -169,6 +170,7 @@ def create_app(
         app.include_router(module.router)
     install_security(app)
     install_console(app)
+    install_body_limits(app, settings)
     return app
 
 

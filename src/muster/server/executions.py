@@ -19,8 +19,10 @@ from muster.errors import ConflictError, NotFoundError, ValidationError
 from muster.server.approval_gate import retry_execution as gated_retry
 from muster.server.auth import CurrentUser
 from muster.server.context import ServerContext, get_context
+from muster.server.header_values import attachment
 from muster.server.local_hosts import require_retry_permission
-from muster.server.schemas.executions import ExecutionList, ExecutionOut
+from muster.server.schemas.common import MAX_OFFSET, narrowed
+from muster.server.schemas.executions import ExecutionList, ExecutionOut, ExecutionSummaryOut
 from muster.server.views import execution_out
 from muster.store.base import HostRunRecord, Store
 
@@ -39,7 +41,7 @@ def list_executions(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ExecutionList:
     host_id = None
     if host:
@@ -65,7 +67,7 @@ def list_executions(
         offset=offset,
     )
     return ExecutionList(
-        items=[execution_out(e) for e in page.items],
+        items=[narrowed(ExecutionSummaryOut, execution_out(e)) for e in page.items],
         total=page.total,
         limit=page.limit,
         offset=page.offset,
@@ -151,5 +153,5 @@ def download_log(
     return StreamingResponse(
         body(),
         media_type="text/plain; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": attachment(filename)},
     )

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from muster.domain.hosts import Host, TransportKind
-from muster.domain.inventory import Inventory
-from muster.domain.inventory_formats import parse_ansible_ini, parse_ansible_yaml, parse_ssh_config
-from muster.engine.inventory_files import detect_format
-from muster.errors import InventoryError, ValidationError
+from muster.errors import ValidationError
 from muster.security.rbac import Principal
 from muster.server.auth import CurrentUser
 from muster.server.context import ServerContext, get_context
+from muster.server.host_import import parse_import, stop_check
 from muster.server.local_hosts import local_names, require_local_permission, written_local_hosts
 from muster.server.schemas.hosts import HostIn, HostList, HostOut, HostPatch, ImportIn, ImportOut
 from muster.server.views import host_out
@@ -106,24 +103,15 @@ def delete_host(host_id: str, ctx: Ctx, who: CurrentUser) -> Response:
     return Response(status_code=204)
 
 
-def _parse(body: ImportIn) -> Inventory:
-    fmt = body.format
-    if fmt == "auto":
-        fmt = detect_format(Path("inventory"), body.content)  # type: ignore[assignment]
-    parser = {"ini": parse_ansible_ini, "yaml": parse_ansible_yaml, "ssh_config": parse_ssh_config}
-    try:
-        inventory = parser[fmt](body.content, "upload")
-    except InventoryError as exc:
-        raise ValidationError(exc.message, field="content") from exc
-    if not len(inventory):
-        raise ValidationError("the inventory defines no host", field="content")
-    return inventory
-
-
 @router.post("/import", response_model=ImportOut, status_code=201)
-def import_hosts(body: ImportIn, ctx: Ctx, who: CurrentUser) -> ImportOut:
-    """Add (and by default update) every host of an INI, YAML or ssh_config inventory."""
-    hosts = _parse(body).all_hosts()
+def import_hosts(body: ImportIn, ctx: Ctx, who: CurrentUser, request: Request) -> ImportOut:
+    """Add (and by default update) every host of an INI, YAML or ssh_config inventory.
+
+    Capped (``max_import_bytes``, ``max_import_hosts``); stops between store
+    batches, keeping nothing, when the client leaves or the server stops."""
+    hosts = parse_import(body, ctx.settings)
     require_local_permission(who, written_local_hosts(ctx.store, hosts), doing="import")
-    created, updated = ctx.store.upsert_hosts(hosts, update_existing=body.update_existing)
+    created, updated = ctx.store.upsert_hosts(
+        hosts, update_existing=body.update_existing, should_stop=stop_check(request, ctx)
+    )
     return ImportOut(created=created, updated=updated, total=len(created) + len(updated))

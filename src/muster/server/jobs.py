@@ -12,6 +12,7 @@ from muster.domain.jobtypes import JOB_PRIORITIES, render_job
 from muster.server.approval_gate import approval_gate
 from muster.server.auth import CurrentUser
 from muster.server.context import ServerContext, get_context
+from muster.server.limits import check_command
 from muster.server.schemas.executions import ExecutionOut
 from muster.server.schemas.jobs import CommandIn, JobIn
 from muster.server.submit import submit_command, submit_job
@@ -27,6 +28,7 @@ Ctx = Annotated[ServerContext, Depends(get_context)]
 @router.post("/commands", response_model=ExecutionOut, status_code=201)
 def run_command(body: CommandIn, ctx: Ctx, who: CurrentUser, request: Request) -> ExecutionOut:
     """Run one command line through ``shell -c`` on every host (normal priority)."""
+    check_command(ctx.settings, body.command)
     execution_id = submit_command(
         ctx.store,
         body.command,

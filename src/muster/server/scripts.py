@@ -17,14 +17,18 @@ from muster.server.approval_gate import (
 )
 from muster.server.auth import CurrentUser
 from muster.server.context import ServerContext, get_context
+from muster.server.limits import check_parameter_values, check_script
+from muster.server.schemas.common import MAX_OFFSET, MAX_VERSION, narrowed
 from muster.server.schemas.executions import ExecutionOut
 from muster.server.schemas.scripts import (
     ExecuteIn,
     ScriptIn,
     ScriptList,
     ScriptOut,
+    ScriptSummaryOut,
     VersionList,
     VersionOut,
+    VersionSummaryOut,
 )
 from muster.server.submit import submit_script
 from muster.server.submitted import after_submit
@@ -34,7 +38,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/automation/scripts", tags=["scripts"])
 Ctx = Annotated[ServerContext, Depends(get_context)]
-VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 
 def _content(body: ScriptIn) -> ScriptVersion:
@@ -74,12 +78,15 @@ def list_scripts(
     tag: str | None = None,
     search: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ScriptList:
     page = ctx.store.list_scripts(tag=tag, search=search, limit=limit, offset=offset)
     required = scripts_requiring_approval(request.app, [s.id for s in page.items])
     items = [
-        script_out(s, ctx.store.get_version(s.id), approval_required=s.id in required)
+        narrowed(
+            ScriptSummaryOut,
+            script_out(s, ctx.store.get_version(s.id), approval_required=s.id in required),
+        )
         for s in page.items
     ]
     return ScriptList(items=items, total=page.total)
@@ -94,6 +101,7 @@ def save_script(
     ``requires_approval`` in the content turns the script's rule on only for an
     ``approvals.manage`` holder and never turns it off (see ``approval_gate``).
     """
+    check_script(ctx.settings, body.body, [(p.name, p.default) for p in body.parameters])
     saved = ctx.store.save_script(_content(body), description=body.description, tags=body.tags)
     if not saved.created:
         response.status_code = 200
@@ -121,7 +129,8 @@ def delete_script(script_id: str, ctx: Ctx) -> Response:
 def list_versions(script_id: str, ctx: Ctx) -> VersionList:
     script = ctx.store.get_script(script_id)
     versions = sorted(ctx.store.list_versions(script.id), key=lambda v: v.number, reverse=True)
-    return VersionList(items=[version_out(v) for v in versions], total=len(versions))
+    items = [narrowed(VersionSummaryOut, version_out(v)) for v in versions]
+    return VersionList(items=items, total=len(versions))
 
 
 @router.get("/{script_id}/versions/{number}", response_model=VersionOut)
@@ -154,6 +163,7 @@ def execute_script(
     """Pin the version's exact content hash now and queue one host run per host
     (``pending_approval`` with an approval request if the script's rule or a
     targeted group's requires one, whichever version is chosen)."""
+    check_parameter_values(ctx.settings, body.parameter_values)
     script = ctx.store.get_script(script_id)
     number = None if body.version == "latest" else body.version
     try:

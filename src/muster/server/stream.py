@@ -22,6 +22,8 @@ from starlette.concurrency import run_in_threadpool
 
 from muster.errors import NotFoundError, ValidationError
 from muster.server.context import ServerContext
+from muster.server.header_values import parse_event_id
+from muster.server.schemas.common import MAX_EVENT_ID
 from muster.server.sse import EventLines, sse
 from muster.store.base import ExecutionRecord, HostRunRecord
 from muster.store.notify import execution_key
@@ -134,18 +136,20 @@ async def stream_execution(
     execution_id: str,
     request: Request,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="Resume after this event id")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="Resume after this event id")
+    ] = None,
 ) -> StreamingResponse:
     ctx: ServerContext = request.app.state.muster
     await run_in_threadpool(ctx.store.get_execution, execution_id)  # 404 before streaming
     cursor = after or 0
     if last_event_id:
-        try:
-            cursor = max(cursor, int(last_event_id))
-        except ValueError as exc:
+        event_id = parse_event_id(last_event_id)
+        if event_id is None:
             raise ValidationError(
                 "Last-Event-ID must be an event id from this stream", field="Last-Event-ID"
-            ) from exc
+            )
+        cursor = max(cursor, event_id)
     return StreamingResponse(
         _events(ctx, execution_id, cursor, request),
         media_type="text/event-stream",

@@ -7,7 +7,14 @@ from typing import Any
 
 from muster.server.schemas.common import Response
 
-__all__ = ["ApprovalNeedOut", "ExecutionList", "ExecutionOut", "HostResultOut", "SkippedHostOut"]
+__all__ = [
+    "ApprovalNeedOut",
+    "ExecutionList",
+    "ExecutionOut",
+    "ExecutionSummaryOut",
+    "HostResultOut",
+    "SkippedHostOut",
+]
 
 
 class ApprovalNeedOut(Response):
@@ -65,8 +72,25 @@ class ExecutionOut(Response):
     approval: ApprovalNeedOut | None = None
 
 
+class ExecutionSummaryOut(Response):
+    """An execution in a list: status and counts; parameter values and every host's
+    result (with output tails) only come with ``GET .../executions/{id}``."""
+
+    id: str
+    kind: str
+    status: str
+    description: str
+    script_id: str | None
+    script_version: int | None
+    content_hash: str | None
+    priority: str
+    created_at: datetime | None
+    finished_at: datetime | None
+    counts: dict[str, int]
+
+
 class ExecutionList(Response):
-    items: list[ExecutionOut]
+    items: list[ExecutionSummaryOut]
     total: int
     limit: int
     offset: int

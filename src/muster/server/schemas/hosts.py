@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
+from muster.domain.hostnames import MAX_HOST_NAME, host_name_problem
 from muster.server.schemas.common import Request, Response
 
 __all__ = ["HostIn", "HostList", "HostOut", "HostPatch", "ImportIn", "ImportOut"]
@@ -13,8 +14,20 @@ __all__ = ["HostIn", "HostList", "HostOut", "HostPatch", "ImportIn", "ImportOut"
 TransportName = Literal["local", "ssh", "agent"]
 
 
+def _host_name(value: str) -> str:
+    problem = host_name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+#: A new or changed host name (:mod:`muster.domain.hostnames`: letters, digits, ``-``,
+#: ``_``, dot-separated labels); stored names from before the rule stay readable.
+HostName = Annotated[str, Field(min_length=1, max_length=MAX_HOST_NAME), AfterValidator(_host_name)]
+
+
 class HostIn(Request):
-    name: str = Field(min_length=1, max_length=253)
+    name: HostName
     address: str | None = None
     port: int = Field(default=22, ge=1, le=65535)
     user: str | None = None
@@ -32,7 +45,7 @@ class HostIn(Request):
 class HostPatch(Request):
     """Every field optional: only the fields given change (PUT and PATCH alike)."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=253)
+    name: HostName | None = None
     address: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
     user: str | None = None

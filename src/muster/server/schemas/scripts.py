@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from muster.server.schemas.common import Request, Response
+from muster.server.schemas.common import MAX_VERSION, Request, Response, VersionNumber
 
 __all__ = [
     "ExecuteIn",
@@ -15,8 +15,10 @@ __all__ = [
     "ScriptIn",
     "ScriptList",
     "ScriptOut",
+    "ScriptSummaryOut",
     "VersionList",
     "VersionOut",
+    "VersionSummaryOut",
 ]
 
 ParamType = Literal["string", "integer", "float", "boolean", "secret", "choice"]
@@ -61,8 +63,23 @@ class VersionOut(Response):
     idempotent: bool
 
 
+class VersionSummaryOut(Response):
+    """A version in a list: all of :class:`VersionOut` but the body, which only
+    ``GET .../versions/{number}`` returns (a page of bodies could be megabytes)."""
+
+    number: int
+    version: int
+    content_hash: str
+    created_at: datetime | None = None
+    shell: str
+    parameters: list[dict[str, Any]]
+    timeout: float
+    requires_approval: bool
+    idempotent: bool
+
+
 class VersionList(Response):
-    items: list[VersionOut]
+    items: list[VersionSummaryOut]
     total: int
 
 
@@ -86,12 +103,43 @@ class ScriptOut(Response):
     created_version: bool | None = None
 
 
+class ScriptSummaryOut(Response):
+    """A script in a list: all of :class:`ScriptOut` but the body, which only
+    ``GET .../scripts/{id}`` returns."""
+
+    id: str
+    name: str
+    version: int
+    content_hash: str
+    shell: str
+    parameters: list[dict[str, Any]]
+    timeout: float
+    requires_approval: bool
+    idempotent: bool
+    description: str
+    tags: list[str]
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 class ScriptList(Response):
-    items: list[ScriptOut]
+    items: list[ScriptSummaryOut]
     total: int
 
 
 class ExecuteIn(Request):
     host_ids: list[str] = Field(min_length=1)
     parameter_values: dict[str, Any] = Field(default_factory=dict)
-    version: int | Literal["latest"] = "latest"
+    version: VersionNumber | Literal["latest"] = "latest"
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: object) -> object:
+        """One clear problem on ``version`` (not one per union member)."""
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+            value = int(value)
+        if value == "latest" or (
+            isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_VERSION
+        ):
+            return value
+        raise ValueError(f"must be 'latest' or a version number from 1 to {MAX_VERSION}")

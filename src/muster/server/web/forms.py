@@ -25,6 +25,7 @@ __all__ = [
     "ParamRow",
     "ScriptForm",
     "execute_values",
+    "form_int",
     "host_refs",
     "script_form",
     "script_form_from_version",
@@ -220,6 +221,20 @@ def execute_values(
         if value != "":
             raw[spec.name] = value
     return raw
+
+
+def form_int(text: str, *, field: str, low: int, high: int) -> int:
+    """A whole number typed in a form field, within [low, high]; else ValidationError
+    naming the field (never a ValueError from ``int("abc")``)."""
+    value = text.strip()
+    if not (value.isascii() and value.isdigit() and len(value) <= len(str(high))):
+        number = None
+    else:
+        number = int(value)
+    if number is None or not low <= number <= high:
+        problem = f"must be a whole number from {low} to {high}; got {text[:40]!r}"
+        raise ValidationError(f"{field} {problem}", field=field, problems={field: problem})
+    return number
 
 
 def host_refs(text: str) -> list[str]:

@@ -14,8 +14,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from muster.domain.approval_rules import ApprovalGate
 from muster.errors import PermissionDeniedError, ValidationError
+from muster.server.limits import check_parameter_values
+from muster.server.schemas.common import MAX_VERSION
 from muster.server.submit import resolve_hosts, submit_script
-from muster.server.web.forms import execute_values, host_refs
+from muster.server.web.forms import execute_values, form_int, host_refs
 from muster.server.web.render import HtmlErrorRoute, form_data, in_thread, page, web_context
 from muster.store.base import FleetFacets, Store, VersionRecord
 
@@ -61,7 +63,11 @@ def _form_page(
 
 
 @router.get("/scripts/{script_id}/execute", response_class=HTMLResponse)
-def execute_form(request: Request, script_id: str, version: int | None = None) -> HTMLResponse:
+def execute_form(
+    request: Request,
+    script_id: str,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+) -> HTMLResponse:
     store = web_context(request).store
     script = store.get_script(script_id)
     record = store.get_version(script.id, version)
@@ -74,8 +80,9 @@ async def execute(request: Request, script_id: str) -> Response:
     ctx = web_context(request)
     data = await form_data(request)
     script = await in_thread(ctx.store.get_script, script_id)
-    number = (data.get("version") or [""])[-1]
-    version = await in_thread(ctx.store.get_version, script.id, int(number) if number else None)
+    text = (data.get("version") or [""])[-1]
+    number = form_int(text, field="version", low=1, high=MAX_VERSION) if text else None
+    version = await in_thread(ctx.store.get_version, script.id, number)
     targets = (data.get("targets") or [""])[-1]
     raw = execute_values(version.parameters, data)
     shown = {
@@ -84,6 +91,7 @@ async def execute(request: Request, script_id: str) -> Response:
         if all(p.name != name or p.type.value != "secret" for p in version.parameters)
     }
     try:
+        check_parameter_values(ctx.settings, raw, prefix="")
         refs = host_refs(targets)
         if not refs:
             raise ValidationError(

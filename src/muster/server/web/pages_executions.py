@@ -18,7 +18,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Stre
 from muster.domain.states import TERMINAL_STATES
 from muster.errors import ConflictError
 from muster.server.context import ServerContext
+from muster.server.header_values import parse_event_id
 from muster.server.local_hosts import require_retry_permission
+from muster.server.schemas.common import MAX_OFFSET
 from muster.server.sse import sse
 from muster.server.web.render import HtmlErrorRoute, in_thread, page, web_context
 from muster.server.web.summary import FILTERS, PAGE_SIZE, GroupCache, summary
@@ -45,7 +47,7 @@ def show_execution(
     execution_id: str,
     filter: Annotated[str, Query(max_length=20)] = "",
     group: Annotated[str, Query(max_length=64)] = "",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
     ctx = web_context(request)
     record = ctx.store.execution_header(execution_id)
@@ -77,7 +79,7 @@ def execution_summary(
     execution_id: str,
     filter: Annotated[str, Query(max_length=20)] = "",
     group: Annotated[str, Query(max_length=64)] = "",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JSONResponse:
     ctx = web_context(request)
     body = summary(
@@ -145,7 +147,7 @@ async def run_output(request: Request, execution_id: str, run_id: str) -> Stream
     ctx = web_context(request)
     await in_thread(ctx.store.run_in_execution, execution_id, run_id)
     last = request.headers.get("last-event-id", "")
-    cursor = int(last) if last.isdigit() else 0
+    cursor = parse_event_id(last) or 0
     return StreamingResponse(
         _run_events(ctx, execution_id, run_id, request, cursor),
         media_type="text/event-stream",

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from muster.domain.states import ExecutionStatus
 from muster.errors import NotFoundError
+from muster.server.schemas.common import MAX_OFFSET
 from muster.server.web.render import HtmlErrorRoute, page, web_context
 from muster.store.base import ExecutionRecord
 
@@ -36,7 +37,7 @@ def history(
     host: Annotated[str, Query(max_length=253)] = "",
     since: Annotated[str, Query(max_length=40)] = "",
     until: Annotated[str, Query(max_length=40)] = "",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
     store = web_context(request).store
     problems: dict[str, str] = {}

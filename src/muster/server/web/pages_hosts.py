@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from muster.server.schemas.common import MAX_OFFSET
 from muster.server.web.render import HtmlErrorRoute, page, web_context
 
 __all__ = ["router"]
@@ -22,7 +23,7 @@ def list_hosts(
     request: Request,
     q: Annotated[str, Query(max_length=200)] = "",
     group: Annotated[str, Query(max_length=100)] = "",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
     store = web_context(request).store
     found, total = store.host_page(search=q, group=group, limit=PAGE, offset=offset)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from muster.domain.scripts import Shell
 from muster.errors import ValidationError
+from muster.server.limits import check_script
+from muster.server.schemas.common import MAX_VERSION
 from muster.server.web.diff import side_by_side
 from muster.server.web.forms import ParamRow, ScriptForm, script_form, script_form_from_version
 from muster.server.web.forms import to_version as form_to_version
@@ -20,6 +22,7 @@ __all__ = ["router"]
 router = APIRouter(route_class=HtmlErrorRoute, include_in_schema=False)
 
 PARAM_TYPES = ("string", "integer", "float", "boolean", "secret", "choice")
+VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 SHELLS = tuple(s.value for s in Shell)
 
 
@@ -86,6 +89,12 @@ async def save_script(request: Request) -> Response:
     script_id = (data.get("script_id") or [""])[-1] or None
     try:
         content, tags = form_to_version(form)
+        check_script(
+            web_context(request).settings,
+            content.body,
+            [(p.name, p.default) for p in content.parameters],
+            default_field="p{i}_default",
+        )
     except ValidationError as exc:
         return _edit_page(
             request, form, script_id=script_id, problems=exc.problems, status_code=422
@@ -108,7 +117,10 @@ async def save_script(request: Request) -> Response:
 
 @router.get("/scripts/{script_id}", response_class=HTMLResponse)
 def show_script(
-    request: Request, script_id: str, saved: int | None = None, unchanged: int | None = None
+    request: Request,
+    script_id: str,
+    saved: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+    unchanged: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> HTMLResponse:
     store = web_context(request).store
     script = store.get_script(script_id)
@@ -135,7 +147,7 @@ def edit_script(request: Request, script_id: str) -> HTMLResponse:
 
 
 @router.get("/scripts/{script_id}/versions/{number}", response_class=HTMLResponse)
-def show_version(request: Request, script_id: str, number: int) -> HTMLResponse:
+def show_version(request: Request, script_id: str, number: VersionPath) -> HTMLResponse:
     store = web_context(request).store
     script = store.get_script(script_id)
     version = store.get_version(script.id, number)
@@ -143,7 +155,7 @@ def show_version(request: Request, script_id: str, number: int) -> HTMLResponse:
 
 
 @router.post("/scripts/{script_id}/versions/{number}/restore", response_class=HTMLResponse)
-async def restore_version(request: Request, script_id: str, number: int) -> Response:
+async def restore_version(request: Request, script_id: str, number: VersionPath) -> Response:
     store = web_context(request).store
     script = await in_thread(store.get_script, script_id)
     saved = await in_thread(store.restore_version, script.id, number)
@@ -161,7 +173,10 @@ async def restore_version(request: Request, script_id: str, number: int) -> Resp
 
 @router.get("/scripts/{script_id}/diff", response_class=HTMLResponse)
 def diff_versions(
-    request: Request, script_id: str, a: int | None = None, b: int | None = None
+    request: Request,
+    script_id: str,
+    a: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+    b: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> HTMLResponse:
     store = web_context(request).store
     script = store.get_script(script_id)
