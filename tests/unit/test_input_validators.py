@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from muster.config import Settings
 from muster.domain.hostnames import check_host_name, host_name_problem
-from muster.domain.params import INT_MAX, INT_MIN, ParameterSpec, coerce_value
+from muster.domain.params import INT_MAX, INT_MIN, ParameterSpec, ParameterType, coerce_value
 from muster.errors import ParameterError, ValidationError
 from muster.server.header_values import attachment, parse_event_id
 from muster.server.input_guard import _body_nul
@@ -146,13 +146,13 @@ def test_form_integers_inside_the_range_pass() -> None:
 
 @pytest.mark.parametrize("raw", [2**63, -(2**63) - 1, str(2**70), float(2**64), "9" * 5000])
 def test_integer_parameters_are_64_bit(raw: object) -> None:
-    spec = ParameterSpec("n", type="integer")
+    spec = ParameterSpec("n", type=ParameterType.INTEGER)
     with pytest.raises(ParameterError, match="parameter 'n'"):
         coerce_value(spec, raw)
 
 
 def test_integer_parameters_at_the_64_bit_edges_pass() -> None:
-    spec = ParameterSpec("n", type="integer")
+    spec = ParameterSpec("n", type=ParameterType.INTEGER)
     assert coerce_value(spec, INT_MAX) == INT_MAX
     assert coerce_value(spec, str(INT_MIN)) == INT_MIN
 

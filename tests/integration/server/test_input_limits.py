@@ -35,7 +35,7 @@ PARAMS = [{"name": "msg", "type": "string", "default": "hi"}]
 def small(tmp_path: Path) -> Iterator[LiveServer]:
     """A server with small, configured limits (SQLite; the limits are checked before storage)."""
     live = LiveServer(
-        server_settings(tmp_path / "data", **LIMITS), localhost=True, embedded_worker=False
+        server_settings(tmp_path / "data", "", **LIMITS), localhost=True, embedded_worker=False
     ).start()
     try:
         yield live
@@ -278,7 +278,9 @@ def test_an_import_stops_when_its_client_leaves(small: LiveServer) -> None:
 
 
 def test_an_import_stops_when_the_server_stops(tmp_path: Path) -> None:
-    live = LiveServer(server_settings(tmp_path / "data", **LIMITS), embedded_worker=False).start()
+    live = LiveServer(
+        server_settings(tmp_path / "data", "", **LIMITS), embedded_worker=False
+    ).start()
     try:
         entered, outcome = _hold_import(live)
         sock = _send_import(live, _ini(40))
@@ -325,6 +327,6 @@ def test_event_ids_from_headers_are_bounded(small: LiveServer, api: httpx.Client
     # b"\xb2" arrives as "²", which str.isdigit() accepts and int() refuses.
     for odd in (b"\xb2", str(2**70).encode()):
         url = f"/ui/executions/{eid}/runs/{rid}/output"
-        with api.stream("GET", url, headers={"Last-Event-ID": odd}) as live:
+        with api.stream("GET", url, headers=[(b"Last-Event-ID", odd)]) as live:
             assert live.status_code == 200, odd
             assert next(live.iter_bytes()).startswith(b": host output")

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, event
 
 from muster.domain.hosts import Host
 from muster.errors import ConflictError, OperationCancelledError
+from muster.store.sqlalchemy_store import SqlStore
 
 
 @contextmanager
@@ -35,7 +36,7 @@ def _fleet(n: int, **fields: Any) -> list[Host]:
     ]
 
 
-def test_statements_grow_with_batches_not_with_hosts(store) -> None:
+def test_statements_grow_with_batches_not_with_hosts(store: SqlStore) -> None:
     with statements(store.engine) as small:
         store.upsert_hosts(_fleet(1000))
     with statements(store.engine) as large:
@@ -51,20 +52,20 @@ def test_statements_grow_with_batches_not_with_hosts(store) -> None:
     assert len(store.list_hosts()) == 2000
 
 
-def test_a_name_twice_in_one_import_is_one_host(store) -> None:
+def test_a_name_twice_in_one_import_is_one_host(store: SqlStore) -> None:
     created, updated = store.upsert_hosts([Host(name="a", port=1), Host(name="a", port=2)])
     assert created == ["a"] and updated == []
     assert store.get_host("a").port == 2
 
 
-def test_refusing_existing_hosts_keeps_nothing(store) -> None:
+def test_refusing_existing_hosts_keeps_nothing(store: SqlStore) -> None:
     store.upsert_hosts([Host(name="web00700")])
     with pytest.raises(ConflictError, match="web00700"):
         store.upsert_hosts(_fleet(1000), update_existing=False)
     assert [h.name for h in store.list_hosts()] == ["web00700"]
 
 
-def test_a_stop_request_between_batches_keeps_nothing(store) -> None:
+def test_a_stop_request_between_batches_keeps_nothing(store: SqlStore) -> None:
     asked: list[int] = []
 
     def should_stop() -> bool:
@@ -77,7 +78,7 @@ def test_a_stop_request_between_batches_keeps_nothing(store) -> None:
     assert store.list_hosts() == []
 
 
-def test_a_name_repeated_in_a_later_batch_updates_the_row_just_created(store) -> None:
+def test_a_name_repeated_in_a_later_batch_updates_the_row_just_created(store: SqlStore) -> None:
     fleet = [*_fleet(600), Host(name="web00001", port=2200)]
     created, updated = store.upsert_hosts(fleet)
     assert len(created) == 600 and updated == []
