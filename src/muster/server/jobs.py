@@ -22,6 +22,7 @@ from muster.server.views import execution_out
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/automation", tags=["jobs"])
+_THROTTLE: set[str] = {"forks", "per_group", "delay"}
 Ctx = Annotated[ServerContext, Depends(get_context)]
 
 
@@ -37,6 +38,7 @@ def run_command(body: CommandIn, ctx: Ctx, who: CurrentUser, request: Request) -
         shell=body.shell,
         requested_by=who.name,
         who=who,
+        throttle=body.throttle(),
         gate=approval_gate(request.app),
     )
     return execution_out(after_submit(request.app, request, who, execution_id))
@@ -56,7 +58,9 @@ def run_job(body: JobIn, ctx: Ctx, who: CurrentUser, request: Request) -> Execut
     fields: dict[str, Any] = dict(body.model_extra or {})
     if body.type == "command":
         try:
-            command = CommandIn.model_validate({"host_ids": body.host_ids, **fields})
+            command = CommandIn.model_validate(
+                {"host_ids": body.host_ids, **fields, **body.model_dump(include=_THROTTLE)}
+            )
         except PydanticValidationError as exc:
             raise RequestValidationError(exc.errors()) from exc
         return run_command(command, ctx, who, request)
@@ -68,6 +72,7 @@ def run_job(body: JobIn, ctx: Ctx, who: CurrentUser, request: Request) -> Execut
         body.host_ids,
         requested_by=who.name,
         who=who,
+        throttle=body.throttle(),
         gate=approval_gate(request.app),
     )
     return execution_out(after_submit(request.app, request, who, execution_id))

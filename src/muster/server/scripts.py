@@ -177,6 +177,7 @@ def execute_script(
         body.parameter_values,
         requested_by=who.name,
         who=who,
+        throttle=body.throttle(),
         gate=approval_gate(request.app),
     )
     return execution_out(after_submit(request.app, request, who, execution_id))

@@ -12,6 +12,7 @@ from muster.server.schemas.executions import (
     ExecutionOut,
     HostResultOut,
     SkippedHostOut,
+    ThrottleOut,
 )
 from muster.server.schemas.hosts import HostOut
 from muster.server.schemas.scripts import ScriptOut, VersionOut
@@ -146,4 +147,7 @@ def execution_out(e: ExecutionRecord) -> ExecutionOut:
         skipped_hosts=skipped,
         counts={k: v for k, v in e.counts.items() if v},
         approval=_approval_out(e),
+        throttle=ThrottleOut(
+            forks=e.throttle.forks, per_group=e.throttle.per_group, delay=e.throttle.delay
+        ),
     )

@@ -5,6 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import AliasChoices, BaseModel, Field, field_validator
+
+from muster.domain.durations import parse_duration
+from muster.domain.throttle import MAX_FORKS, Throttle
 from muster.server.schemas.common import Response
 
 __all__ = [
@@ -14,7 +18,51 @@ __all__ = [
     "ExecutionSummaryOut",
     "HostResultOut",
     "SkippedHostOut",
+    "ThrottleFields",
+    "ThrottleOut",
 ]
+
+
+class ThrottleFields(BaseModel):
+    """``forks``, ``per_group`` and ``delay`` on every request that starts an execution.
+
+    Seed 004's ``max_parallel_servers``, ``max_parallel_per_group`` and
+    ``delay_between_servers`` are accepted as the same fields. ``delay`` is
+    seconds, or a duration such as ``"2s"`` or ``"1m30s"``.
+    """
+
+    forks: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_FORKS,
+        validation_alias=AliasChoices("forks", "max_parallel_servers"),
+    )
+    per_group: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_FORKS,
+        validation_alias=AliasChoices("per_group", "max_parallel_per_group"),
+    )
+    delay: float = Field(
+        default=0.0,
+        ge=0,
+        le=86400,
+        validation_alias=AliasChoices("delay", "delay_between_servers"),
+    )
+
+    @field_validator("delay", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value, field="delay") if isinstance(value, str) else value
+
+    def throttle(self) -> Throttle:
+        return Throttle(self.forks, self.per_group, self.delay)
+
+
+class ThrottleOut(Response):
+    forks: int | None
+    per_group: int | None
+    delay: float
 
 
 class ApprovalNeedOut(Response):
@@ -68,6 +116,7 @@ class ExecutionOut(Response):
     hosts: list[HostResultOut]
     skipped_hosts: list[SkippedHostOut]
     counts: dict[str, int]
+    throttle: ThrottleOut
     #: Set when the execution's rules required approval (its newest request's, after a retry).
     approval: ApprovalNeedOut | None = None
 

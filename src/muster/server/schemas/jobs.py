@@ -5,18 +5,19 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field
 
 from muster.server.schemas.common import Request
+from muster.server.schemas.executions import ThrottleFields
 
 __all__ = ["CommandIn", "JobIn"]
 
 
-class CommandIn(Request):
+class CommandIn(Request, ThrottleFields):
     command: str = Field(min_length=1)
     host_ids: list[str] = Field(min_length=1)
     timeout: float = Field(default=300, gt=0, le=86400)
     shell: str = "sh"
 
 
-class JobIn(Request):
+class JobIn(Request, ThrottleFields):
     """``type`` and targets; the type's own fields are checked by the job renderer,
     which rejects unknown ones by name."""
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from muster.server.schemas.common import MAX_VERSION, Request, Response, VersionNumber
+from muster.server.schemas.executions import ThrottleFields
 
 __all__ = [
     "ExecuteIn",
@@ -127,7 +128,7 @@ class ScriptList(Response):
     total: int
 
 
-class ExecuteIn(Request):
+class ExecuteIn(Request, ThrottleFields):
     host_ids: list[str] = Field(min_length=1)
     parameter_values: dict[str, Any] = Field(default_factory=dict)
     version: VersionNumber | Literal["latest"] = "latest"
