@@ -77,6 +77,15 @@ def test_push_history_diff_and_execute(
     logs = run(env, "exec", "logs", execution_id)
     assert "localhost one 7" in logs.stdout
 
+    limited = run(
+        env, "exec", "start", "greet", "--hosts", "localhost", "-p", "n=1",
+        "--forks", "2", "--per-group", "1", "--delay", "1m30s", "--json",
+    )  # fmt: skip
+    assert limited.returncode == 0, limited.stderr
+    assert json.loads(limited.stdout)["throttle"] == {"forks": 2, "per_group": 1, "delay": 90.0}
+    refused = run(env, "exec", "start", "greet", "--hosts", "localhost", "--delay", "soon")
+    assert refused.returncode == 2 and "delay" in refused.stderr
+
 
 def test_failed_execution_exits_nonzero_and_retry_queues_a_new_attempt(
     cli: tuple[LiveServer, dict[str, str]], tmp_path: Path

@@ -14,6 +14,8 @@ from muster.cli.client import ApiClient
 from muster.cli.common import EXIT_HOSTS_FAILED
 from muster.cli.run_cmd import parse_params
 from muster.cli.script_cmd import find_script
+from muster.domain.durations import parse_duration
+from muster.errors import ValidationError
 
 app = typer.Typer(help="Start, follow, cancel and retry executions.", no_args_is_help=True)
 _console = Console()
@@ -31,10 +33,21 @@ def start(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE.")] = None,
     version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream output.")] = False,
+    forks: Annotated[
+        int | None, typer.Option(help="Hosts running at once (default: as workers allow).", min=1)
+    ] = None,
+    per_group: Annotated[
+        int | None, typer.Option("--per-group", help="Hosts running at once per group.", min=1)
+    ] = None,
+    delay: Annotated[str | None, typer.Option(help="Time between host starts, e.g. 2s.")] = None,
     url: Url = None,
     as_json: AsJson = False,
 ) -> None:
-    """Execute a saved script; the version is pinned by hash when the request is made."""
+    """Execute a saved script; the version is pinned by hash when the request is made.
+
+    ``--forks``, ``--per-group`` and ``--delay`` are kept by the server's
+    workers together, however many there are.
+    """
     client = ApiClient(url)
     found = find_script(client, script)
     body: dict[str, Any] = {
@@ -43,6 +56,15 @@ def start(
     }
     if version is not None:
         body["version"] = version
+    if forks is not None:
+        body["forks"] = forks
+    if per_group is not None:
+        body["per_group"] = per_group
+    if delay is not None:
+        try:
+            body["delay"] = parse_duration(delay, field="delay")
+        except ValidationError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--delay") from None
     result = client.request("POST", f"/api/v1/automation/scripts/{found['id']}/execute", json=body)
     if as_json and not follow:
         typer.echo(json.dumps(result, indent=2))
