@@ -396,3 +396,29 @@ def test_results_grouped_and_failed_hosts_rerun(page: Page, server: LiveServer) 
     page.locator('#grid .cell[data-host="sim0002"]').click()
     expect(page.locator("#panel-stderr")).to_have_text("disk full\n")
     expect(page.locator("#panel-meta")).to_contain_text("attempt 2")
+
+
+def test_execute_form_sets_the_pace_and_names_bad_fields(page: Page, server: LiveServer) -> None:
+    with api_client(server) as api:
+        script = api.post(
+            "/api/v1/automation/scripts",
+            json={"name": "e2e-paced", "shell": "sh", "body": "echo paced\n"},
+        ).json()
+    page.goto(f"/scripts/{script['id']}/execute")
+    page.get_by_label("Host names, groups, globs or label=value (comma separated)").fill("web")
+    page.get_by_label("Hosts at once (forks)").fill("many")
+    page.get_by_label("Time between host starts (e.g. 2s, 1m)").fill("soon")
+    page.get_by_role("button", name="Execute").click()
+    # Both bad fields are named at once, and what was typed stays.
+    expect(page.locator("#err-forks")).to_contain_text("whole number")
+    expect(page.get_by_label("Hosts at once (forks)")).to_have_value("many")
+    expect(page.locator("#err-delay")).to_contain_text("not a duration")
+    page.get_by_label("Hosts at once (forks)").fill("1")
+    page.get_by_label("Hosts at once per group").fill("1")
+    page.get_by_label("Time between host starts (e.g. 2s, 1m)").fill("0.2s")
+    page.get_by_role("button", name="Execute").click()
+    expect(page).to_have_url(re.compile(r"/executions/"))
+    execution_id = page.url.rstrip("/").split("/")[-1].split("?")[0]
+    with api_client(server) as api:
+        stored = api.get(f"/api/v1/automation/executions/{execution_id}").json()
+    assert stored["throttle"] == {"forks": 1, "per_group": 1, "delay": 0.2}

@@ -13,6 +13,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from muster.domain.approval_rules import ApprovalGate
+from muster.domain.durations import parse_duration
+from muster.domain.throttle import MAX_FORKS, Throttle
 from muster.errors import PermissionDeniedError, ValidationError
 from muster.server.limits import check_parameter_values
 from muster.server.schemas.common import MAX_VERSION
@@ -40,6 +42,7 @@ def _form_page(
     *,
     values: dict[str, str] | None = None,
     targets: str = "",
+    pace: dict[str, str] | None = None,
     problems: dict[str, str] | None = None,
     message: str = "",
     status_code: int = 200,
@@ -55,6 +58,7 @@ def _form_page(
         version=version,
         values=values or {},
         targets=targets,
+        pace=pace or dict.fromkeys(_PACE, ""),
         problems=problems or {},
         message=message,
         picker=_picker(store),
@@ -84,6 +88,7 @@ async def execute(request: Request, script_id: str) -> Response:
     number = form_int(text, field="version", low=1, high=MAX_VERSION) if text else None
     version = await in_thread(ctx.store.get_version, script.id, number)
     targets = (data.get("targets") or [""])[-1]
+    pace = {name: (data.get(name) or [""])[-1].strip() for name in _PACE}
     raw = execute_values(version.parameters, data)
     shown = {
         name: str(value)
@@ -92,6 +97,7 @@ async def execute(request: Request, script_id: str) -> Response:
     }
     try:
         check_parameter_values(ctx.settings, raw, prefix="")
+        throttle = _throttle(pace)
         refs = host_refs(targets)
         if not refs:
             raise ValidationError(
@@ -108,6 +114,7 @@ async def execute(request: Request, script_id: str) -> Response:
             requested_by=_who(request),
             who=getattr(request.state, "principal", None),
             gate=_gate(request),
+            throttle=throttle,
         )
     except PermissionDeniedError as exc:
         # Targets that reach the server's own machine without hosts.local.
@@ -117,6 +124,7 @@ async def execute(request: Request, script_id: str) -> Response:
             script.id,
             values=shown,
             targets=targets,
+            pace=pace,
             problems={"targets": str(exc)},
             message=str(exc),
             status_code=403,
@@ -131,6 +139,7 @@ async def execute(request: Request, script_id: str) -> Response:
             script.id,
             values=shown,
             targets=targets,
+            pace=pace,
             problems=problems,
             message=exc.message,
             status_code=422,
@@ -144,6 +153,32 @@ async def execute(request: Request, script_id: str) -> Response:
     else:
         ctx.track(execution_id)
     return RedirectResponse(f"/executions/{execution_id}", status_code=303)
+
+
+_PACE = ("forks", "per_group", "delay")
+
+
+def _throttle(pace: dict[str, str]) -> Throttle:
+    """The form's pace fields; every bad one is reported at once, by name."""
+    problems: dict[str, str] = {}
+    limits: dict[str, int | None] = {}
+    for name in ("forks", "per_group"):
+        try:
+            limits[name] = (
+                form_int(pace[name], field=name, low=1, high=MAX_FORKS) if pace[name] else None
+            )
+        except ValidationError as exc:
+            problems[name] = exc.problems.get(name, exc.message)
+    delay = 0.0
+    if pace["delay"]:
+        try:
+            delay = parse_duration(pace["delay"], field="delay")
+            Throttle(delay=delay)
+        except ValidationError as exc:
+            problems["delay"] = exc.message
+    if problems:
+        raise ValidationError(next(iter(problems.values())), problems=problems)
+    return Throttle(limits["forks"], limits["per_group"], delay)
 
 
 def _gate(request: Request) -> ApprovalGate:
