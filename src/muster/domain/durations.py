@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from muster.errors import ValidationError
 
-__all__ = ["parse_duration"]
+__all__ = ["MAX_TIMEOUT", "check_timeout", "parse_duration"]
+
+#: The longest timeout the server accepts for one host run (a day).
+MAX_TIMEOUT = 86400.0
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -33,3 +37,22 @@ def parse_duration(text: str, *, field: str = "duration") -> float:
     if value < 0 or value != value or value == float("inf"):
         raise ValidationError(f"{field}: {text!r} must be a finite, non-negative time", field=field)
     return value
+
+
+def check_timeout(value: object, *, field: str = "timeout", maximum: float | None = None) -> float:
+    """The one rule for a timeout: a finite, positive number of seconds (``bool`` is not
+    a number here), at most ``maximum`` when given; else a ValidationError naming ``field``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValidationError(
+            f"{field} must be a positive number of seconds, got {value!r}", field=field
+        )
+    if maximum is not None and value > maximum:
+        raise ValidationError(
+            f"{field} must be at most {maximum:g} seconds, got {value!r}", field=field
+        )
+    return float(value)

@@ -13,12 +13,12 @@ because it cannot run on these machines.
 from __future__ import annotations
 
 import enum
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from muster.domain.durations import MAX_TIMEOUT, check_timeout
 from muster.domain.plans import Plan, PlanCommand
 from muster.domain.quoting import quote
 from muster.domain.scripts import Shell
@@ -142,19 +142,9 @@ class _Input:
         return value
 
     def timeout(self) -> float:
-        value = self.fields.get("timeout", _DEFAULT_TIMEOUT)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or not 0 < value <= 86400
-        ):
-            raise ValidationError(
-                f"timeout must be a number of seconds in (0, 86400]; got {value!r}",
-                field="timeout",
-            )
-        self.spec["timeout"] = float(value)
-        return float(value)
+        value = check_timeout(self.fields.get("timeout", _DEFAULT_TIMEOUT), maximum=MAX_TIMEOUT)
+        self.spec["timeout"] = value
+        return value
 
 
 def _ps(value: str) -> str:

@@ -9,11 +9,11 @@ variables, plus ``MUSTER_RUN_ID``; secrets only ever there.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Final
 
+from muster.domain.durations import check_timeout
 from muster.domain.hosts import is_windows_platform
 from muster.domain.params import ParamValue, coerce_values, parameter_env
 from muster.domain.plans import Plan, PlanCommand, PlanFile
@@ -51,19 +51,6 @@ def _check_run_id(run_id: object) -> str:
             field="run_id",
         )
     return run_id
-
-
-def _check_timeout(timeout: object) -> float:
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise ValidationError(
-            f"timeout must be a positive number of seconds, got {timeout!r}", field="timeout"
-        )
-    return float(timeout)
 
 
 def script_path(shell: Shell, run_id: str, *, windows: bool, tmp_dir: str | None = None) -> str:
@@ -163,7 +150,7 @@ def build_command_plan(
         commands=(
             PlanCommand(
                 argv=(*shell.command_argv, command),
-                timeout=_check_timeout(timeout),
+                timeout=check_timeout(timeout),
                 ignore_errors=False,
                 description="command",
             ),

@@ -12,12 +12,12 @@ import dataclasses
 import enum
 import hashlib
 import json
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from muster.domain.durations import check_timeout
 from muster.domain.params import ParameterSpec, env_name
 from muster.errors import NotFoundError, ValidationError
 
@@ -175,17 +175,7 @@ class ScriptVersion:
                     field="parameters",
                 )
             seen[key] = p.name
-        timeout = self.timeout
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout)
-            or timeout <= 0
-        ):
-            raise ValidationError(
-                f"timeout must be a positive number of seconds, got {timeout!r}", field="timeout"
-            )
-        object.__setattr__(self, "timeout", float(timeout))
+        object.__setattr__(self, "timeout", check_timeout(self.timeout))
         libs = tuple(self.libraries)
         if not all(isinstance(lib, Library) for lib in libs):
             raise ValidationError("libraries must be Library", field="libraries")

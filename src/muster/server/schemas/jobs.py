@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
+from muster.domain.durations import MAX_TIMEOUT
 from muster.server.schemas.common import Request
 from muster.server.schemas.executions import ThrottleFields
 
@@ -13,7 +14,7 @@ __all__ = ["CommandIn", "JobIn"]
 class CommandIn(Request, ThrottleFields):
     command: str = Field(min_length=1)
     host_ids: list[str] = Field(min_length=1)
-    timeout: float = Field(default=300, gt=0, le=86400)
+    timeout: float = Field(default=300, gt=0, le=MAX_TIMEOUT)
     shell: str = "sh"
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from muster.domain.durations import MAX_TIMEOUT
 from muster.server.schemas.common import MAX_VERSION, Request, Response, VersionNumber
 from muster.server.schemas.executions import ThrottleFields
 
@@ -40,7 +41,7 @@ class ScriptIn(Request):
     shell: ShellName = "bash"
     body: str
     parameters: list[ParameterIn] = Field(default_factory=list)
-    timeout: float = Field(default=300, gt=0, le=86400)
+    timeout: float = Field(default=300, gt=0, le=MAX_TIMEOUT)
     #: Part of the content; on the server only a request to turn the script's
     #: approval rule on, granted to ``approvals.manage`` holders; never turns it off.
     requires_approval: bool = False
