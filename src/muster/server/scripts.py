@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from muster.domain.params import ParameterSpec
 from muster.domain.render import placeholder_problems
-from muster.domain.scripts import ScriptVersion, Shell
-from muster.errors import NotFoundError, ParameterError, ValidationError
+from muster.domain.scripts import ScriptVersion
+from muster.errors import NotFoundError, ValidationError
 from muster.server.approval_gate import (
     approval_gate,
     request_script_approval,
@@ -42,24 +41,7 @@ VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 
 def _content(body: ScriptIn) -> ScriptVersion:
-    specs: list[ParameterSpec] = []
-    for i, p in enumerate(body.parameters):
-        try:
-            specs.append(ParameterSpec.from_dict(p.model_dump()))
-        except ParameterError as exc:
-            raise ValidationError(
-                exc.message, field=f"parameters.{i}", problems={f"parameters.{i}": exc.message}
-            ) from exc
-    version = ScriptVersion(
-        name=body.name,
-        shell=Shell(body.shell),
-        body=body.body,
-        parameters=tuple(specs),
-        timeout=body.timeout,
-        requires_approval=body.requires_approval,
-        idempotent=body.idempotent,
-        description=body.description or "",
-    )
+    version = body.to_version()
     problems = placeholder_problems(version)
     if problems:
         detail = "; ".join(f"${{{n}}}: {p}" for n, p in problems.items())

@@ -8,6 +8,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from muster.domain.durations import MAX_TIMEOUT
+from muster.domain.params import ParameterSpec
+from muster.domain.scripts import ScriptVersion, Shell
+from muster.errors import ParameterError, ValidationError
 from muster.server.schemas.common import MAX_VERSION, Request, Response, VersionNumber
 from muster.server.schemas.executions import ThrottleFields
 
@@ -49,6 +52,34 @@ class ScriptIn(Request):
     #: Omitted on an update: the script keeps its description and tags.
     description: str | None = None
     tags: list[str] | None = None
+
+    def to_version(self) -> ScriptVersion:
+        """The one way a request (API body or console form) becomes a ScriptVersion.
+
+        Every bad parameter declaration is named (``parameters.N``), not only
+        the first; placeholders are checked by the caller, which words them
+        for its own page.
+        """
+        specs: list[ParameterSpec] = []
+        problems: dict[str, str] = {}
+        for i, p in enumerate(self.parameters):
+            try:
+                specs.append(ParameterSpec.from_dict(p.model_dump()))
+            except ParameterError as exc:
+                problems[f"parameters.{i}"] = exc.message
+        if problems:
+            field, message = next(iter(problems.items()))
+            raise ValidationError(message, field=field, problems=problems)
+        return ScriptVersion(
+            name=self.name,
+            shell=Shell(self.shell),
+            body=self.body,
+            parameters=tuple(specs),
+            timeout=self.timeout,
+            requires_approval=self.requires_approval,
+            idempotent=self.idempotent,
+            description=self.description or "",
+        )
 
 
 class VersionOut(Response):

@@ -17,8 +17,8 @@ from pydantic import ValidationError as PydanticError
 
 from muster.domain.params import ParameterSpec, ParameterType
 from muster.domain.render import placeholder_problems
-from muster.domain.scripts import ScriptVersion, Shell
-from muster.errors import ParameterError, ValidationError
+from muster.domain.scripts import ScriptVersion
+from muster.errors import ValidationError
 from muster.server.schemas.scripts import ScriptIn
 
 __all__ = [
@@ -172,23 +172,13 @@ def to_version(form: ScriptForm) -> tuple[ScriptVersion, list[str]]:
             "the script was not saved", field=next(iter(found)), problems=found
         ) from exc
     problems: dict[str, str] = {}
-    specs: list[ParameterSpec] = []
-    for i, p in enumerate(body.parameters):
-        try:
-            specs.append(ParameterSpec.from_dict(p.model_dump()))
-        except ParameterError as exc:
-            problems[f"p{i}_{_param_field(exc.message)}"] = exc.message
-    if not problems:
-        version = ScriptVersion(
-            name=body.name,
-            shell=Shell(body.shell),
-            body=body.body,
-            parameters=tuple(specs),
-            timeout=body.timeout,
-            requires_approval=body.requires_approval,
-            idempotent=body.idempotent,
-            description=body.description or "",
-        )
+    try:
+        version = body.to_version()
+    except ValidationError as exc:
+        for key, message in exc.problems.items():
+            index = key.removeprefix("parameters.")
+            problems[f"p{index}_{_param_field(message)}"] = message
+    else:
         for pname, problem in placeholder_problems(version).items():
             problems["body"] = f"${{{pname}}}: {problem}"
         if not problems:
