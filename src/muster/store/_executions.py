@@ -32,6 +32,8 @@ from muster.store._ledger import Deltas, transition
 from muster.store._rows import execution_record, host_run_record
 from muster.store.approval_store import insert_approval
 from muster.store.base import (
+    CANCELLABLE_STATES,
+    RETRYABLE_STATES,
     WAITING_FOR_APPROVAL,
     WAITING_FOR_WORKER,
     ExecutionRecord,
@@ -45,8 +47,7 @@ from muster.store.tables import STATE_COUNTERS, execution_secrets, executions, h
 __all__ = ["RETRYABLE_STATES", "ExecutionOps", "insert_attempt", "secret_aad"]
 
 S = HostRunState
-RETRYABLE_STATES = frozenset({S.FAILED, S.TIMED_OUT, S.LOST})
-_CANCELLABLE = frozenset({S.PENDING_APPROVAL, S.QUEUED, S.RUNNING})
+_CANCELLABLE = CANCELLABLE_STATES
 
 
 def secret_aad(execution_id: str, field: str) -> str:

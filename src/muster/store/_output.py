@@ -22,21 +22,15 @@ from muster.domain.states import HostRunState
 from muster.errors import ValidationError
 from muster.store._core import StoreCore
 from muster.store._rows import output_chunk
-from muster.store.base import OutputChunk
+from muster.store.base import OUTPUT_STREAMS, OutputChunk, output_cap_marker
 from muster.store.notify import execution_key
 from muster.store.tables import host_runs, output_chunks
 
 __all__ = ["STREAMS", "OutputOps", "truncation_marker"]
 
-STREAMS = ("stdout", "stderr")
+STREAMS = OUTPUT_STREAMS
+truncation_marker = output_cap_marker
 _PAGE = 500
-
-
-def truncation_marker(stream: str, cap: int) -> str:
-    return (
-        f"\n[muster: {stream} truncated: this host run reached its stored-output cap of "
-        f"{cap} bytes; later output is counted but not stored]\n"
-    )
 
 
 def _prefix(data: bytes, room: int) -> str:

@@ -33,6 +33,9 @@ from muster.domain.states import ExecutionStatus, FailureReason, HostRunState, P
 from muster.domain.throttle import Throttle
 
 __all__ = [
+    "CANCELLABLE_STATES",
+    "OUTPUT_STREAMS",
+    "RETRYABLE_STATES",
     "WAITING_FOR_APPROVAL",
     "WAITING_FOR_WORKER",
     "ClaimedRun",
@@ -55,12 +58,31 @@ __all__ = [
     "Store",
     "StoreCounts",
     "VersionRecord",
+    "output_cap_marker",
 ]
 
 T = TypeVar("T")
 
 WAITING_FOR_WORKER = "waiting for a free worker"
 WAITING_FOR_APPROVAL = "awaiting approval"
+
+#: The streams a host run's output is kept in; the cap counts them together.
+OUTPUT_STREAMS = ("stdout", "stderr")
+#: Seed 001: retry applies to these host-run states (a new attempt, the old one kept).
+RETRYABLE_STATES = frozenset({HostRunState.FAILED, HostRunState.TIMED_OUT, HostRunState.LOST})
+#: Seed 001: cancel applies to these host-run states.
+CANCELLABLE_STATES = frozenset(
+    {HostRunState.PENDING_APPROVAL, HostRunState.QUEUED, HostRunState.RUNNING}
+)
+
+
+def output_cap_marker(stream: str, cap: int) -> str:
+    """The chunk every store appends, once per stream, when a run's stored output
+    reaches ``cap`` bytes: truncation is stated in the stream, never silent."""
+    return (
+        f"\n[muster: {stream} truncated: this host run reached its stored-output cap of "
+        f"{cap} bytes; later output is counted but not stored]\n"
+    )
 
 
 class ExecutionKind(enum.StrEnum):

@@ -1,5 +1,5 @@
-"""Importing hosts writes in batches (statements grow with batches, not hosts) and
-stops between batches when asked, keeping nothing."""
+"""Importing hosts writes in batches (statements grow with batches, not hosts: SQL
+only) and stops between batches when asked, keeping nothing (every store)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import Engine, event
 
 from muster.domain.hosts import Host
 from muster.errors import ConflictError, OperationCancelledError
+from muster.store.base import Store
 from muster.store.sqlalchemy_store import SqlStore
 
 
@@ -36,10 +37,10 @@ def _fleet(n: int, **fields: Any) -> list[Host]:
     ]
 
 
-def test_statements_grow_with_batches_not_with_hosts(store: SqlStore) -> None:
-    with statements(store.engine) as small:
+def test_statements_grow_with_batches_not_with_hosts(store: SqlStore, engine: Engine) -> None:
+    with statements(engine) as small:
         store.upsert_hosts(_fleet(1000))
-    with statements(store.engine) as large:
+    with statements(engine) as large:
         created, updated = store.upsert_hosts(_fleet(2000, port=2222))
     assert len(created) == 1000 and len(updated) == 1000
     # One lookup and one insert (or update) per batch of hundreds, plus the
@@ -52,20 +53,20 @@ def test_statements_grow_with_batches_not_with_hosts(store: SqlStore) -> None:
     assert len(store.list_hosts()) == 2000
 
 
-def test_a_name_twice_in_one_import_is_one_host(store: SqlStore) -> None:
+def test_a_name_twice_in_one_import_is_one_host(store: Store) -> None:
     created, updated = store.upsert_hosts([Host(name="a", port=1), Host(name="a", port=2)])
     assert created == ["a"] and updated == []
     assert store.get_host("a").port == 2
 
 
-def test_refusing_existing_hosts_keeps_nothing(store: SqlStore) -> None:
+def test_refusing_existing_hosts_keeps_nothing(store: Store) -> None:
     store.upsert_hosts([Host(name="web00700")])
     with pytest.raises(ConflictError, match="web00700"):
         store.upsert_hosts(_fleet(1000), update_existing=False)
     assert [h.name for h in store.list_hosts()] == ["web00700"]
 
 
-def test_a_stop_request_between_batches_keeps_nothing(store: SqlStore) -> None:
+def test_a_stop_request_between_batches_keeps_nothing(store: Store) -> None:
     asked: list[int] = []
 
     def should_stop() -> bool:
@@ -78,7 +79,7 @@ def test_a_stop_request_between_batches_keeps_nothing(store: SqlStore) -> None:
     assert store.list_hosts() == []
 
 
-def test_a_name_repeated_in_a_later_batch_updates_the_row_just_created(store: SqlStore) -> None:
+def test_a_name_repeated_in_a_later_batch_updates_the_row_just_created(store: Store) -> None:
     fleet = [*_fleet(600), Host(name="web00001", port=2200)]
     created, updated = store.upsert_hosts(fleet)
     assert len(created) == 600 and updated == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import MetaData, select
 
 from muster.domain.params import ParameterSpec
 from muster.domain.scripts import ScriptVersion
@@ -12,7 +11,7 @@ from muster.security.vault import VaultError
 from muster.store.base import ExecutionKind, NewExecution
 from muster.store.sqlalchemy_store import SqlStore
 
-from .conftest import make_hosts, script_execution
+from .conftest import dump_everything, make_hosts, script_execution
 
 
 def _running(store):
@@ -73,17 +72,6 @@ def test_iter_output_pages_through_everything(store):
     assert got == [f"{i}\n" for i in range(1203)]
 
 
-def _dump_everything(store: SqlStore) -> str:
-    md = MetaData()
-    md.reflect(store.engine)
-    parts = []
-    with store.engine.connect() as conn:
-        for table in md.sorted_tables:
-            for row in conn.execute(select(table)):
-                parts.append(repr(tuple(row)))
-    return "\n".join(parts)
-
-
 def test_secret_values_are_never_stored_in_clear(store):
     secret = "hunter2-Sup3r-S3cret"
     saved = store.save_script(
@@ -109,11 +97,11 @@ def test_secret_values_are_never_stored_in_clear(store):
     assert ex.parameters == {"pw": "***", "user": "ann"} and ex.secret_fields == ("pw",)
     claims = store.claim_host_runs("w", 5, 30)
     assert {c.values["pw"].reveal() for c in claims} == {secret}  # the worker gets it
-    dump = _dump_everything(store)
+    dump = dump_everything(store)
     assert secret not in dump and "ann" in dump  # the dump really holds the rows
 
 
-def test_sealed_secret_is_bound_to_its_execution(store, vault):
+def test_sealed_secret_is_bound_to_its_execution(vault):
     from muster.store._executions import secret_aad
 
     token = vault.seal("s3cret", secret_aad("e1", "pw"))
@@ -136,4 +124,4 @@ def test_no_key_means_no_secret_is_stored(engine, clock):
             )
         )
     assert keyless.list_executions().total == 0
-    assert "zzz-secret" not in _dump_everything(keyless)
+    assert "zzz-secret" not in dump_everything(keyless)

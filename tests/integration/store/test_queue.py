@@ -8,8 +8,7 @@ import pytest
 
 from muster.domain.states import ExecutionStatus, FailureReason, HostRunState, Priority
 from muster.errors import StateTransitionError
-from muster.store.base import LeaseStatus
-from muster.store.sqlalchemy_store import SqlStore
+from muster.store.base import LeaseStatus, Store
 
 from .conftest import make_hosts, script_execution
 
@@ -49,7 +48,7 @@ def test_queued_runs_say_why_they_wait(store):
     assert store.get_host_run(ex.host_runs[0].id).waiting_reason == "outside maintenance window"
 
 
-def _claim_in_threads(stores: list[SqlStore], per_claim: int) -> list[list[str]]:
+def _claim_in_threads(stores: list[Store], per_claim: int) -> list[list[str]]:
     results: list[list[str]] = [[] for _ in stores]
     barrier = threading.Barrier(len(stores))
 
@@ -69,17 +68,10 @@ def _claim_in_threads(stores: list[SqlStore], per_claim: int) -> list[list[str]]
     return results
 
 
-def test_concurrent_claimers_never_share_a_run(store, engine, vault, db_url):
-    from muster.store._core import make_engine
-
+def test_concurrent_claimers_never_share_a_run(store, peers):
     ex = script_execution(store, make_hosts(store, 300))
-    # Separate engines: separate connection pools, as separate processes would have.
-    others = [SqlStore(make_engine(db_url), vault=vault) for _ in range(3)]
-    try:
-        results = _claim_in_threads([store, *others], per_claim=7)
-    finally:
-        for o in others:
-            o.engine.dispose()
+    # On SQL, separate engines: separate connection pools, as separate processes have.
+    results = _claim_in_threads([store, *peers(3)], per_claim=7)
     claimed = [r for res in results for r in res]
     assert len(claimed) == 300 and len(set(claimed)) == 300
     rec = store.get_execution(ex.id)

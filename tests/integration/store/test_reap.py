@@ -106,7 +106,7 @@ def test_cancel_requested_run_whose_worker_died_ends_cancelled(store, clock):
     assert store.get_host_run(c.id).state is S.CANCELLED
 
 
-def test_reaper_loses_to_a_worker_that_renewed(store, clock, engine):
+def test_reaper_loses_to_a_worker_that_renewed(store, clock):
     """The reaper's UPDATE re-checks the lease: a renewal between its read and write wins."""
     script_execution(store, make_hosts(store, 1))
     [c] = store.claim_host_runs("w1", 1, 30)

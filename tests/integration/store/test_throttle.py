@@ -15,15 +15,14 @@ from muster.domain.hosts import Host, TransportKind
 from muster.domain.states import FailureReason, HostRunState
 from muster.domain.throttle import Throttle, group_key
 from muster.errors import ValidationError
-from muster.store.base import HostTarget, RunResult
-from muster.store.sqlalchemy_store import SqlStore
+from muster.store.base import HostTarget, RunResult, Store
 
 from .conftest import make_hosts, script_execution
 
 S = HostRunState
 
 
-def grouped_hosts(store: SqlStore, n: int, groups: int) -> list[HostTarget]:
+def grouped_hosts(store: Store, n: int, groups: int) -> list[HostTarget]:
     out = []
     for i in range(n):
         g = [f"g{i % groups}"]
@@ -32,7 +31,7 @@ def grouped_hosts(store: SqlStore, n: int, groups: int) -> list[HostTarget]:
     return out
 
 
-def finish(store: SqlStore, claims, owner: str) -> None:
+def finish(store: Store, claims, owner: str) -> None:
     for c in claims:
         assert store.mark_started(c.id, owner, c.epoch)
     done = store.finish_host_runs(
@@ -108,33 +107,24 @@ def test_a_stalled_throttled_execution_is_still_reaped(store, clock):
     assert reasons == {FailureReason.NOT_PICKED_UP}
 
 
-def test_concurrent_claimers_never_exceed_forks(db_url, vault, clock):
-    """Four claimers on separate connections race for one execution's 5 slots."""
-    from muster.store._core import make_engine
+def test_concurrent_claimers_never_exceed_forks(store, peers):
+    """Four claimers (on SQL, on separate connections) race for one execution's 5 slots."""
+    stores = peers(4)
+    script_execution(store, make_hosts(store, 40), throttle=Throttle(forks=5))
+    barrier = threading.Barrier(len(stores))
+    got: list[int] = [0] * len(stores)
 
-    engines = [make_engine(db_url) for _ in range(4)]
-    stores = [SqlStore(e, vault=vault, clock=clock) for e in engines]
-    try:
-        script_execution(stores[0], make_hosts(stores[0], 40), throttle=Throttle(forks=5))
-        barrier = threading.Barrier(len(stores))
-        got: list[int] = [0] * len(stores)
+    def go(i: int) -> None:
+        barrier.wait()
+        for _ in range(5):
+            got[i] += len(stores[i].claim_host_runs(f"w{i}", 3, 30))
 
-        def go(i: int) -> None:
-            barrier.wait()
-            for _ in range(5):
-                got[i] += len(stores[i].claim_host_runs(f"w{i}", 3, 30))
-
-        threads = [threading.Thread(target=go, args=(i,)) for i in range(len(stores))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert sum(got) == 5
-    finally:
-        for s in stores:
-            s.notifier.close()
-        for e in engines:
-            e.dispose()
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sum(got) == 5
 
 
 @pytest.mark.parametrize(
