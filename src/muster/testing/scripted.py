@@ -72,8 +72,14 @@ class ScriptedTransport:
 
     async def wait_running(self, count: int, timeout: float = 5.0) -> None:
         """Wait until at least ``count`` hosts are inside ``run_plan``."""
+        await self.wait_for(lambda t: len(t.running) >= count, timeout)
+
+    async def wait_for(
+        self, predicate: Callable[[ScriptedTransport], bool], timeout: float = 5.0
+    ) -> None:
+        """Wait until ``predicate(self)`` holds, re-checked whenever a host starts or ends."""
         async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: len(self.running) >= count)
+            await self._changed.wait_for(lambda: predicate(self))
 
     async def close(self) -> None:
         self.closed = True
