@@ -11,6 +11,7 @@ __all__ = [
     "AuthenticationError",
     "ConflictError",
     "InventoryError",
+    "LoginFailedError",
     "MusterError",
     "NotFoundError",
     "OperationCancelledError",
@@ -18,8 +19,11 @@ __all__ = [
     "PermissionDeniedError",
     "SelectorError",
     "StateTransitionError",
+    "StoreUnavailable",
+    "TooManyAttemptsError",
     "TransportError",
     "ValidationError",
+    "VaultError",
 ]
 
 
@@ -82,6 +86,46 @@ class AuthenticationError(MusterError):
     Messages stay vague on purpose ("invalid credentials") so that they do not
     tell an attacker which half was wrong.
     """
+
+
+class LoginFailedError(AuthenticationError):
+    """A password login failed (wrong password, unknown user, locked): HTTP 401.
+
+    ``attempts`` counts the failures of this user name from this client
+    address in the current window, so the caller can aggregate its records.
+    """
+
+    def __init__(self, message: str, *, attempts: int = 0) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class TooManyAttemptsError(AuthenticationError):
+    """Logins from one client address are paused for a while: HTTP 429 with Retry-After.
+
+    It names no user, so it tells an attacker nothing about accounts.
+    """
+
+    def __init__(self, message: str, *, retry_after: float, attempts: int = 0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        #: Attempts from the address in its current window, this one included.
+        self.attempts = attempts
+
+
+class StoreUnavailable(MusterError):
+    """The database cannot be reached or is overloaded right now: HTTP 503 with Retry-After.
+
+    Nothing was changed; the same request may simply be sent again later.
+    """
+
+    def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class VaultError(MusterError):
+    """A secret cannot be sealed or opened (no key, wrong key, tampered token)."""
 
 
 class StateTransitionError(ConflictError):

@@ -29,7 +29,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from muster.errors import MusterError
+from muster.errors import VaultError
 
 __all__ = [
     "KEY_BYTES",
@@ -46,10 +46,6 @@ __all__ = [
 KEY_BYTES = 32
 _NONCE_BYTES = 12
 _VERSION = "v1"
-
-
-class VaultError(MusterError):
-    """A secret cannot be sealed or opened (no key, wrong key, tampered token)."""
 
 
 def generate_key() -> str:

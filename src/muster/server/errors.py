@@ -21,6 +21,8 @@ from muster.errors import (
     MusterError,
     NotFoundError,
     PermissionDeniedError,
+    StoreUnavailable,
+    TooManyAttemptsError,
     TransportError,
     ValidationError,
 )
@@ -32,6 +34,8 @@ _STATUS: tuple[tuple[type[MusterError], int], ...] = (
     (ValidationError, 422),
     (NotFoundError, 404),
     (ConflictError, 409),
+    (TooManyAttemptsError, 429),
+    (StoreUnavailable, 503),
     (AuthenticationError, 401),
     (PermissionDeniedError, 403),
     (TransportError, 502),
@@ -70,7 +74,12 @@ def _loc_field(loc: Sequence[Any]) -> str:
 
 async def _on_muster_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MusterError)
-    return JSONResponse(error_body(str(exc), _muster_detail(exc)), status_code=status_for(exc))
+    headers = None
+    if isinstance(exc, StoreUnavailable):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+    return JSONResponse(
+        error_body(str(exc), _muster_detail(exc)), status_code=status_for(exc), headers=headers
+    )
 
 
 async def _on_request_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -95,18 +104,22 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
-    # The database refused a value (too long, out of range) that validation let
-    # through: the request is at fault, and the driver's text is not for clients.
-    message = "a value does not fit what the database can store (too long or out of range)"
-    return JSONResponse(error_body(message, [(None, message)]), status_code=422)
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    # A safety net: store operations translate their own database errors; one
+    # that slipped through is translated the same way here, never shown raw.
+    from muster.store.db_errors import translate
+
+    mapped = translate(exc)
+    if not isinstance(mapped, MusterError):
+        raise exc
+    return await _on_muster_error(request, mapped)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    from muster.store.db_errors import VALUE_REFUSED
+    from muster.store.db_errors import DATABASE_ERRORS
 
-    for refused in VALUE_REFUSED:
-        app.add_exception_handler(refused, _on_data_error)
+    for family in DATABASE_ERRORS:
+        app.add_exception_handler(family, _on_database_error)
     app.add_exception_handler(MusterError, _on_muster_error)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

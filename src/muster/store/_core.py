@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 
 from muster.config import normalise_database_url
 from muster.security.vault import Vault
+from muster.store.db_errors import translated
 from muster.store.notify import Notifier
 
 __all__ = ["StoreCore", "make_engine", "new_id", "utcnow"]
@@ -100,7 +101,7 @@ class StoreCore:
         tx = _Tx(self.is_postgres)
         for key in notify:
             tx.notify(key)
-        with self.engine.begin() as conn:
+        with translated(), self.engine.begin() as conn:
             tx.conn = conn
             yield tx
             if self.is_postgres and tx.keys:
@@ -114,16 +115,18 @@ class StoreCore:
     def _single(self) -> Iterator[Connection]:
         """For one self-contained statement: autocommit on PostgreSQL (one round
         trip, no BEGIN/COMMIT), an IMMEDIATE transaction on SQLite."""
-        if self.is_postgres:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                yield conn
-        else:
-            with self.engine.begin() as conn:
-                yield conn
+        with translated():
+            if self.is_postgres:
+                with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    yield conn
+            else:
+                with self.engine.begin() as conn:
+                    yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         with (
+            translated(),
             self.engine.connect().execution_options(**{_READ_ONLY: True}) as conn,
             conn.begin(),
         ):

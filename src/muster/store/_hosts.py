@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from sqlalchemy import Connection, RowMapping, bindparam, delete, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from muster.domain.hosts import Host, TransportKind
 from muster.errors import ConflictError, NotFoundError, OperationCancelledError, ValidationError
@@ -94,7 +93,7 @@ class HostOps(StoreCore):
                     )
                 )
                 return host_record(self._host_row(tx.conn, host_id))
-        except IntegrityError as exc:
+        except ConflictError as exc:  # the unique name, translated by ``_tx``
             raise ConflictError(f"a host named {host.name!r} already exists") from exc
 
     def upsert_hosts(
@@ -183,7 +182,7 @@ class HostOps(StoreCore):
                     .values(updated_at=self.clock(), **values)
                 )
                 return host_record(self._host_row(tx.conn, row["id"]))
-        except IntegrityError as exc:
+        except ConflictError as exc:  # the unique name, translated by ``_tx``
             raise ConflictError(f"a host named {changes.get('name')!r} already exists") from exc
 
     def get_host(self, id_or_name: str) -> HostRecord:

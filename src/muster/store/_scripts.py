@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, RowMapping, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from muster.domain.scripts import ScriptVersion
 from muster.errors import ConflictError, NotFoundError
@@ -37,8 +36,9 @@ class ScriptOps(StoreCore):
             try:
                 with self._tx() as tx:
                     return self._save(tx.conn, content, description, tags, created_by)
-            except IntegrityError as exc:
-                # Two first saves of one name raced; the loser saves onto the winner's.
+            except ConflictError as exc:
+                # Two first saves of one name raced (the unique name, translated by
+                # ``_tx``); the loser saves onto the winner's.
                 if attempt:
                     raise ConflictError(
                         f"script '{content.name}' is being saved concurrently"
