@@ -43,6 +43,19 @@ def pg_url() -> str | None:
 def pytest_terminal_summary(terminalreporter) -> None:
     line = f"PostgreSQL at {pg_url()}" if pg_url() else PG_SKIP
     terminalreporter.write_line(f"muster store tests: {line}")
+    memory = [
+        r
+        for outcome in ("passed", "failed")
+        for r in terminalreporter.stats.get(outcome, [])
+        if getattr(r, "when", "call") == "call"
+        and MEMORY in r.nodeid.rpartition("[")[2].rstrip("]").split("-")
+    ]
+    if memory:
+        failed = sum(1 for r in memory if r.failed)
+        terminalreporter.write_line(
+            f"muster store contract on InMemoryStore: {len(memory) - failed} passed, "
+            f"{failed} failed"
+        )
 
 
 SQL_BACKENDS = ("sqlite", "postgres")
