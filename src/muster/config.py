@@ -16,10 +16,13 @@ must not read it.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from muster.domain.egress import EgressPolicy
 
 __all__ = ["DEFAULT_DATA_DIR", "Settings", "normalise_database_url"]
 
@@ -46,6 +49,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     #: Older keys (comma-separated), still readable while ``muster secrets rotate-key`` runs.
     old_secret_keys: SecretStr = SecretStr("")
+    #: HMAC key of the audit chain (url-safe base64 of 32 bytes); empty means
+    #: ``<data_dir>/audit.key``. Never stored in the database.
+    audit_key: SecretStr = SecretStr("")
     #: known_hosts file the server's workers verify SSH host keys against (empty: ~/.ssh).
     ssh_known_hosts: str = ""
     #: Default SSH private key files for hosts without a key file or credential.
@@ -61,6 +67,9 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(default=30.0, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    #: Networks (CIDR) and host names webhooks may target although they are not public
+    #: (loopback, private, link-local, ...), separated by commas or spaces.
+    webhook_allow: str = ""
     #: Largest request body in bytes (413 above it, before it is read); host
     #: imports have their own limit. Room for a largest script body with its
     #: JSON escaping.
@@ -77,6 +86,10 @@ class Settings(BaseSettings):
     max_script_bytes: int = Field(default=1024 * 1024, ge=1)
     max_command_bytes: int = Field(default=64 * 1024, ge=1)
     max_parameter_bytes: int = Field(default=64 * 1024, ge=1)
+    #: Reverse proxies (addresses or networks, e.g. ``["10.0.0.5", "fd00::/8"]``)
+    #: whose ``X-Forwarded-For`` names the client. Empty: the header is ignored and
+    #: the connecting peer is the client (login limits and audit use that address).
+    trusted_proxies: list[str] = Field(default_factory=list)
     #: The unprivileged account local-transport hosts run as on a server (never the
     #: server's own: it could read the data directory). Switching needs root.
     local_run_as: str = Field(default="nobody", pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
@@ -85,6 +98,24 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise(cls, value: str) -> str:
         return normalise_database_url(value.strip())
+
+    @field_validator("webhook_allow")
+    @classmethod
+    def _check_allow_list(cls, value: str) -> str:
+        EgressPolicy.parse(value)  # a ValueError names the bad entry
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {item!r} is not an IP address or network"
+                ) from None
+        return [item.strip() for item in value]
 
     def model_post_init(self, __context: object) -> None:
         if self.heartbeat_seconds >= self.lease_seconds:
@@ -102,6 +133,10 @@ class Settings(BaseSettings):
     @property
     def key_file(self) -> Path:
         return self.data_dir / "secret.key"
+
+    @property
+    def audit_key_file(self) -> Path:
+        return self.data_dir / "audit.key"
 
     def ensure_data_dir(self) -> Path:
         """Create the data directory 0700, and take group and other access away from an

@@ -117,11 +117,23 @@ def page(browser: Browser, server: LiveServer) -> Iterator[Page]:
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    blocked = watch_policy(tab)
     try:
         yield tab
     finally:
         context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert blocked == [], f"the Content-Security-Policy blocked part of the console: {blocked}"
+
+
+def watch_policy(tab: Page) -> list[str]:
+    """Collects what the page's Content-Security-Policy refused (inline code, styles)."""
+    blocked: list[str] = []
+    tab.on(
+        "console",
+        lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    return blocked
 
 
 def shot(page: Page, name: str, **kw: Any) -> None:
@@ -355,6 +367,73 @@ def test_login_page_signs_in_and_follows_next(browser: Browser, server: LiveServ
         expect(tab).to_have_url(re.compile(r"/login$"))
         tab.goto("/scripts")
         expect(tab).to_have_url(re.compile(r"/login\?next=%2Fscripts$"))
+    finally:
+        context.close()
+
+
+HOSTILE_NEXT = [
+    "/\\evil.example",
+    "/\t/evil.example",
+    "//evil.example",
+    "https://evil.example",
+    "/%5Cevil.example",
+    "/%2F%2Fevil.example",
+    "javascript:alert(1)",
+]
+
+
+def test_login_next_never_leaves_the_site(browser: Browser, server: LiveServer) -> None:
+    """Whatever ``next`` says, the browser ends on this server after logging in."""
+    from urllib.parse import urlencode, urlsplit
+
+    if not auth_installed(server):
+        pytest.skip("auth middleware not installed")
+    here = urlsplit(server.url).netloc
+    for hostile in HOSTILE_NEXT:
+        context = browser.new_context(base_url=server.url)
+        try:
+            tab = context.new_page()
+            blocked = watch_policy(tab)
+            tab.goto("/login?" + urlencode({"next": hostile}))
+            tab.get_by_label("User").fill(USER)
+            tab.get_by_label("Password").fill(PASSWORD)
+            tab.get_by_role("button", name="Log in").click()
+            expect(tab.locator(".who")).to_have_text(USER)
+            assert urlsplit(tab.url).netloc == here, (hostile, tab.url)
+            assert blocked == [], blocked
+        finally:
+            context.close()
+
+
+def test_a_one_time_password_must_be_changed_first(browser: Browser, server: LiveServer) -> None:
+    if not auth_installed(server):
+        pytest.skip("auth middleware not installed")
+    from muster.security.passwords import generate_password
+    from muster.server.auth import security_store
+
+    first = generate_password()
+    security_store(server.app).create_user(
+        "newcomer", roles=["viewer"], password=first, must_change_password=True
+    )
+    context = browser.new_context(base_url=server.url)
+    try:
+        tab = context.new_page()
+        blocked = watch_policy(tab)
+        tab.goto("/history")
+        tab.get_by_label("User").fill("newcomer")
+        tab.get_by_label("Password").fill(first)
+        tab.get_by_role("button", name="Log in").click()
+        expect(tab).to_have_url(re.compile(r"/password\?next=%2Fhistory$"))
+        tab.goto("/scripts")  # anything else leads back to the password page
+        expect(tab).to_have_url(re.compile(r"/password\?next=%2Fscripts$"))
+        tab.get_by_label("Current password").fill(first)
+        tab.get_by_label("New password", exact=True).fill("violet-harbour-engine-19")
+        tab.get_by_label("New password again").fill("violet-harbour-engine-19")
+        shot(tab, "00-change-password")
+        tab.get_by_role("button", name="Change password").click()
+        expect(tab).to_have_url(re.compile(r"/scripts$"))
+        expect(tab.locator(".who")).to_have_text("newcomer")
+        assert blocked == [], blocked
     finally:
         context.close()
 

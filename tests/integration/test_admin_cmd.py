@@ -10,8 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from muster.cli.admin_cmd import EXIT_CHAIN_BROKEN, audit_app, user_app
-from muster.store._core import make_engine
-from muster.store.security_ops import SecurityStore
+from muster.config import Settings
+from muster.store.security_ops import SecurityStore, open_security_store
 
 cli = typer.Typer()
 cli.add_typer(user_app, name="user")
@@ -22,11 +22,14 @@ runner = CliRunner()
 @pytest.fixture
 def db(tmp_path: Path) -> tuple[Path, list[str]]:
     path = tmp_path / "muster.db"
-    return path, ["--database-url", f"sqlite:///{path}"]
+    # The data directory holds the audit key, beside the database.
+    return path, ["--data-dir", str(tmp_path), "--database-url", f"sqlite:///{path}"]
 
 
 def _store(path: Path) -> SecurityStore:
-    return SecurityStore(make_engine(f"sqlite:///{path}"))
+    return open_security_store(
+        Settings(data_dir=path.parent, database_url=f"sqlite:///{path}"),  # type: ignore[call-arg]
+    )
 
 
 def test_create_admin_prints_a_one_time_password_that_works(db) -> None:
@@ -95,7 +98,7 @@ def test_audit_verify_fails_after_a_direct_edit(db) -> None:
         store.close()
     ok = runner.invoke(cli, ["audit", "verify", *opts])
     assert ok.exit_code == 0 and "5 records" in ok.output
-    anchor = ok.output.split("anchor ")[1].split()[0]
+    anchor = ok.output.split("newest ")[1].split()[0]
 
     listed = runner.invoke(cli, ["audit", "list", "--user", "ann", "--json", *opts])
     assert listed.exit_code == 0 and len(listed.output.strip().splitlines()) == 5
@@ -112,6 +115,33 @@ def test_audit_verify_fails_after_a_direct_edit(db) -> None:
     assert runner.invoke(cli, ["audit", "verify", *opts]).exit_code == 0
     truncated = runner.invoke(cli, ["audit", "verify", "--anchor", anchor, *opts])
     assert truncated.exit_code == EXIT_CHAIN_BROKEN and "newest records" in truncated.output
+    assert "seq 5" in truncated.output
+
+
+def test_audit_anchor_file_round_trip(db, tmp_path: Path) -> None:
+    path, opts = db
+    empty = runner.invoke(cli, ["audit", "anchor", *opts])
+    assert empty.exit_code == 2 and "empty" in empty.output
+    store = _store(path)
+    try:
+        for i in range(3):
+            store.record_audit(actor="ann", action="script.execute", target=f"s:{i}")
+    finally:
+        store.close()
+    printed = runner.invoke(cli, ["audit", "anchor", *opts])
+    assert printed.exit_code == 0 and '"seq": 3' in printed.output, printed.output
+    kept = tmp_path / "anchor.json"
+    assert runner.invoke(cli, ["audit", "anchor", "-o", str(kept), *opts]).exit_code == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE audit_log SET actor = 'eve' WHERE seq = 3")
+    refused = runner.invoke(cli, ["audit", "anchor", "-o", str(tmp_path / "x.json"), *opts])
+    assert refused.exit_code == EXIT_CHAIN_BROKEN and "seq 3" in refused.output
+    assert not (tmp_path / "x.json").exists()  # a broken chain is never anchored
+    broken = runner.invoke(cli, ["audit", "verify", "--anchor", str(kept), *opts])
+    assert broken.exit_code == EXIT_CHAIN_BROKEN and "seq 3" in broken.output
+    kept.write_text("{not json")
+    bad = runner.invoke(cli, ["audit", "verify", "--anchor", str(kept), *opts])
+    assert bad.exit_code == 2 and "not an anchor file" in " ".join(bad.output.split())
 
 
 def test_audit_verify_rejects_malformed_anchor(db) -> None:

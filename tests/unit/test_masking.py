@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import base64
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from muster.domain.secret import Secret
+from muster.domain.secret import MIN_ENCODED_LENGTH, Secret
 from muster.security.masking import MASK, mask_mapping, mask_secrets, secret_pattern
 
 
@@ -70,3 +72,41 @@ def test_no_secret_survives_unless_made_of_mask_remnants(text: str, secrets: lis
     for piece in out.split(MASK):
         for s in secrets:
             assert s not in piece
+
+
+# --- encoded forms -----------------------------------------------------------
+
+SECRET = "s3cr3t-tok?n>>~~9"  # '?', '>' and '~' give '+' and '/' in standard base64
+
+
+def _b64_forms(raw: bytes) -> list[str]:
+    std = base64.b64encode(raw).decode()
+    url = base64.urlsafe_b64encode(raw).decode()
+    return [std, std.rstrip("="), url, url.rstrip("=")]
+
+
+def test_base64_and_hex_forms_are_masked() -> None:
+    raw = SECRET.encode()
+    forms = [*_b64_forms(raw), raw.hex(), raw.hex().upper()]
+    assert "+" in forms[0] and "-" in forms[2]  # the standard and url-safe forms differ
+    for form in forms:
+        masked = mask_secrets(f"value: {form} (end)", [SECRET])
+        assert masked == f"value: {MASK} (end)", form
+    assert mask_mapping({"h": raw.hex(), forms[0]: 1}, (), [Secret(SECRET)]) == {"h": MASK, MASK: 1}
+
+
+@given(prefix=st.binary(max_size=7), suffix=st.binary(max_size=7))
+def test_base64_of_text_around_the_secret_hides_the_secret(prefix: bytes, suffix: bytes) -> None:
+    # e.g. an HTTP Basic header, base64("user:" + password): the secret sits at any alignment.
+    encoded = base64.b64encode(prefix + SECRET.encode() + suffix).decode()
+    masked = mask_secrets(encoded, [SECRET])
+    assert MASK in masked
+    # At most the two characters that mix the secret's bits with its neighbours' are left.
+    kept = masked.replace(MASK, "")
+    assert len(kept) <= len(encoded) - len(base64.b64encode(SECRET.encode()).rstrip(b"=")) + 3
+
+
+def test_short_secrets_mask_only_their_exact_form() -> None:
+    # Below the minimum length, an encoded form would be a few common characters.
+    assert len("abc") < MIN_ENCODED_LENGTH
+    assert mask_secrets("616263 YWJj abc", ["abc"]) == f"616263 YWJj {MASK}"

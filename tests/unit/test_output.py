@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 from hypothesis import given, settings
@@ -55,6 +56,39 @@ def test_a_secret_never_survives_in_forwarded_output(
     # Every occurrence the masking chose is gone; what is left has no secret
     # unless it is made from the mask text itself and neighbours.
     assert secret not in forwarded.replace(MASK, "|")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secret=st.text(st.sampled_from("ab?~é"), min_size=6, max_size=9),
+    words=st.lists(st.sampled_from(["x", "\n", "=", "YW", "61"]), max_size=8),
+    cuts=st.lists(st.integers(min_value=0, max_value=120), max_size=12),
+)
+def test_encoded_forms_are_masked_whatever_the_chunking(
+    secret: str, words: list[str], cuts: list[int]
+) -> None:
+    raw = secret.encode()
+    forms = [
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        raw.hex(),
+        raw.hex().upper(),
+        base64.b64encode(b"u:" + raw).decode()[4:-4],
+    ]
+    text = "".join(w + f for w, f in zip(words, forms * 2, strict=False)) + forms[0]
+    capture = OutputCapture(10_000, [secret])
+    forwarded = _stream(capture, _chunks(text, cuts))
+    assert forwarded == mask_all(text, [secret])
+    for form in forms[:4]:
+        assert form not in forwarded
+
+
+def test_base64_of_a_secret_split_across_chunks_is_masked() -> None:
+    encoded = base64.b64encode(b"hunter22-password").decode()
+    capture = OutputCapture(1000, ["hunter22-password"])
+    assert _stream(capture, ["auth: " + encoded[:5], encoded[5:11], encoded[11:] + "\n"]) == (
+        f"auth: {MASK}\n"
+    )
 
 
 def test_split_secret_is_masked_and_held_back_only_as_needed() -> None:

@@ -25,6 +25,7 @@ from muster.cli.common import fail
 from muster.config import Settings
 from muster.domain.durations import parse_duration
 from muster.errors import MusterError
+from muster.security.audit import AuditKeyError, VerifyResult
 from muster.security.passwords import generate_password
 from muster.store.security_ops import SecurityStore, open_security_store
 
@@ -45,14 +46,22 @@ DbUrl = Annotated[
 ]
 
 
-def _store(data_dir: Path | None, database_url: str | None) -> SecurityStore:
+def _store(
+    data_dir: Path | None, database_url: str | None, *, reader: bool = False
+) -> SecurityStore:
+    """The server's identity store; a ``reader`` creates no audit key and writes nothing."""
     overrides: dict[str, object] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if database_url is not None:
         overrides["database_url"] = database_url
     try:
-        return open_security_store(Settings(**overrides))  # type: ignore[arg-type]
+        return open_security_store(
+            Settings(**overrides),  # type: ignore[arg-type]
+            create_audit_key=not reader,
+        )
+    except AuditKeyError as exc:
+        raise fail(str(exc)) from exc
     except Exception as exc:  # configuration or connection: say what, not a traceback
         raise fail(f"cannot open the database: {exc}") from exc
 
@@ -150,42 +159,119 @@ def user_token(
 # --- audit -------------------------------------------------------------------
 
 
-def _parse_anchor(anchor: str | None) -> tuple[int, str] | None:
-    if anchor is None:
-        return None
-    seq, sep, digest = anchor.partition(":")
-    if not sep or not seq.isdigit() or len(digest) != 64:
-        raise fail("--anchor must be SEQ:HASH as printed by a previous verify")
-    return int(seq), digest
+def _parse_anchor(value: str) -> tuple[int, str]:
+    """An anchor from a file written by ``muster audit anchor`` (JSON), or SEQ:HASH text."""
+    path = Path(value)
+    text = value
+    if path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise fail(f"--anchor: cannot read {path}: {exc}") from exc
+        if text.startswith("{"):
+            try:
+                data = json.loads(text)
+                seq, digest = int(data["seq"]), str(data["hash"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise fail(f"--anchor: {path} is not an anchor file ({exc})") from exc
+            text = f"{seq}:{digest}"
+    seq_text, sep, digest = text.partition(":")
+    if not sep or not seq_text.isdigit() or len(digest) != 64:
+        raise fail(f"--anchor {value!r}: give a file written by `muster audit anchor`, or SEQ:HASH")
+    return int(seq_text), digest.lower()
+
+
+def _broken(result: VerifyResult) -> typer.Exit:
+    _out.print(
+        f"[bold red]audit chain broken[/] at seq {result.first_bad_seq}: {result.problem} "
+        f"({result.checked} records before it are intact)"
+    )
+    return typer.Exit(EXIT_CHAIN_BROKEN)
 
 
 @audit_app.command("verify")
 def audit_verify(
     anchor: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--anchor",
-            help="SEQ:HASH from an earlier verify; also catches removal of the newest records.",
+            help="An anchor file from `muster audit anchor` (or SEQ:HASH); the chain must "
+            "still hold that exact record. Repeatable.",
         ),
     ] = None,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
 ) -> None:
-    """Recompute the audit hash chain; exit 1 at the first edited, removed or reordered record."""
-    expect = _parse_anchor(anchor)
-    store = _store(data_dir, database_url)
+    """Recompute the audit chain's HMACs; exit 1 naming the first edited, removed,
+    reordered or rebuilt record, or an anchor the chain no longer holds."""
+    anchors = [_parse_anchor(a) for a in anchor or ()]
+    store = _store(data_dir, database_url, reader=True)
     try:
-        result = store.verify_audit(expect_head=expect)
+        result = store.verify_audit(anchors=anchors)
     finally:
         store.close()
     if not result.ok:
-        _out.print(
-            f"[bold red]audit chain broken[/] at seq {result.first_bad_seq}: {result.problem} "
-            f"({result.checked} records before it are intact)"
-        )
-        raise typer.Exit(EXIT_CHAIN_BROKEN)
+        raise _broken(result)
     head = f"{result.head[0]}:{result.head[1]}" if result.head else "empty"
-    _out.print(f"audit chain ok: {result.checked} records; anchor {head}")
+    legacy = f" ({result.legacy} unkeyed from before keyed audit)" if result.legacy else ""
+    pinned = f"; {result.anchors} anchor(s) found intact" if anchors else ""
+    _out.print(f"audit chain ok: {result.checked} records{legacy}{pinned}; newest {head}")
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the anchor to this file (keep it away from the server); default: print it.",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Verify the chain, then export its newest record (seq and hash) as an anchor.
+
+    Kept where the server cannot write, an anchor lets a later `muster audit
+    verify --anchor FILE` catch truncation or a rewrite, even by someone
+    holding the audit key."""
+    store = _store(data_dir, database_url, reader=True)
+    try:
+        result = store.verify_audit()
+    finally:
+        store.close()
+    if not result.ok:
+        raise _broken(result)
+    if result.head is None:
+        raise fail("the audit log is empty: nothing to anchor yet")
+    seq, digest = result.head
+    exported = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    text = json.dumps({"seq": seq, "hash": digest, "exported_at": exported}, sort_keys=True)
+    text += "\n"
+    if output is None:
+        print(text, end="")
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"--output: cannot write {output}: {exc}") from exc
+    _out.print(f"anchor seq {seq} written to {output}")
+
+
+@audit_app.command("seal-legacy")
+def audit_seal_legacy(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+    """Seal a log written before keyed audit: verify its unkeyed records and append
+    the keyed switch record after them (once; the server does it itself when it
+    creates the audit key)."""
+    store = _store(data_dir, database_url, reader=True)
+    try:
+        rec = store.seal_legacy_audit()
+    except AuditKeyError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        store.close()
+    _out.print(f"sealed: switch record seq {rec.seq} chained with audit key {rec.key_id}")
 
 
 def _when(text: str | None, field: str) -> dt.datetime | None:

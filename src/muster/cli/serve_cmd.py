@@ -69,6 +69,9 @@ def _run_http(app: Any, settings: Settings, log_level: str) -> None:
         log_level=log_level,
         lifespan="on",
         timeout_graceful_shutdown=max(5, int(settings.shutdown_grace) + 5),
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default; the app
+        # decides instead, from MUSTER_TRUSTED_PROXIES (login limits, audit).
+        proxy_headers=False,
     )
     _Server(config).run()
     typer.echo("muster stopped")

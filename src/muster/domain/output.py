@@ -2,10 +2,11 @@
 
 Contract of :class:`OutputCapture`:
 
-- **Masking.** Every occurrence of every secret becomes ``***``, even when a
-  secret arrives split across chunks: the capture holds back the shortest
-  tail that could still be the start of a secret (never more than the
-  longest secret minus one character) until the next chunk or ``close()``.
+- **Masking.** Every occurrence of every secret, and of its base64 and hex
+  forms (:func:`muster.domain.secret.masked_forms`), becomes ``***``, even
+  when it arrives split across chunks: the capture holds back the shortest
+  tail that could still be the start of one (never more than the longest
+  form minus one character) until the next chunk or ``close()``.
   The result equals masking the whole stream at once, matching leftmost
   first and, at one position, the longest secret first.
 - **Bounded storage.** Only the first ``cap_bytes`` bytes (UTF-8) of masked
@@ -24,6 +25,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
+from muster.domain.secret import masked_forms
+
 __all__ = ["MASK", "EventScanner", "OutputCapture", "mask_all", "parse_event", "truncation_marker"]
 
 MASK = "***"
@@ -35,16 +38,16 @@ def truncation_marker(dropped_bytes: int) -> str:
     return f"\n[muster: output truncated, {dropped_bytes} more bytes not stored]\n"
 
 
-def _pattern(secrets: Sequence[str]) -> re.Pattern[str] | None:
-    distinct = sorted({s for s in secrets if s}, key=len, reverse=True)
-    if not distinct:
+def _pattern(forms: Sequence[str]) -> re.Pattern[str] | None:
+    """One alternation of ``forms`` (from :func:`masked_forms`: longest first)."""
+    if not forms:
         return None
-    return re.compile("|".join(re.escape(s) for s in distinct))
+    return re.compile("|".join(re.escape(s) for s in forms))
 
 
 def mask_all(text: str, secrets: Sequence[str]) -> str:
     """``text`` with every secret masked (the whole-stream reference)."""
-    pattern = _pattern(secrets)
+    pattern = _pattern(masked_forms(secrets))
     return text if pattern is None else pattern.sub(MASK, text)
 
 
@@ -56,6 +59,7 @@ class OutputCapture:
     """Capture of one output stream; see the module docstring for the contract."""
 
     __slots__ = (
+        "_by_first",
         "_closed",
         "_dropped",
         "_events_dropped",
@@ -82,9 +86,14 @@ class OutputCapture:
         max_events: int = 10_000,
     ) -> None:
         self.cap_bytes = max(0, cap_bytes)
-        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        # The secrets and their base64/hex forms, longest first.
+        self._secrets = tuple(masked_forms(secrets))
         self._pattern = _pattern(self._secrets)
         self._max_secret = len(self._secrets[0]) if self._secrets else 0
+        #: Forms by their first character: only there can a held-back tail start.
+        self._by_first: dict[str, tuple[str, ...]] = {}
+        for form in self._secrets:
+            self._by_first[form[0]] = (*self._by_first.get(form[0], ()), form)
         self._pending = ""
         self._parts: list[str] = []
         self._stored = 0
@@ -148,11 +157,11 @@ class OutputCapture:
         # Positions whose suffix is a proper prefix of some secret: more data
         # could complete a secret there, so nothing from the first one on is
         # final yet.
-        holds = [
-            p
-            for p in range(max(0, n - self._max_secret + 1), n)
-            if any(len(s) > n - p and s.startswith(buf[p:]) for s in self._secrets)
-        ]
+        holds = []
+        for p in range(max(0, n - self._max_secret + 1), n):
+            forms = self._by_first.get(buf[p])
+            if forms is not None and any(len(s) > n - p and s.startswith(buf[p:]) for s in forms):
+                holds.append(p)
         out: list[str] = []
         pos = 0
         while True:

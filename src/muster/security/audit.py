@@ -1,15 +1,30 @@
-"""The audit log's hash chain, independent of where records are stored.
+"""The audit log's keyed hash chain, independent of where records are stored.
 
 Record ``n`` carries ``prev_hash`` (record ``n-1``'s hash; :data:`GENESIS`
-for the first) and ``hash = SHA-256(prev_hash || canonical JSON of its
-fields)``. :func:`verify_chain` recomputes every link, so editing any field
-of a record, removing one, or reordering them is found, and the first bad
-sequence number is named.
+for the first), the id of the audit key that chained it, and ``hash =
+HMAC-SHA256(audit key, prev_hash || canonical JSON of its fields)``.
+:func:`verify_chain` recomputes every link, so editing any field of a
+record, removing one, or reordering them is found, and the first bad
+sequence number is named. The key lives beside the vault key, outside the
+database (``MUSTER_AUDIT_KEY`` or ``<data_dir>/audit.key``, mode 0600): whoever
+can write the database but not read that key cannot rebuild a chain that
+verifies.
 
 What a chain cannot show by itself is the removal of its *newest* records
-(a truncated chain is still a valid chain). Give ``verify_chain`` an anchor
-kept elsewhere (``expect_head``: the last seq and hash, e.g. from a previous
-``muster audit verify`` run or an exported copy) to catch that as well.
+(a truncated chain is still a valid chain), nor a rewrite by someone who
+holds the key. Anchors catch both: an anchor is a (seq, hash) pair exported
+and kept elsewhere (``muster audit anchor``); :func:`verify_chain` checks
+that the chain still holds that exact record.
+
+Legacy records: databases from before keyed audit hold records chained with
+plain SHA-256 (``key_id`` NULL). They verify as such, but only as a prefix
+of the chain that ends in the switch record (action :data:`SWITCH_ACTION`),
+the first keyed record, whose HMAC covers the hash of the last legacy
+record and so every legacy record before it. A switch record is written
+once, when the audit key is created for such a database (or by ``muster
+audit seal-legacy``); an unkeyed record after a keyed one, a keyed record
+after unkeyed ones that is not the switch, or a chain of only unkeyed
+records while a key is configured is a rewrite without the key.
 
 Canonical form: JSON with sorted keys, no whitespace, UTF-8, and ``at`` as
 UTC ISO-8601 with microseconds and ``Z``; a naive ``at`` (SQLite returns
@@ -20,29 +35,118 @@ hashing, so what is hashed is exactly what is stored.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 from muster.domain.secret import Secret
-from muster.errors import ValidationError
+from muster.errors import MusterError, ValidationError
 from muster.security.masking import mask_mapping
+from muster.security.vault import generate_key, key_id_of
 
 __all__ = [
     "GENESIS",
+    "SWITCH_ACTION",
+    "AuditKeyError",
+    "AuditKeys",
     "AuditRecord",
     "VerifyResult",
     "canonical",
     "chain_hash",
+    "keyed_hash",
+    "load_audit_keys",
     "next_record",
     "verify_chain",
 ]
 
 GENESIS: Final = "0" * 64
+#: The first keyed record after legacy (unkeyed) records: the recorded switch point.
+SWITCH_ACTION: Final = "audit.keyed"
+_KEY_BYTES: Final = 32
+
+
+class AuditKeyError(MusterError):
+    """The audit key is missing, malformed, or not the one the records were chained with."""
+
+
+class AuditKeys:
+    """The key new records are chained with, plus older keys still accepted when verifying.
+
+    Key ids are the first 16 hex digits of SHA-256 of the key (as for vault keys);
+    the key itself never leaves this object (its ``repr`` shows the id only).
+    """
+
+    __slots__ = ("_keys", "key_id")
+
+    def __init__(self, current: bytes, older: Iterable[bytes] = ()) -> None:
+        for key in (current, *older):
+            if len(key) != _KEY_BYTES:
+                raise AuditKeyError(f"an audit key must be {_KEY_BYTES} bytes, got {len(key)}")
+        self.key_id = key_id_of(current)
+        self._keys = {key_id_of(k): k for k in older}
+        self._keys[self.key_id] = current
+
+    @property
+    def key_ids(self) -> frozenset[str]:
+        return frozenset(self._keys)
+
+    def key(self, key_id: str) -> bytes | None:
+        return self._keys.get(key_id)
+
+    def __repr__(self) -> str:
+        return f"AuditKeys(key_id={self.key_id})"
+
+
+def _decode_key(text: str, origin: str) -> bytes:
+    try:
+        key = base64.urlsafe_b64decode(text.strip().encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise AuditKeyError(f"{origin} is not url-safe base64 of {_KEY_BYTES} bytes") from None
+    if len(key) != _KEY_BYTES:
+        raise AuditKeyError(f"{origin} must decode to {_KEY_BYTES} bytes, got {len(key)}")
+    return key
+
+
+def load_audit_keys(
+    explicit: str, key_file: Path, *, create: bool
+) -> tuple[AuditKeys | None, bool]:
+    """(keys, created): from ``explicit`` (``MUSTER_AUDIT_KEY``) or ``key_file`` (current
+    key on the first line, older keys after; mode 0600), creating the file when allowed.
+
+    ``(None, False)`` when there is no key and ``create`` is false: the caller decides
+    whether the database's records make that an error.
+    """
+    if explicit:
+        return AuditKeys(_decode_key(explicit, "MUSTER_AUDIT_KEY")), False
+    if key_file.exists():
+        mode = key_file.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise AuditKeyError(
+                f"audit key file {key_file} is readable by others (mode {mode:o}); chmod 600 it"
+            )
+        lines = [ln.strip() for ln in key_file.read_text(encoding="ascii").splitlines()]
+        keys = [
+            _decode_key(ln, f"audit key file {key_file}") for ln in lines if ln and ln[0] != "#"
+        ]
+        if not keys:
+            raise AuditKeyError(f"audit key file {key_file} holds no key")
+        return AuditKeys(keys[0], keys[1:]), False
+    if not create:
+        return None, False
+    text = generate_key()
+    key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(text + "\n")
+    return AuditKeys(_decode_key(text, f"audit key file {key_file}")), True
 
 
 def _iso(at: datetime) -> str:
@@ -64,10 +168,15 @@ class AuditRecord:
     details: Mapping[str, Any]
     prev_hash: str
     hash: str
+    #: The audit key that chained this record; ``None``: a legacy SHA-256 record.
+    key_id: str | None = None
 
     def body(self) -> dict[str, Any]:
-        """The hashed fields (everything but ``hash``) in canonical shape."""
-        return {
+        """The hashed fields (everything but ``hash``) in canonical shape.
+
+        A legacy record's body has no ``key_id``, so it hashes as it was written.
+        """
+        body: dict[str, Any] = {
             "seq": self.seq,
             "at": _iso(self.at),
             "actor": self.actor,
@@ -77,6 +186,9 @@ class AuditRecord:
             "details": self.details,
             "prev_hash": self.prev_hash,
         }
+        if self.key_id is not None:
+            body["key_id"] = self.key_id
+        return body
 
 
 def canonical(body: Mapping[str, Any]) -> bytes:
@@ -90,16 +202,27 @@ def canonical(body: Mapping[str, Any]) -> bytes:
 
 
 def chain_hash(prev_hash: str, canonical_record: bytes) -> str:
-    """SHA-256 hex of the previous hash followed by the record's canonical bytes."""
+    """The legacy link: SHA-256 hex of the previous hash and the record's canonical bytes.
+
+    Anyone can compute it; it is kept only to verify records written before keyed audit.
+    """
     h = hashlib.sha256()
     h.update(prev_hash.encode("ascii"))
     h.update(canonical_record)
     return h.hexdigest()
 
 
+def keyed_hash(key: bytes, prev_hash: str, canonical_record: bytes) -> str:
+    """HMAC-SHA256 hex, under the audit key, of the previous hash and the canonical bytes."""
+    mac = hmac.new(key, prev_hash.encode("ascii"), hashlib.sha256)
+    mac.update(canonical_record)
+    return mac.hexdigest()
+
+
 def next_record(
     prev: AuditRecord | None,
     *,
+    keys: AuditKeys,
     at: datetime,
     actor: str,
     action: str,
@@ -109,7 +232,8 @@ def next_record(
     secret_keys: Iterable[str] = (),
     secrets: Iterable[str | Secret] = (),
 ) -> AuditRecord:
-    """The record that follows ``prev`` (``None``: the first), masked and hashed.
+    """The record that follows ``prev`` (``None``: the first), masked and chained
+    under ``keys``' current key.
 
     Appending must be serialised by the store (one writer at a time, the
     head read and the insert in one transaction), or two records would claim
@@ -120,10 +244,13 @@ def next_record(
     clean: dict[str, Any] = json.loads(canonical(masked))
     seq = 1 if prev is None else prev.seq + 1
     prev_hash = GENESIS if prev is None else prev.hash
-    draft = AuditRecord(seq, at, actor, action, target, address, clean, prev_hash, "")
+    kid = keys.key_id
+    draft = AuditRecord(seq, at, actor, action, target, address, clean, prev_hash, "", kid)
+    key = keys.key(kid)
+    assert key is not None
     return AuditRecord(
         seq, at, actor, action, target, address, clean, prev_hash,
-        chain_hash(prev_hash, canonical(draft.body())),
+        keyed_hash(key, prev_hash, canonical(draft.body())), kid,
     )  # fmt: skip
 
 
@@ -133,55 +260,118 @@ class VerifyResult:
     checked: int
     first_bad_seq: int | None = None
     problem: str | None = None
-    #: The last good (seq, hash): keep it as the anchor for the next verification.
+    #: The last good (seq, hash): export it as an anchor for later verifications.
     head: tuple[int, str] | None = None
+    #: How many of the records checked are legacy (unkeyed SHA-256) records.
+    legacy: int = 0
+    #: How many anchors were found in the chain exactly as exported.
+    anchors: int = 0
 
 
 def verify_chain(
     records: Iterable[AuditRecord],
+    keys: AuditKeys | None,
     *,
     start: tuple[int, str] | None = None,
-    expect_head: tuple[int, str] | None = None,
+    anchors: Sequence[tuple[int, str]] = (),
 ) -> VerifyResult:
-    """Check records in seq order; stop at the first bad one.
+    """Check records in seq order; stop at the first bad one and name it.
 
-    ``start`` = (seq, hash) of the record just before the first one given,
-    for verifying from a checkpoint; by default the chain must start at seq 1
-    on :data:`GENESIS`. ``expect_head`` catches removal of the newest records.
+    ``keys``: the configured audit keys (``None``: none configured, so only
+    legacy records can verify). ``start`` = (seq, hash) of the record just
+    before the first one given, for verifying from a checkpoint (legacy
+    records are then not accepted); by default the chain must start at seq 1
+    on :data:`GENESIS`. ``anchors``: (seq, hash) pairs exported earlier; the
+    chain must still hold each of those records unchanged.
     """
     want_seq, want_prev = (1, GENESIS) if start is None else (start[0] + 1, start[1])
-    checked = 0
+    pinned = dict(anchors)
+    checked = legacy = found = 0
+    keyed_seen = start is not None
     head = start
     for rec in records:
-        problem = None
-        if rec.seq != want_seq:
-            problem = f"expected seq {want_seq}, found {rec.seq}: " + (
-                "records missing" if rec.seq > want_seq else "records out of order"
-            )
-        elif rec.prev_hash != want_prev:
-            problem = "prev_hash does not match the previous record (removed or replaced)"
-        else:
-            try:
-                recomputed = chain_hash(rec.prev_hash, canonical(rec.body()))
-            except ValidationError:
-                recomputed = ""
-            if not _same(recomputed, rec.hash):
-                problem = "hash does not match the record's content (edited)"
+        problem = _link_problem(rec, want_seq, want_prev)
+        if problem is None:
+            problem = _mac_problem(rec, keys, keyed_seen=keyed_seen, after_legacy=legacy > 0)
+        if problem is None and rec.seq in pinned:
+            if _same(pinned[rec.seq], rec.hash):
+                found += 1
+            else:
+                problem = "differs from the exported anchor for this seq (record rewritten)"
         if problem is not None:
-            return VerifyResult(False, checked, want_seq, problem, head)
+            return VerifyResult(False, checked, want_seq, problem, head, legacy, found)
         checked += 1
+        if rec.key_id is None:
+            legacy += 1
+        else:
+            keyed_seen = True
         head = (rec.seq, rec.hash)
         want_seq, want_prev = rec.seq + 1, rec.hash
-    if expect_head is not None and head != expect_head:
+    missing = sorted(seq for seq in pinned if seq >= want_seq)
+    if missing:
         return VerifyResult(
             False,
             checked,
             want_seq,
-            f"chain ends at {head[0] if head else 0}, the anchor says {expect_head[0]} "
-            "(newest records removed or rewritten)",
+            f"chain ends at seq {want_seq - 1}, but an exported anchor names seq {missing[0]} "
+            "(newest records removed)",
             head,
+            legacy,
+            found,
         )
-    return VerifyResult(True, checked, None, None, head)
+    if legacy and not keyed_seen and keys is not None:
+        return VerifyResult(
+            False,
+            checked,
+            want_seq,
+            f"all {legacy} records are unkeyed although audit key {keys.key_id} is configured "
+            "(rewritten without the key; if this database predates keyed audit and has "
+            "not been sealed yet, run `muster audit seal-legacy`)",
+            head,
+            legacy,
+            found,
+        )
+    return VerifyResult(True, checked, None, None, head, legacy, found)
+
+
+def _link_problem(rec: AuditRecord, want_seq: int, want_prev: str) -> str | None:
+    if rec.seq != want_seq:
+        return f"expected seq {want_seq}, found {rec.seq}: " + (
+            "records missing" if rec.seq > want_seq else "records out of order"
+        )
+    if rec.prev_hash != want_prev:
+        return "prev_hash does not match the previous record (removed or replaced)"
+    return None
+
+
+def _mac_problem(
+    rec: AuditRecord, keys: AuditKeys | None, *, keyed_seen: bool, after_legacy: bool
+) -> str | None:
+    try:
+        canon = canonical(rec.body())
+    except ValidationError:
+        return "the record's content cannot be read back (edited)"
+    if rec.key_id is None:
+        if keyed_seen:
+            return "unkeyed record after keyed records (rewritten without the audit key)"
+        if not _same(chain_hash(rec.prev_hash, canon), rec.hash):
+            return "hash does not match the record's content (edited)"
+        return None
+    key = keys.key(rec.key_id) if keys is not None else None
+    if key is None:
+        configured = ", ".join(sorted(keys.key_ids)) if keys is not None else "none"
+        return (
+            f"chained with audit key {rec.key_id}, which is not configured "
+            f"(configured: {configured}): set MUSTER_AUDIT_KEY or restore the audit key file"
+        )
+    if not _same(keyed_hash(key, rec.prev_hash, canon), rec.hash):
+        return "HMAC does not match the record's content (edited, or rebuilt without the key)"
+    if after_legacy and not keyed_seen and rec.action != SWITCH_ACTION:
+        return (
+            f"first keyed record after unkeyed ones is not the {SWITCH_ACTION} switch "
+            "(the unkeyed records before it were rewritten without the audit key)"
+        )
+    return None
 
 
 def _same(a: str, b: str) -> bool:

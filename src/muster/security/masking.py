@@ -6,7 +6,10 @@ streams, where a secret can straddle two chunks, is masked by the streaming
 masker in ``muster.domain.output``.
 
 Longer secrets are replaced first, so a secret that contains a shorter one
-is masked whole rather than leaving its remainder visible.
+is masked whole rather than leaving its remainder visible. Each secret is
+also looked for in its base64 and hex forms
+(:func:`muster.domain.secret.masked_forms`); the limits of that are stated
+in SECURITY.md.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from muster.domain.secret import MASK, Secret
+from muster.domain.secret import MASK, Secret, masked_forms
 
 __all__ = ["MASK", "mask_mapping", "mask_secrets", "secret_pattern"]
 
@@ -23,9 +26,7 @@ _JSONLike = Any
 
 
 def _values(secrets: Iterable[str | Secret]) -> list[str]:
-    vals = {s.reveal() if isinstance(s, Secret) else s for s in secrets}
-    vals.discard("")
-    return sorted(vals, key=lambda v: (-len(v), v))
+    return masked_forms(s.reveal() if isinstance(s, Secret) else s for s in secrets)
 
 
 def secret_pattern(secrets: Iterable[str | Secret]) -> re.Pattern[str] | None:

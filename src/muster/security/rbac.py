@@ -165,6 +165,9 @@ class Principal:
     #: ``password``/``session`` (console) or ``token``.
     via: str = "session"
     token_role: str | None = None
+    #: A generated one-time password is still in use: until it is changed the
+    #: server answers only "who am I", "change password" and "log out".
+    must_change_password: bool = False
 
     def can(self, perm: Permission) -> bool:
         return perm in self.permissions

@@ -23,7 +23,7 @@ from muster.domain.hosts import Host, TransportKind
 from muster.errors import NotFoundError
 from muster.server import executions, health, hosts, jobs, scripts, stream, webhooks
 from muster.server.context import ServerContext
-from muster.server.delivery import WebhookDispatcher
+from muster.server.delivery import EgressGuard, WebhookDispatcher
 from muster.server.errors import install_error_handlers
 from muster.server.health import muster_version
 from muster.server.input_guard import install_body_limits
@@ -105,6 +105,7 @@ def create_app(
             the_store: Store = await run_in_threadpool(open_store, settings)
         else:
             the_store = store
+            await run_in_threadpool(_ensure_audit_key, the_store, settings)
         ctx = ServerContext(settings=settings, store=the_store)
         ctx.live = getattr(the_store, "notifier", None)
         ctx.extra["stopping"] = asyncio.Event()
@@ -125,7 +126,10 @@ def create_app(
             async def record_delivery(self, **kw: Any) -> None:
                 await run_in_threadpool(lambda: repo.record(**kw))
 
-        dispatcher = WebhookDispatcher(targets, _Recorder(), **(webhook_options or {}))
+        options = {"guard": EgressGuard.from_setting(settings.webhook_allow)}
+        dispatcher = WebhookDispatcher(
+            targets, _Recorder(), **{**options, **(webhook_options or {})}
+        )
         dispatcher.start()
         ctx.webhooks = dispatcher
         watcher = ExecutionWatcher(the_store, ctx.live, dispatcher.publish)
@@ -172,6 +176,16 @@ def create_app(
     install_console(app)
     install_body_limits(app, settings)
     return app
+
+
+def _ensure_audit_key(store: Store, settings: Settings) -> None:
+    """A store given to the app is keyed like one it opens: the server never runs without
+    its audit key (``open_store`` loads it; a store built elsewhere may not have)."""
+    from muster.store.audit_store import audit_keys_for, open_audit_keys
+
+    engine = getattr(store, "engine", None)
+    if engine is not None and audit_keys_for(engine) is None:
+        open_audit_keys(engine, settings, create=True)
 
 
 async def _maybe_await(value: Any) -> Any:

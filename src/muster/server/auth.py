@@ -5,22 +5,27 @@ One ASGI middleware does it for every request, so no route can forget:
 1. find the route's :class:`~muster.server.permissions.Rule` (undeclared
    routes need an authenticated admin: fail closed);
 2. authenticate ``Authorization: Bearer mst_...`` or the session cookie;
-   401 without valid credentials, 403 without the permission;
+   401 without valid credentials, 403 without the permission; a caller
+   still on a generated one-time password gets 403 (a console page: a
+   redirect to ``/password``) for all but ``BEFORE_PASSWORD_CHANGE``;
 3. for a cookie-authenticated state-changing request, require the session's
    CSRF token in ``X-CSRF-Token`` or, for an urlencoded form, in its
    ``csrf_token`` field (the body is read once and replayed);
 4. after a successful state-changing request, append an audit record
    (unless the handler audits itself with more detail).
 
-Handlers read the caller with the :data:`CurrentUser` dependency.
+Handlers read the caller with the :data:`CurrentUser` dependency, and the
+client's address with :func:`client_address` (``X-Forwarded-For`` counts
+only from ``Settings.trusted_proxies``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Final
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -28,10 +33,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from muster.errors import AuthenticationError, MusterError
+from muster.errors import AuthenticationError, MusterError, TooManyAttemptsError
 from muster.security.rbac import Permission, Principal
 from muster.server.errors import error_body
-from muster.server.permissions import AUTHENTICATED, PUBLIC, Rule, rule_for
+from muster.server.permissions import (
+    AUTHENTICATED,
+    BEFORE_PASSWORD_CHANGE,
+    PUBLIC,
+    Rule,
+    rule_for,
+)
+from muster.server.redirects import same_site_path
 from muster.store._core import utcnow
 from muster.store.security_ops import SecurityStore
 from muster.store.session_store import csrf_matches
@@ -47,6 +59,7 @@ __all__ = [
     "install_auth",
     "is_console_page",
     "login_redirect",
+    "password_redirect",
     "security_store",
 ]
 
@@ -67,11 +80,14 @@ def is_console_page(method: str, path: str) -> bool:
 
 
 def login_redirect(path: str, query: str = "") -> str:
-    """Where an unauthenticated console visit is sent: ``/login?next=<path>``."""
-    from urllib.parse import urlencode
+    """Where an unauthenticated console visit is sent: ``/login?next=<path>``
+    (a path that could lead off-site is replaced by ``/``)."""
+    return "/login?" + urlencode({"next": same_site_path(path, query)})
 
-    target = path + (f"?{query}" if query else "")
-    return "/login?" + urlencode({"next": target})
+
+def password_redirect(path: str, query: str = "") -> str:
+    """Where a console visit on an unchanged one-time password is sent."""
+    return "/password?" + urlencode({"next": same_site_path(path, query)})
 
 
 def security_store(app: Any) -> SecurityStore:
@@ -87,10 +103,59 @@ def security_store(app: Any) -> SecurityStore:
     return found  # type: ignore[no-any-return]
 
 
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _trusted_proxies(scope: Scope) -> tuple[_Network, ...]:
+    app = scope.get("app")
+    ctx = getattr(getattr(app, "state", None), "muster", None)
+    if ctx is None:
+        return ()
+    found = ctx.extra.get("trusted_proxies")
+    if found is None:
+        names = getattr(ctx.settings, "trusted_proxies", None) or ()
+        found = tuple(ipaddress.ip_network(n, strict=False) for n in names)
+        ctx.extra["trusted_proxies"] = found
+    return found  # type: ignore[no-any-return]
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
 def client_address(scope_or_request: Any) -> str | None:
+    """The client's address, for login limits, sessions and the audit log.
+
+    The connecting peer, unless it is one of ``Settings.trusted_proxies``:
+    then the nearest address in ``X-Forwarded-For`` (read from the right)
+    that is not a trusted proxy itself. Nobody else may name an address, so
+    a forged header from a client changes nothing.
+    """
     scope = getattr(scope_or_request, "scope", scope_or_request)
     client = scope.get("client")
-    return client[0] if client else None
+    peer: str | None = client[0] if client else None
+    trusted = _trusted_proxies(scope)
+    peer_ip = _ip(peer) if peer else None
+    if peer_ip is None or not any(peer_ip in net for net in trusted):
+        return peer
+    hops = [
+        hop
+        for value in Headers(scope=scope).getlist("x-forwarded-for")
+        for hop in value.split(",")
+        if hop.strip()
+    ]
+    nearest = peer
+    for hop in reversed(hops):
+        hop_ip = _ip(hop)
+        if hop_ip is None:
+            return nearest
+        nearest = str(hop_ip)
+        if not any(hop_ip in net for net in trusted):
+            return nearest
+    return nearest
 
 
 def current_principal(request: Request) -> Principal:
@@ -166,6 +231,12 @@ class AuthMiddleware:
                     scope, receive, send
                 )
                 return
+            if principal.must_change_password and not _before_change(method, template):
+                if is_console_page(method, path):
+                    await _redirect(scope, receive, send, to=password_redirect)
+                    return
+                await _reply(403, _change_first(principal))(scope, receive, send)
+                return
             if rule.need != AUTHENTICATED and not principal.can(Permission(rule.need)):
                 await _reply(403, f"{principal.name} lacks permission {rule.need}")(
                     scope, receive, send
@@ -192,9 +263,24 @@ class AuthMiddleware:
             await _audit_generic(scope, principal, method, template or path, path, status)
 
 
-async def _redirect(scope: Scope, receive: Receive, send: Send) -> None:
+def _before_change(method: str, template: str | None) -> bool:
+    method = "GET" if method == "HEAD" else method
+    return (method, template or "") in BEFORE_PASSWORD_CHANGE
+
+
+def _change_first(who: Principal) -> str:
+    return (
+        f"{who.name} must change the generated one-time password first "
+        "(POST /api/v1/auth/password, or the console's /password page); until then "
+        "only /api/v1/auth/me, /api/v1/auth/password and /api/v1/auth/logout answer"
+    )
+
+
+async def _redirect(
+    scope: Scope, receive: Receive, send: Send, to: Callable[[str, str], str] = login_redirect
+) -> None:
     query = scope.get("query_string", b"").decode("latin-1")
-    location = login_redirect(scope["path"], query)
+    location = to(scope["path"], query)
     await Response(status_code=303, headers={"Location": location})(scope, receive, send)
 
 
@@ -244,6 +330,8 @@ async def _audit_generic(
 
 
 async def _on_auth_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, TooManyAttemptsError):
+        return _reply(429, str(exc), **{"Retry-After": str(max(1, round(exc.retry_after)))})
     return _reply(401, str(exc), **{"WWW-Authenticate": "Bearer"})
 
 

@@ -10,6 +10,9 @@ should.
 user (their handlers narrow further, e.g. "your own tokens"). Handlers that
 write a richer audit record themselves set ``self_audited`` so the
 middleware's generic record is not doubled.
+
+A caller still on a generated one-time password reaches only
+:data:`BEFORE_PASSWORD_CHANGE` (whatever their roles) until they change it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ from typing import Final
 
 from muster.security.rbac import Permission
 
-__all__ = ["AUTHENTICATED", "PUBLIC", "ROUTE_RULES", "Rule", "rule_for"]
+__all__ = [
+    "AUTHENTICATED",
+    "BEFORE_PASSWORD_CHANGE",
+    "PUBLIC",
+    "ROUTE_RULES",
+    "Rule",
+    "rule_for",
+]
 
 PUBLIC: Final = "public"
 AUTHENTICATED: Final = "authenticated"
@@ -100,6 +110,8 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
     ("POST", "/api/v1/auth/logout"): Rule(AUTHENTICATED, True),
     ("GET", "/api/v1/auth/me"): AUTHENTICATED,
     ("POST", "/api/v1/auth/password"): Rule(AUTHENTICATED, True),
+    # the console's password page writes the same record as the API
+    ("POST", "/password"): Rule(AUTHENTICATED, True),
     ("GET", "/api/v1/users"): P.ADMIN,
     ("POST", "/api/v1/users"): Rule(P.ADMIN, True),
     ("PATCH", "/api/v1/users/{name}"): Rule(P.ADMIN, True),
@@ -121,11 +133,26 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
 }
 
 
+#: All a caller whose generated password is unchanged may do: see who they are,
+#: change it (API or console page), log out. Everything else answers 403.
+BEFORE_PASSWORD_CHANGE: Final = frozenset(
+    {
+        ("GET", "/api/v1/auth/me"),
+        ("POST", "/api/v1/auth/password"),
+        ("POST", "/api/v1/auth/logout"),
+        ("GET", "/password"),
+        ("POST", "/password"),
+    }
+)
+
+
 def _console_rules() -> dict[tuple[str, str], Permission | str]:
     """The web console declares its pages beside them; merged here so one table rules."""
     try:
         from muster.server.web.permissions import WEB_RULES
-    except ImportError:  # the console is optional
+    except ModuleNotFoundError as exc:  # the console is optional; a broken import is not
+        if exc.name not in ("muster.server.web", "muster.server.web.permissions"):
+            raise
         return {}
     return dict(WEB_RULES)
 

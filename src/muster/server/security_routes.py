@@ -4,6 +4,11 @@ Permissions are declared in :mod:`muster.server.permissions` and enforced
 by the auth middleware; handlers here only narrow "authenticated" routes to
 the caller's own things. Secrets cross these endpoints once: a generated
 password or a new token in the response that created it, never again.
+
+Failed logins are aggregated in the audit log: a record for the 1st, 2nd,
+4th, 8th... failure of one user name from one address in a window, each
+with the running count, so a flood leaves a handful of records, not one per
+attempt (:mod:`muster.store.login_limits` counts them).
 """
 
 from __future__ import annotations
@@ -15,13 +20,20 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from muster.errors import AuthenticationError, PermissionDeniedError
+from muster.errors import (
+    AuthenticationError,
+    LoginFailedError,
+    PermissionDeniedError,
+    TooManyAttemptsError,
+    ValidationError,
+)
 from muster.security.passwords import generate_password
-from muster.security.rbac import BUILTIN_ROLES, Permission
+from muster.security.rbac import BUILTIN_ROLES, Permission, Principal
 from muster.server.auth import SESSION_COOKIE, CurrentUser, client_address, security_store
-from muster.store.security_store import TokenInfo, UserRecord
+from muster.store.login_limits import is_worth_recording
+from muster.store.security_store import TokenInfo, UserChange, UserRecord
 
-__all__ = ["router"]
+__all__ = ["audit_login_failure", "change_own_password", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 
@@ -38,6 +50,8 @@ class LoginIn(_In):
 class PasswordIn(_In):
     current_password: str = Field(max_length=1024)
     new_password: str = Field(max_length=1024)
+    #: Also revoke every API token of the user (sessions always end).
+    revoke_tokens: bool = False
 
 
 class UserIn(_In):
@@ -100,18 +114,44 @@ def _audit(request: Request, actor: str, action: str, target: str, **details: An
     )
 
 
+def audit_login_failure(request: Request, user: str, exc: AuthenticationError) -> None:
+    """Record a refused password check, aggregated (see the module docstring)."""
+    if isinstance(exc, TooManyAttemptsError):
+        if is_worth_recording(exc.attempts):
+            _audit(
+                request,
+                user,
+                "auth.login_throttled",
+                f"address:{client_address(request)}",
+                attempts=exc.attempts,
+                retry_after=round(exc.retry_after),
+            )
+        return
+    attempts = exc.attempts if isinstance(exc, LoginFailedError) else 1
+    if is_worth_recording(attempts):
+        _audit(request, user, "auth.login_failed", f"user:{user}", failures=attempts)
+
+
+def _checked_password(request: Request, user: str, password: str) -> Principal:
+    try:
+        return security_store(request.app).authenticate_password(
+            user, password, address=client_address(request)
+        )
+    except AuthenticationError as exc:
+        audit_login_failure(request, user, exc)
+        raise
+
+
 # --- login / session ---------------------------------------------------------
 
 
 @router.post("/auth/login")
 def login(body: LoginIn, request: Request, response: Response) -> dict[str, Any]:
-    """Password login for the console: sets an HttpOnly, SameSite=Strict session cookie."""
+    """Password login for the console: sets an HttpOnly, SameSite=Strict session cookie.
+
+    Too many attempts from one address answer 429 with ``Retry-After``."""
     sec = security_store(request.app)
-    try:
-        who = sec.authenticate_password(body.username, body.password)
-    except AuthenticationError:
-        _audit(request, body.username, "auth.login_failed", f"user:{body.username}")
-        raise
+    who = _checked_password(request, body.username, body.password)
     cookie, csrf = sec.create_session(who.user_id, address=client_address(request))
     response.set_cookie(
         SESSION_COOKIE,
@@ -122,13 +162,12 @@ def login(body: LoginIn, request: Request, response: Response) -> dict[str, Any]
         path="/",
     )
     _audit(request, who.name, "auth.login", f"user:{who.name}")
-    user = sec.get_user(who.user_id)
     return {
         "user": who.name,
         "roles": list(who.roles),
         "permissions": sorted(p.value for p in who.permissions),
         "csrf_token": csrf,
-        "must_change_password": user.must_change_password,
+        "must_change_password": who.must_change_password,
     }
 
 
@@ -151,6 +190,7 @@ def me(who: CurrentUser, request: Request) -> dict[str, Any]:
         "permissions": sorted(p.value for p in who.permissions),
         "via": who.via,
         "token_role": who.token_role,
+        "must_change_password": who.must_change_password,
     }
     cookie = request.cookies.get(SESSION_COOKIE)
     if who.via == "session" and cookie:
@@ -158,13 +198,35 @@ def me(who: CurrentUser, request: Request) -> dict[str, Any]:
     return out
 
 
-@router.post("/auth/password", status_code=204)
-def change_password(body: PasswordIn, who: CurrentUser, request: Request) -> Response:
-    sec = security_store(request.app)
-    sec.authenticate_password(who.name, body.current_password)
-    sec.update_user(who.user_id, password=body.new_password)
-    _audit(request, who.name, "user.password_changed", f"user:{who.name}")
-    return Response(status_code=204)
+def change_own_password(
+    request: Request, who: Principal, current: str, new: str, *, revoke_tokens: bool = False
+) -> UserChange:
+    """Check the current password (throttled like a login), set the new one, end the
+    caller's other sessions (the one making the request stays), audit it."""
+    _checked_password(request, who.name, current)
+    keep = request.cookies.get(SESSION_COOKIE) if who.via == "session" else None
+    change = security_store(request.app).change_user(
+        who.user_id, password=new, keep_session=keep, revoke_tokens=revoke_tokens
+    )
+    _audit(
+        request,
+        who.name,
+        "user.password_changed",
+        f"user:{who.name}",
+        sessions_ended=change.sessions_ended,
+        tokens_revoked=change.tokens_revoked,
+    )
+    return change
+
+
+@router.post("/auth/password")
+def change_password(body: PasswordIn, who: CurrentUser, request: Request) -> dict[str, int]:
+    """Change the caller's password: their other sessions end; their API tokens stay
+    unless ``revoke_tokens`` is true. The answer says how many of each ended."""
+    change = change_own_password(
+        request, who, body.current_password, body.new_password, revoke_tokens=body.revoke_tokens
+    )
+    return {"sessions_ended": change.sessions_ended, "tokens_revoked": change.tokens_revoked}
 
 
 # --- users and roles (admin) -----------------------------------------------
@@ -192,11 +254,20 @@ def create_user(body: UserIn, who: CurrentUser, request: Request) -> dict[str, A
 
 @router.patch("/users/{name}")
 def update_user(name: str, body: UserPatch, who: CurrentUser, request: Request) -> dict[str, Any]:
+    """Change a user; a new password or disabling ends their sessions (the answer
+    counts them). Leaving no enabled admin is refused with 409."""
     sec = security_store(request.app)
-    user = sec.update_user(name, roles=body.roles, disabled=body.disabled, password=body.password)
+    change = sec.change_user(name, roles=body.roles, disabled=body.disabled, password=body.password)
     changed = sorted(k for k, v in body.model_dump().items() if v is not None)
-    _audit(request, who.name, "user.update", f"user:{user.name}", changed=changed)
-    return _user_out(user)
+    _audit(
+        request,
+        who.name,
+        "user.update",
+        f"user:{change.user.name}",
+        changed=changed,
+        sessions_ended=change.sessions_ended,
+    )
+    return {**_user_out(change.user), "sessions_ended": change.sessions_ended}
 
 
 @router.get("/roles")
@@ -297,11 +368,28 @@ async def list_audit(
 
 
 @router.get("/audit/verify")
-async def verify_audit(request: Request) -> dict[str, Any]:
-    result = await run_in_threadpool(security_store(request.app).verify_audit)
+async def verify_audit(
+    request: Request,
+    anchor: list[str] = Query(
+        default=[],
+        max_length=100,
+        description="SEQ:HASH of an exported anchor (repeatable): the chain must still "
+        "hold that exact record.",
+    ),
+) -> dict[str, Any]:
+    anchors = []
+    for text in anchor:
+        seq, sep, digest = text.partition(":")
+        if not sep or not seq.isdigit() or len(seq) > 18 or len(digest) != 64:
+            raise ValidationError(f"anchor {text[:80]!r}: expected SEQ:HASH", field="anchor")
+        anchors.append((int(seq), digest.lower()))
+    sec = security_store(request.app)
+    result = await run_in_threadpool(lambda: sec.verify_audit(anchors=anchors))
     return {
         "ok": result.ok,
         "checked": result.checked,
+        "legacy": result.legacy,
+        "anchors_found": result.anchors,
         "first_bad_seq": result.first_bad_seq,
         "problem": result.problem,
         "anchor": f"{result.head[0]}:{result.head[1]}" if result.head else None,

@@ -1,7 +1,8 @@
 """One call that puts identity and safety on an app: ``install_security(app)``.
 
 Adds the auth middleware (401/403/CSRF/generic audit), the 401 error
-handler, and the identity, approval and credential routers. ``create_app``
+handler, the browser-protection headers, and the identity, approval and
+credential routers. ``create_app``
 calls it after the other routers are included; the lifespan calls
 :func:`announce_bootstrap` once the store is open, and the reaper loop
 calls :func:`security_tick` so approval deadlines pass into rejection.
@@ -18,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from muster.server import approval_policies, approvals, credentials, security_routes
 from muster.server.auth import install_auth, security_store
+from muster.server.headers import SecurityHeaders
 from muster.server.input_guard import NulGuard
 
 __all__ = ["announce_bootstrap", "bootstrap_message", "install_security", "security_tick"]
@@ -29,6 +31,8 @@ def install_security(app: FastAPI) -> None:
     install_auth(app)
     # Added last, so it runs first: a NUL is refused before anything reads the request.
     app.add_middleware(NulGuard)
+    # Outermost of all: even the refusals above carry the browser protections.
+    app.add_middleware(SecurityHeaders)
     app.include_router(security_routes.router)
     app.include_router(approvals.router)
     app.include_router(credentials.router)

@@ -1,4 +1,4 @@
-"""The audit log table: append (hash-chained), query, and verify.
+"""The audit log table: append (HMAC-chained), query, and verify.
 
 Appends are serialised: on SQLite by the ``BEGIN IMMEDIATE`` every write
 transaction takes, on PostgreSQL by a transaction-level advisory lock; the
@@ -8,25 +8,158 @@ so two records can never claim the same predecessor.
 :func:`append_audit` takes a connection so that a change and its audit
 record commit together (call it inside the store transaction that makes the
 change); ``AuditOps.record_audit`` is the stand-alone form.
+
+The audit key belongs to the database, not to one store object: the edge
+(:func:`open_audit_keys`, called by ``open_store`` and
+``open_security_store``) loads it once and registers it for the engine, and
+every store over that engine (the main store, the identity store the server
+builds beside it) appends and verifies with it. Appending without a key is
+an :class:`~muster.security.audit.AuditKeyError`, never an unkeyed record.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Connection, RowMapping, func, insert, select, text
+from sqlalchemy import Connection, Engine, RowMapping, func, insert, select, text
 
+from muster.config import Settings
 from muster.domain.secret import Secret
-from muster.security.audit import AuditRecord, VerifyResult, next_record, verify_chain
+from muster.security.audit import (
+    SWITCH_ACTION,
+    AuditKeyError,
+    AuditKeys,
+    AuditRecord,
+    VerifyResult,
+    load_audit_keys,
+    next_record,
+    verify_chain,
+)
 from muster.store._core import StoreCore, utcnow
 from muster.store.base import Page
 from muster.store.security_tables import audit_log
 
-__all__ = ["AuditOps", "append_audit", "audit_record"]
+__all__ = [
+    "AuditOps",
+    "append_audit",
+    "audit_keys_for",
+    "audit_record",
+    "open_audit_keys",
+    "use_audit_keys",
+]
 
 _AUDIT_LOCK: Final = 0x6D75737465720A0D
+_KEYS: weakref.WeakKeyDictionary[Engine, AuditKeys] = weakref.WeakKeyDictionary()
+
+
+def use_audit_keys(engine: Engine, keys: AuditKeys) -> None:
+    """Every store over ``engine`` chains and verifies audit records with ``keys``."""
+    _KEYS[engine] = keys
+
+
+def audit_keys_for(engine: Engine) -> AuditKeys | None:
+    return _KEYS.get(engine)
+
+
+def _lock(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
+
+
+def _head(conn: Connection) -> RowMapping | None:
+    return (
+        conn.execute(select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).mappings().first()
+    )
+
+
+def _newest_key_id(conn: Connection) -> str | None:
+    """The key id of the newest keyed record (an index walk from the end, not a scan)."""
+    return conn.execute(
+        select(audit_log.c.key_id)
+        .where(audit_log.c.key_id.is_not(None))
+        .order_by(audit_log.c.seq.desc())
+        .limit(1)
+    ).scalar()
+
+
+def open_audit_keys(engine: Engine, settings: Settings, *, create: bool) -> AuditKeys | None:
+    """Load the database's audit key, register it for ``engine``, and return it.
+
+    ``create``: a writer starting (server, worker, ``muster user``): a missing key
+    file is created (0600) when the database holds no keyed record, and for a
+    database from before keyed audit the switch record is appended at once. A
+    reader (``muster audit verify``) creates nothing and may get ``None``.
+
+    Errors (:class:`AuditKeyError`), never a silent fallback: keyed records and
+    no key configured; keyed records under a key that is not configured; a
+    writer on a database of unkeyed records whose key already existed (the
+    switch cannot be told from a rewrite then: ``muster audit seal-legacy``).
+    """
+    explicit = settings.audit_key.get_secret_value()
+    key_file = settings.audit_key_file
+    with engine.connect() as conn:
+        newest = _newest_key_id(conn)
+        head = _head(conn)
+    if newest is not None and not explicit and not key_file.exists():
+        raise AuditKeyError(
+            f"the audit log holds records chained with audit key {newest}, but no audit key "
+            f"is configured: set MUSTER_AUDIT_KEY or restore the audit key file {key_file}"
+        )
+    keys, created = load_audit_keys(explicit, key_file, create=create)
+    if keys is None:
+        return None
+    if newest is not None and keys.key(newest) is None:
+        raise AuditKeyError(
+            f"the audit log's newest records are chained with audit key {newest}, which is "
+            f"not configured (configured: {', '.join(sorted(keys.key_ids))}): set "
+            "MUSTER_AUDIT_KEY to that key, or list it after the current one in the key file"
+        )
+    use_audit_keys(engine, keys)
+    if create and head is not None and newest is None:
+        if not created:
+            raise AuditKeyError(
+                f"the audit log holds {head['seq']} unkeyed records from before keyed audit "
+                f"and no switch record, but audit key {keys.key_id} already existed: check "
+                "them with `muster audit verify`, then seal them with `muster audit "
+                "seal-legacy`"
+            )
+        seal_legacy(engine)
+    return keys
+
+
+def seal_legacy(engine: Engine) -> AuditRecord:
+    """Append the switch record after a chain of only unkeyed (legacy) records.
+
+    The legacy records are verified first (as the SHA-256 chain they are); the
+    switch's HMAC then covers the last one's hash, and so all of them.
+    """
+    keys = audit_keys_for(engine)
+    if keys is None:
+        raise AuditKeyError(
+            "no audit key is configured to seal the unkeyed records with: set "
+            "MUSTER_AUDIT_KEY, or start the server once (it creates the key file and seals)"
+        )
+    with engine.begin() as conn:
+        _lock(conn)
+        if _newest_key_id(conn) is not None:
+            raise AuditKeyError("the audit log already holds keyed records: nothing to seal")
+        rows = conn.execute(select(audit_log).order_by(audit_log.c.seq)).mappings()
+        legacy = verify_chain((audit_record(r) for r in rows), None)
+        if not legacy.ok:
+            raise AuditKeyError(
+                f"the unkeyed records do not verify, so they are not sealed: seq "
+                f"{legacy.first_bad_seq}: {legacy.problem}"
+            )
+        return append_audit(
+            conn,
+            actor="muster",
+            action=SWITCH_ACTION,
+            target="audit",
+            details={"legacy_records": legacy.checked, "key_id": keys.key_id},
+        )
 
 
 def audit_record(r: RowMapping) -> AuditRecord:
@@ -40,6 +173,7 @@ def audit_record(r: RowMapping) -> AuditRecord:
         details=r["details"],
         prev_hash=r["prev_hash"],
         hash=r["hash"],
+        key_id=r["key_id"],
     )
 
 
@@ -56,13 +190,17 @@ def append_audit(
     at: dt.datetime | None = None,
 ) -> AuditRecord:
     """Append one record inside the caller's transaction; details are masked first."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
-    head = (
-        conn.execute(select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).mappings().first()
-    )
+    keys = audit_keys_for(conn.engine)
+    if keys is None:
+        raise AuditKeyError(
+            "no audit key is configured for this database, so no audit record can be "
+            "written: set MUSTER_AUDIT_KEY or let the server create its audit key file"
+        )
+    _lock(conn)
+    head = _head(conn)
     rec = next_record(
         audit_record(head) if head is not None else None,
+        keys=keys,
         at=at or utcnow(),
         # Cut to the columns' widths before hashing, so what is stored is what was hashed.
         actor=actor[:128],
@@ -84,6 +222,7 @@ def append_audit(
             details=dict(rec.details),
             prev_hash=rec.prev_hash,
             hash=rec.hash,
+            key_id=rec.key_id,
         )
     )
     return rec
@@ -170,5 +309,9 @@ class AuditOps(StoreCore):
                 return
             last = chunk[-1].seq
 
-    def verify_audit(self, *, expect_head: tuple[int, str] | None = None) -> VerifyResult:
-        return verify_chain(self.iter_audit(), expect_head=expect_head)
+    def verify_audit(self, *, anchors: Sequence[tuple[int, str]] = ()) -> VerifyResult:
+        """The whole chain under this database's audit key, and every exported anchor."""
+        return verify_chain(self.iter_audit(), audit_keys_for(self.engine), anchors=anchors)
+
+    def seal_legacy_audit(self) -> AuditRecord:
+        return seal_legacy(self.engine)

@@ -5,31 +5,46 @@
 an engine alone. Every operation is one transaction. Clear passwords,
 tokens and session ids only pass through; the tables keep hashes.
 
-Failed-login throttling is per user and stored, so it holds across
-processes and restarts: after :data:`FREE_FAILURES` failures in a row each
-further one locks the account for twice as long as the last (1 s, 2 s, ...
-capped at 15 minutes). A locked account answers exactly like a wrong
-password, and a successful login resets the count.
+Failed-login throttling is stored, so it holds across processes and
+restarts, and counted atomically per client address, per (address, user)
+and per account; :mod:`muster.store.login_limits` explains how one
+address throttles itself long before it could lock anyone else out. A
+locked account or pair answers exactly like a wrong password; a paused
+address gets :class:`~muster.errors.TooManyAttemptsError`.
+
+Changing a password ends the user's other sessions (and, when asked, their
+tokens). No change may leave the server without an enabled admin: the
+check runs in the same transaction as the change, with the user rows
+locked, so two admins stepping down at once cannot both succeed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, RowMapping, delete, insert, select, update
+from sqlalchemy import Connection, RowMapping, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from muster.domain.secret import Secret
-from muster.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from muster.errors import (
+    AuthenticationError,
+    ConflictError,
+    LoginFailedError,
+    NotFoundError,
+    TooManyAttemptsError,
+    ValidationError,
+)
 from muster.security.passwords import DEFAULT_POLICY, Passwords, generate_password
 from muster.security.rbac import (
     BUILTIN_ROLES,
     Permission,
     Principal,
     effective_permissions,
+    permissions_of,
     validate_custom_role,
 )
 from muster.security.tokens import (
@@ -40,13 +55,22 @@ from muster.security.tokens import (
     token_lookup,
     verify_token,
 )
+from muster.store import login_limits as limits
 from muster.store._core import StoreCore, new_id
 from muster.store.security_tables import api_tokens, custom_roles, sessions, users
 
-__all__ = ["FREE_FAILURES", "SecurityOps", "TokenInfo", "UserRecord", "principal_for"]
+__all__ = [
+    "FREE_FAILURES",
+    "SecurityOps",
+    "TokenInfo",
+    "UserChange",
+    "UserRecord",
+    "principal_for",
+    "session_digest",
+]
 
-FREE_FAILURES: Final = 5
-_MAX_LOCK: Final = dt.timedelta(minutes=15)
+#: Failures from one address for one user name before that pair is locked.
+FREE_FAILURES: Final = limits.PAIR_FREE
 _TOUCH_EVERY: Final = dt.timedelta(minutes=1)
 _BAD_LOGIN: Final = "invalid user name or password"
 _USER_NAME_MAX: Final = 128
@@ -63,6 +87,15 @@ class UserRecord:
     created_at: dt.datetime
     updated_at: dt.datetime
     last_login_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserChange:
+    """What a change to a user did besides the row: sessions ended, tokens revoked."""
+
+    user: UserRecord
+    sessions_ended: int = 0
+    tokens_revoked: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,22 +141,42 @@ def _token(r: RowMapping) -> TokenInfo:
     )
 
 
+def session_digest(cookie: str | Secret) -> str:
+    """The key of a session row: SHA-256 of the cookie value, never the value."""
+    value = cookie.reveal() if isinstance(cookie, Secret) else cookie
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _custom(conn: Connection) -> dict[str, frozenset[Permission]]:
+    return {
+        r["name"]: frozenset(Permission(p) for p in r["permissions"])
+        for r in conn.execute(select(custom_roles)).mappings()
+    }
+
+
+def _enabled_admins(conn: Connection) -> list[str]:
+    custom = _custom(conn)
+    rows = conn.execute(select(users.c.name, users.c.roles, users.c.disabled)).mappings()
+    return [
+        r["name"]
+        for r in rows
+        if not r["disabled"] and Permission.ADMIN in permissions_of(r["roles"] or (), custom)
+    ]
+
+
 def principal_for(
     conn: Connection, row: RowMapping, via: str, token_role: str | None = None
 ) -> Principal:
     """The principal of a ``users`` row, permissions resolved against current custom roles."""
     roles = tuple(row["roles"] or ())
-    custom = {
-        r["name"]: frozenset(Permission(p) for p in r["permissions"])
-        for r in conn.execute(select(custom_roles)).mappings()
-    }
     return Principal(
         user_id=row["id"],
         name=row["name"],
         roles=roles,
-        permissions=effective_permissions(roles, token_role, custom),
+        permissions=effective_permissions(roles, token_role, _custom(conn)),
         via=via,
         token_role=token_role,
+        must_change_password=bool(row["must_change_password"]),
     )
 
 
@@ -256,68 +309,146 @@ class SecurityOps(StoreCore):
         disabled: bool | None = None,
         password: str | Secret | None = None,
     ) -> UserRecord:
-        """Change roles, the disabled flag, or the password (which clears must-change)."""
-        values: dict[str, Any] = {"updated_at": self.clock()}
+        """Change roles, the disabled flag, or the password (see :meth:`change_user`)."""
+        return self.change_user(id_or_name, roles=roles, disabled=disabled, password=password).user
+
+    def change_user(
+        self,
+        id_or_name: str,
+        *,
+        roles: Sequence[str] | None = None,
+        disabled: bool | None = None,
+        password: str | Secret | None = None,
+        keep_session: str | Secret | None = None,
+        revoke_tokens: bool = False,
+        must_change_password: bool | None = None,
+    ) -> UserChange:
+        """Change roles, the disabled flag or the password, in one transaction.
+
+        A new password clears must-change (unless ``must_change_password``
+        says otherwise) and the lock, and ends every session of the user but
+        ``keep_session`` (the caller's own cookie); ``revoke_tokens`` revokes
+        their API tokens too. Disabling ends all sessions. A change that
+        would leave no enabled admin is refused with ``ConflictError``.
+        """
+        now = self.clock()
+        values: dict[str, Any] = {"updated_at": now}
         with self._read() as conn:
             name = self._user_row(conn, id_or_name)["name"]
         if password is not None:
             DEFAULT_POLICY.check(password, username=name)
             values.update(
                 password_hash=self.passwords.hash(password),
-                must_change_password=False,
+                must_change_password=bool(must_change_password),
                 failed_logins=0,
                 locked_until=None,
             )
+        elif must_change_password is not None:
+            values["must_change_password"] = must_change_password
         if disabled is not None:
             values["disabled"] = disabled
+        ended = revoked = 0
+        before: list[str] = []
         with self._tx() as tx:
+            touches_admins = roles is not None or bool(disabled)
+            if touches_admins:
+                # Lock every user row first: a concurrent demotion waits here and
+                # then counts the admins this one left.
+                tx.conn.execute(select(users.c.id).with_for_update()).all()
+                before = _enabled_admins(tx.conn)
             row = self._user_row(tx.conn, id_or_name)
             if roles is not None:
                 values["roles"] = self._check_roles(tx.conn, roles)
             tx.conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
+            if touches_admins and before and not _enabled_admins(tx.conn):
+                raise ConflictError(
+                    f"{row['name']} is the last enabled admin: give another user the admin "
+                    "role before demoting or disabling this one"
+                )
             if disabled:
-                tx.conn.execute(delete(sessions).where(sessions.c.user_id == row["id"]))
-            return _user(self._user_row(tx.conn, row["id"]))
+                ended = tx.conn.execute(
+                    delete(sessions).where(sessions.c.user_id == row["id"])
+                ).rowcount
+            elif password is not None:
+                cond = sessions.c.user_id == row["id"]
+                if keep_session is not None:
+                    cond = and_(cond, sessions.c.digest != session_digest(keep_session))
+                ended = tx.conn.execute(delete(sessions).where(cond)).rowcount
+            if password is not None and revoke_tokens:
+                revoked = tx.conn.execute(
+                    update(api_tokens)
+                    .where(api_tokens.c.user_id == row["id"], api_tokens.c.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                ).rowcount
+            user = _user(self._user_row(tx.conn, row["id"]))
+        return UserChange(user, sessions_ended=ended, tokens_revoked=revoked)
 
     def count_admins(self) -> int:
-        return sum(1 for u in self.list_users() if "admin" in u.roles and not u.disabled)
-
-    def authenticate_password(self, name: str, password: str | Secret) -> Principal:
-        """The user's principal, or ``AuthenticationError`` (same message for every failure)."""
-        now = self.clock()
+        """Enabled users holding the admin permission (by a built-in or custom role)."""
         with self._read() as conn:
-            row = conn.execute(select(users).where(users.c.name == name)).mappings().first()
-        if row is None or row["password_hash"] is None or row["disabled"]:
-            self.passwords.verify_nobody(password)
-            raise AuthenticationError(_BAD_LOGIN)
-        if row["locked_until"] is not None and row["locked_until"] > now:
-            self.passwords.verify_nobody(password)
-            raise AuthenticationError(_BAD_LOGIN)
-        check = self.passwords.verify(row["password_hash"], password)
+            return len(_enabled_admins(conn))
+
+    def authenticate_password(
+        self, name: str, password: str | Secret, *, address: str | None = None
+    ) -> Principal:
+        """The user's principal, or ``AuthenticationError`` (same message for every failure).
+
+        ``address`` is the client's; every attempt is counted against it, the
+        (address, name) pair and, once per fresh pair, the account, before
+        the password is checked (see :mod:`muster.store.login_limits`). A
+        paused address raises :class:`TooManyAttemptsError`; any other
+        failure :class:`LoginFailedError` with the pair's running count.
+        """
+        now = self.clock()
+        where = (address or limits.UNKNOWN_ADDRESS)[:64]
+        key = name[:128]
         with self._tx() as tx:
-            if not check.ok:
-                failures = row["failed_logins"] + 1
-                lock = None
-                if failures > FREE_FAILURES:
-                    lock = now + min(
-                        dt.timedelta(seconds=2 ** (failures - FREE_FAILURES - 1)), _MAX_LOCK
-                    )
-                tx.conn.execute(
-                    update(users)
-                    .where(users.c.id == row["id"])
-                    .values(failed_logins=users.c.failed_logins + 1, locked_until=lock)
-                )
+            by_address = limits.reserve(
+                tx.conn,
+                address=where,
+                user_name=limits.ADDRESS_ROW,
+                free=limits.ADDRESS_FREE,
+                now=now,
+            )
+            if not by_address.allowed:
+                pair = None
             else:
-                values: dict[str, Any] = {
-                    "failed_logins": 0,
-                    "locked_until": None,
-                    "last_login_at": now,
-                }
-                if check.needs_rehash:
-                    values["password_hash"] = self.passwords.hash(password)
-                tx.conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
-                return principal_for(tx.conn, row, "password")
-        raise AuthenticationError(_BAD_LOGIN)
+                pair = limits.reserve(
+                    tx.conn, address=where, user_name=key, free=limits.PAIR_FREE, now=now
+                )
+                if pair.attempts == 1:
+                    limits.bump_account(tx.conn, key, now)
+                row = tx.conn.execute(select(users).where(users.c.name == key)).mappings().first()
+        if pair is None:
+            wait = (by_address.locked_until or now) - now
+            raise TooManyAttemptsError(
+                "too many login attempts from this address; try again later",
+                retry_after=max(1.0, wait.total_seconds()),
+                attempts=by_address.attempts,
+            )
+        failed = LoginFailedError(_BAD_LOGIN, attempts=pair.attempts)
+        if not pair.allowed:
+            raise failed  # locked pairs exist for unknown names too: nothing to hide
+        if (
+            row is None
+            or row["password_hash"] is None
+            or row["disabled"]
+            or (row["locked_until"] is not None and row["locked_until"] > now)
+        ):
+            self.passwords.verify_nobody(password)
+            raise failed
+        check = self.passwords.verify(row["password_hash"], password)
+        if not check.ok:
+            raise failed
+        values: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
+        if check.needs_rehash:
+            values["password_hash"] = self.passwords.hash(password)
+        with self._tx() as tx:
+            limits.forget_success(tx.conn, address=where, user_name=key)
+            limits.purge_quiet(tx.conn, now)
+            tx.conn.execute(update(users).where(users.c.id == row["id"]).values(**values))
+            fresh = tx.conn.execute(select(users).where(users.c.id == row["id"])).mappings().one()
+            return principal_for(tx.conn, fresh, "password")
 
     # --- API tokens ----------------------------------------------------------
 

@@ -36,6 +36,7 @@ __all__ = [
     "group_approval_policies",
     "group_credentials",
     "kind_approval_policies",
+    "login_limits",
     "script_approval_policies",
     "sessions",
     "users",
@@ -82,6 +83,21 @@ api_tokens = Table(
     Column("last_used_at", UTCDateTime),
     Column("revoked_at", UTCDateTime),
     Index(None, "user_id"),
+)
+
+#: Login attempts per client address (``user_name`` = "") and per (address,
+#: user name), added by ``0006_auth_limits``: counted and locked by single
+#: ``UPDATE`` statements (see ``muster.store.security_store``). A row quiet
+#: for an hour starts over; names that are no user count like real ones.
+login_limits = Table(
+    "login_limits",
+    metadata,
+    Column("address", String(64), primary_key=True),
+    Column("user_name", String(128), primary_key=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("locked_until", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "updated_at"),
 )
 
 sessions = Table(
@@ -154,6 +170,9 @@ audit_log = Table(
     Column("details", JSON, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    #: Id of the HMAC key that chained this record; NULL: a legacy SHA-256 record
+    #: written before keyed audit (migration 0007_audit_key).
+    Column("key_id", String(16)),
     Index(None, "actor", "at"),
     Index(None, "action", "at"),
     Index(None, "at"),

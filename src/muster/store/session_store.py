@@ -2,14 +2,14 @@
 
 The cookie value exists only in the browser and in the response that set
 it; the CSRF token is per session and must accompany every state-changing
-form post (compare with :func:`csrf_matches`). Disabling a user deletes
-their sessions; expired rows are purged whenever a new session is made.
+form post (compare with :func:`csrf_matches`). Disabling a user or changing
+their password deletes their sessions (see ``SecurityOps.change_user``);
+expired rows are purged whenever a new session is made.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -21,7 +21,7 @@ from muster.domain.secret import Secret
 from muster.errors import AuthenticationError
 from muster.security.rbac import Principal
 from muster.store._core import StoreCore
-from muster.store.security_store import principal_for
+from muster.store.security_store import principal_for, session_digest
 from muster.store.security_tables import sessions, users
 
 __all__ = ["SESSION_TTL", "SessionInfo", "SessionOps", "csrf_matches"]
@@ -36,8 +36,7 @@ class SessionInfo:
     expires_at: dt.datetime
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+_digest = session_digest
 
 
 def csrf_matches(expected: str, presented: str | None) -> bool:

@@ -21,6 +21,7 @@ from muster.store._metrics import MetricsOps
 from muster.store._output import OutputOps
 from muster.store._queue import QueueOps
 from muster.store._scripts import ScriptOps
+from muster.store.audit_store import open_audit_keys
 from muster.store.console_reads import ConsoleReadOps
 from muster.store.credential_store import CredentialOps, CredentialStore
 from muster.store.migrations import upgrade
@@ -56,7 +57,8 @@ def open_store(
     listen: bool = True,
     create_key: bool = True,
 ) -> SqlStore:
-    """A ready store for ``settings``: schema migrated, key loaded, notifications on."""
+    """A ready store for ``settings``: schema migrated, vault and audit keys loaded,
+    notifications on."""
     if engine is None:
         if not settings.database_url:
             settings.ensure_data_dir()
@@ -64,6 +66,7 @@ def open_store(
     if migrate:
         upgrade(engine)
     vault = _open_vault(settings, engine, create_key)
+    open_audit_keys(engine, settings, create=create_key)
     notifier = Notifier()
     if listen and engine.dialect.name == "postgresql":
         PostgresListener(libpq_conninfo(engine), notifier).start()

@@ -20,6 +20,7 @@ import httpx
 import uvicorn
 
 from muster.config import Settings, normalise_database_url
+from muster.errors import NotFoundError
 from muster.server.app import create_app
 from muster.store.security_ops import SecurityStore, open_security_store
 
@@ -97,6 +98,8 @@ class LiveServer:
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=5,
+            # As ``muster serve``: the app, not uvicorn, decides whom X-Forwarded-For may name.
+            proxy_headers=False,
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, name="muster-test-server")
@@ -111,8 +114,23 @@ class LiveServer:
         )
         if not self.server.started:
             raise RuntimeError("the test server did not start (see the log above)")
-        self.admin_token = self.issue_token("test-admin", ["admin"])
+        try:
+            self.admin_token = self._admin_token()
+        except BaseException:
+            self.stop()  # never leave a server running behind a failed start
+            raise
         return self
+
+    def _admin_token(self) -> str:
+        """A token for ``test-admin``, made on the first start on this database; a
+        server started again on the same database gets a new token for it."""
+        sec = SecurityStore(self.ctx.store.engine)
+        try:
+            sec.get_user("test-admin")
+        except NotFoundError:
+            return issue_token(sec, "test-admin", ["admin"])
+        issued, _ = sec.create_token("test-admin", "tests")
+        return issued.token.reveal()
 
     def issue_token(self, user: str, roles: list[str]) -> str:
         """A token for a new token-only user with ``roles`` (made directly in the store)."""

@@ -10,6 +10,7 @@ the captured output shows ``***`` where it was.
 
 from __future__ import annotations
 
+import base64
 import logging
 import uuid
 from pathlib import Path
@@ -22,13 +23,30 @@ from sqlalchemy import MetaData, select, text
 from tests.integration.server.harness import wait_for
 from tests.integration.server.helpers import save_script, wait_terminal
 from tests.integration.server.sshd_server import SshdApi, sshd_api  # noqa: F401
-from tests.integration.server.test_webhooks_api import Receiver
+
+# autouse: the receiver listens on 127.0.0.1, which webhooks may target only when allowed
+from tests.integration.server.test_webhooks_api import Receiver, allow_loopback_webhooks  # noqa: F401
 
 BODY = """\
 echo "out: ${token} for ${who}"
 echo "err: $token" >&2
 printf '@@{"leak": "%s"}\\n' "$token"
+printf %s ${token} | base64
+printf %s ${token} | od -An -tx1 | tr -d ' \\n' | tr a-f A-F; echo
+printf 'Basic %s\\n' "$(printf 'ops:%s' ${token} | base64 -w0)"
 """
+
+
+def encoded_forms(secret: str) -> dict[str, bytes]:
+    """The clear value and the encodings a script most often prints it in."""
+    raw = secret.encode()
+    return {
+        "clear": raw,
+        "base64": base64.b64encode(raw),
+        "hex": raw.hex().upper().encode(),
+        # base64 of "ops:<secret>": the secret at another alignment; its middle is fixed.
+        "basic-auth": base64.b64encode(b"ops:" + raw)[8:-8],
+    }
 
 
 @pytest.fixture
@@ -156,17 +174,22 @@ def test_secret_parameter_is_nowhere_in_clear(
 
     wait_for(delivered, timeout=30, what="the final webhook")
 
-    needle = secret.encode()
     raw, rows = _database_dump(sshd_api)
     assert visible in rows and any(visible.encode() in body for body in seen)
     if sshd_api.server.ctx.store.engine.dialect.name == "sqlite":
         assert visible.encode() in raw, "the raw file search would not find a clear value"
-    assert needle not in raw, "secret in the database file"
-    assert secret not in rows, "secret in a database row"
-    assert all(needle not in body for body in seen), "secret in an API response"
-    assert needle not in stream, "secret in the SSE stream"
-    assert all(needle not in body for _, body in receiver.accepted), "secret in a webhook"
     assert receiver.accepted, "no webhook bodies were searched"
-    assert secret not in caplog.text, "secret in the server log"
     out, err = capfd.readouterr()
-    assert secret not in out and secret not in err, "secret printed by the server"
+    for form, needle in encoded_forms(secret).items():
+        text_needle = needle.decode()
+        assert needle not in raw, f"secret ({form}) in the database file"
+        assert text_needle not in rows, f"secret ({form}) in a database row"
+        assert all(needle not in body for body in seen), f"secret ({form}) in an API response"
+        assert needle not in stream, f"secret ({form}) in the SSE stream"
+        assert all(needle not in body for _, body in receiver.accepted), (
+            f"secret ({form}) in a webhook"
+        )
+        assert text_needle not in caplog.text, f"secret ({form}) in the server log"
+        assert text_needle not in out and text_needle not in err, (
+            f"secret ({form}) printed by the server"
+        )

@@ -50,6 +50,13 @@ class Receiver:
             return [json.loads(body) for _, body in self.accepted]
 
 
+@pytest.fixture(autouse=True)
+def allow_loopback_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver listens on 127.0.0.1, which webhooks may target only when allowed
+    (the server's settings read this before it starts)."""
+    monkeypatch.setenv("MUSTER_WEBHOOK_ALLOW", "127.0.0.1/32")
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver(fail_first=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from collections.abc import Iterator
 
@@ -21,8 +22,10 @@ from muster.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from muster.security.audit import AuditKeys
 from muster.security.passwords import Passwords
 from muster.security.rbac import Permission
+from muster.store.audit_store import use_audit_keys
 from muster.store.security_ops import SecurityStore
 from muster.store.security_store import FREE_FAILURES
 from muster.store.security_tables import api_tokens, audit_log
@@ -30,6 +33,15 @@ from muster.store.session_store import csrf_matches
 
 P = Permission
 PW = "plum-orbit-cactus-42"
+
+
+@pytest.fixture(autouse=True)
+def audit_key(engine) -> AuditKeys:
+    """The audit key the database's stores chain with (``open_store`` loads it from the
+    data directory; these tests build their stores on a bare engine)."""
+    keys = AuditKeys(os.urandom(32))
+    use_audit_keys(engine, keys)
+    return keys
 
 
 @pytest.fixture
@@ -155,6 +167,7 @@ def test_token_expiry_and_disabled_owner(sec: SecurityStore, clock) -> None:
 
 
 def test_token_demoted_with_its_user(sec: SecurityStore) -> None:
+    sec.create_user("root", roles=["admin"])  # ann is not the last admin
     sec.create_user("ann", roles=["admin"])
     issued, _ = sec.create_token("ann", "ci")
     assert sec.authenticate_token(issued.token).can(P.CREDENTIALS_MANAGE)

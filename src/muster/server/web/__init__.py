@@ -10,31 +10,41 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from muster.server.web import (
-    pages_execute,
-    pages_executions,
-    pages_history,
-    pages_hosts,
-    pages_login,
-    pages_scripts,
-)
-from muster.server.web.render import STATIC_DIR
+__all__ = ["console_router", "install_console"]
 
-__all__ = ["install_console", "router"]
 
-router = APIRouter(include_in_schema=False)
-for _module in (
-    pages_scripts,
-    pages_execute,
-    pages_executions,
-    pages_history,
-    pages_hosts,
-    pages_login,
-):
-    router.include_router(_module.router)
+def console_router() -> APIRouter:
+    """Every console page on one router.
+
+    The pages are imported here, not when the package is: the permission
+    table imports ``muster.server.web.permissions`` while the auth middleware
+    is still loading, and the pages import that middleware.
+    """
+    from muster.server.web import (
+        pages_execute,
+        pages_executions,
+        pages_history,
+        pages_hosts,
+        pages_login,
+        pages_scripts,
+    )
+
+    router = APIRouter(include_in_schema=False)
+    for module in (
+        pages_scripts,
+        pages_execute,
+        pages_executions,
+        pages_history,
+        pages_hosts,
+        pages_login,
+    ):
+        router.include_router(module.router)
+    return router
 
 
 def install_console(app: FastAPI) -> None:
     """Add the console's pages and its static files to ``app``."""
-    app.include_router(router)
+    from muster.server.web.render import STATIC_DIR
+
+    app.include_router(console_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

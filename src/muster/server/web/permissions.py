@@ -16,6 +16,7 @@ P = Permission
 _X = "/executions/{execution_id}"
 WEB_RULES: Final[dict[tuple[str, str], Permission | str]] = {
     ("GET", "/login"): "public",
+    ("GET", "/password"): "authenticated",
     ("GET", "/static/{path:path}"): "public",
     ("GET", "/"): "authenticated",
     ("GET", "/scripts"): P.SCRIPTS_VIEW,

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from muster.errors import AuthenticationError, MusterError, ValidationError
 from muster.server.context import ServerContext
 from muster.server.errors import status_for
+from muster.server.redirects import same_site_path
 
 __all__ = [
     "STATIC_DIR",
@@ -150,7 +151,7 @@ class HtmlErrorRoute(APIRoute):
             except AuthenticationError:
                 if request.url.path.startswith("/ui/"):
                     raise
-                target = _query({"next": request.url.path})
+                target = _query({"next": same_site_path(request.url.path)})
                 return Response(status_code=303, headers={"Location": f"/login{target}"})
             except MusterError as exc:
                 status = status_for(exc)

@@ -245,5 +245,8 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && !panel.hidden) closeHost();
 });
 
+// The bar's first width comes from the markup's aria-valuenow: the page's policy
+// allows no inline style attributes.
+document.querySelector("#progress .bar").style.width = `${Number(document.getElementById("progress").getAttribute("aria-valuenow")) || 0}%`;
 rovingFocus(null);
 schedule();

@@ -1,6 +1,15 @@
-// Log in through the API (it sets the session cookie), then go where we were headed.
+// Log in through the API (it sets the session cookie), then go where we were headed:
+// the password page first when the password was generated for one use.
 const form = document.getElementById("login");
 const problem = document.getElementById("login-problem");
+
+// The server already reduced "next" to a path on this site; check again here so that
+// nothing this script navigates to can leave the origin.
+function sameOriginTarget(raw) {
+  const target = new URL(raw || "/", window.location.origin);
+  if (target.origin !== window.location.origin) return "/";
+  return target.pathname + target.search + target.hash;
+}
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -11,11 +20,14 @@ form.addEventListener("submit", async (event) => {
     credentials: "same-origin",
     body: JSON.stringify({ username: form.username.value, password: form.password.value }),
   });
+  const body = await response.json().catch(() => ({}));
   if (response.ok) {
-    window.location.assign(form.dataset.next || "/");
+    const next = sameOriginTarget(form.dataset.next);
+    window.location.assign(
+      body.must_change_password ? `/password?next=${encodeURIComponent(next)}` : next,
+    );
     return;
   }
-  const body = await response.json().catch(() => ({}));
   problem.textContent = body.message || "Login failed";
   problem.hidden = false;
   form.password.focus();
