@@ -65,6 +65,13 @@ async def change_password(request: Request) -> Response:
 
     target = safe_next(field("next"))
     who = request.state.principal
+    missing = {
+        name: "required"
+        for name in ("current_password", "new_password", "confirm_password")
+        if not field(name)
+    }
+    if missing:
+        return _password_page(request, target, 422, problems=missing)
     if field("new_password") != field("confirm_password"):
         problem = {"confirm_password": "the new passwords do not match"}
         return _password_page(request, target, 422, problems=problem)
@@ -75,8 +82,9 @@ async def change_password(request: Request) -> Response:
     except TooManyAttemptsError as exc:
         return _password_page(request, target, 429, message=str(exc))
     except AuthenticationError:
+        # 422, not 401: the caller is logged in; a form field is wrong
         problem = {"current_password": "the current password is wrong"}
-        return _password_page(request, target, 401, problems=problem)
+        return _password_page(request, target, 422, problems=problem)
     except ValidationError as exc:
         problems = {
             ("new_password" if key == "password" else key): text
