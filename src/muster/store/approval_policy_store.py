@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Column, Connection, Table, delete, insert, select
-from sqlalchemy.exc import IntegrityError
 
 from muster.domain.approval_rules import ApprovalRule, ApprovalScope
 from muster.domain.approvals import ApprovalPolicy
@@ -83,7 +82,7 @@ class ApprovalPolicyOps(StoreCore):
             with self._tx() as tx:
                 tx.conn.execute(delete(table).where(key == rule.name))
                 tx.conn.execute(insert(table).values(**values))
-        except IntegrityError as exc:
+        except ConflictError as exc:  # a unique rule, translated by ``_tx``
             # Two writers replaced the same rule at once (PostgreSQL): one wins.
             raise ConflictError(
                 f"the {rule.scope.value} approval rule {rule.name!r} was changed concurrently; "

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import column, delete, insert, select, table, update
-from sqlalchemy.exc import IntegrityError
 
 from muster.domain.credentials import CredentialKind, SshCredential
 from muster.domain.hosts import Host
@@ -135,7 +134,7 @@ class CredentialOps(StoreCore):
         try:
             with self._tx() as tx:
                 tx.conn.execute(insert(credentials).values(**row))
-        except IntegrityError as exc:
+        except ConflictError as exc:  # a unique rule, translated by ``_tx``
             raise ConflictError(f"credential {name!r} already exists") from exc
         return _info(row)
 
