@@ -127,7 +127,8 @@ muster demo is up: {url}   (console: {url}/   API docs: {url}/docs)
 
 Log in to the console as {who}
 
-In another terminal, the API token for the CLI and curl (valid 7 days):
+In another terminal, the API token for the CLI and curl (user {DEMO_CLI_USER}, role
+operator, valid 7 days):
 
   export MUSTER_URL={url}
   export MUSTER_TOKEN={login.token}
@@ -157,8 +158,15 @@ class _Login:
     token: str
 
 
+#: The token-only user the demo's CLI token acts as: it runs scripts on the fleet and
+#: reads their results, nothing more (an admin's token would be refused anyway until
+#: the admin's one-time password is changed).
+DEMO_CLI_USER = "demo-cli"
+
+
 def _demo_login(store: Any) -> _Login:
     """The first admin (one-time password on the first start) and a fresh CLI token."""
+    from muster.errors import NotFoundError
     from muster.store.security_ops import SecurityStore
 
     sec = SecurityStore(store.engine)
@@ -168,7 +176,11 @@ def _demo_login(store: Any) -> _Login:
     if user is None:
         user = "demo-admin"
         sec.create_user(user, roles=["admin"])
-    issued, _ = sec.create_token(user, "demo-cli", ttl=dt.timedelta(days=7))
+    try:
+        sec.get_user(DEMO_CLI_USER)
+    except NotFoundError:
+        sec.create_user(DEMO_CLI_USER, roles=["operator"])
+    issued, _ = sec.create_token(DEMO_CLI_USER, "demo-cli", ttl=dt.timedelta(days=7))
     return _Login(
         user=user,
         password=password.reveal() if password is not None else None,
