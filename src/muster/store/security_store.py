@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import Connection, RowMapping, and_, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from muster.domain.secret import Secret
 from muster.errors import (
@@ -203,7 +202,7 @@ class SecurityOps(StoreCore):
                         created_at=self.clock(),
                     )
                 )
-        except IntegrityError as exc:
+        except ConflictError as exc:  # a unique rule, translated by ``_tx``
             raise ConflictError(f"role {name!r} already exists") from exc
 
     def delete_role(self, name: str) -> None:
@@ -262,7 +261,7 @@ class SecurityOps(StoreCore):
                     )
                 )
                 row = tx.conn.execute(select(users).where(users.c.id == uid)).mappings().one()
-        except IntegrityError as exc:
+        except ConflictError as exc:  # a unique rule, translated by ``_tx``
             raise ConflictError(f"user {name!r} already exists") from exc
         return _user(row)
 
