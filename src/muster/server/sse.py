@@ -1,9 +1,10 @@
 """Server-Sent Events framing and ``@@{json}`` extraction for live output.
 
-Pure helpers: the stream router feeds them store chunks and writes what they
-return. A structured event is a whole stdout line that starts with ``@@``
-and holds a JSON object (parsed by :class:`muster.domain.output.EventScanner`,
-as the engine parses it); partial lines wait for the rest of their line.
+Pure helpers: the live-output loop (:mod:`muster.server.output_follow`) feeds
+them store chunks, and both SSE routes frame what it yields with :func:`sse`.
+A structured event is a whole stdout line that starts with ``@@`` and holds a
+JSON object (parsed by :class:`muster.domain.output.EventScanner`, as the
+engine parses it); partial lines wait for the rest of their line.
 """
 
 from __future__ import annotations

@@ -2,14 +2,14 @@
 
 The page polls one batched summary (``/ui/executions/{id}/summary``) while
 the execution runs; a host's output streams over Server-Sent Events from
-``/ui/executions/{id}/runs/{run_id}/output``, woken by the store's notifier.
+``/ui/executions/{id}/runs/{run_id}/output``, written from the loop the API's
+execution stream shares (:mod:`muster.server.output_follow`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from functools import partial
+from contextlib import aclosing
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -20,18 +20,16 @@ from muster.errors import ConflictError
 from muster.server.context import ServerContext
 from muster.server.header_values import parse_event_id
 from muster.server.local_hosts import require_retry_permission
+from muster.server.output_follow import End, Output, Snapshot, follow_output
 from muster.server.schemas.common import MAX_OFFSET
 from muster.server.sse import sse
 from muster.server.web.render import HtmlErrorRoute, in_thread, page, web_context
 from muster.server.web.summary import FILTERS, PAGE_SIZE, GroupCache, summary
-from muster.store.notify import execution_key
+from muster.store.base import HostRunRecord
 
 __all__ = ["router"]
 
 router = APIRouter(route_class=HtmlErrorRoute, include_in_schema=False)
-
-_BATCH = 500
-_SAFETY_POLL = 1.0
 
 
 def _cache(ctx: ServerContext) -> GroupCache:
@@ -112,33 +110,30 @@ def _run_json(run: Any) -> dict[str, Any]:
 async def _run_events(
     ctx: ServerContext, execution_id: str, run_id: str, request: Request, cursor: int
 ) -> AsyncIterator[bytes]:
-    store = ctx.store
-    stopping: asyncio.Event | None = ctx.extra.get("stopping")
-    with ctx.live.subscribe(execution_key(execution_id)) as sub:
-        yield b": host output\n\n"
-        while True:
-            chunks = await in_thread(
-                partial(store.read_output, run_id=run_id, after_id=cursor, limit=_BATCH)
-            )
-            for c in chunks:
-                cursor = c.id
-                if c.stream in ("stdout", "stderr"):
-                    yield sse("output", {"stream": c.stream, "data": c.data}, cursor)
-            if len(chunks) == _BATCH:
-                continue
-            run = await in_thread(store.get_host_run, run_id)
-            if run.state in TERMINAL_STATES:
-                tail = await in_thread(partial(store.read_output, run_id=run_id, after_id=cursor))
-                for c in tail:
-                    cursor = c.id
-                    if c.stream in ("stdout", "stderr"):
-                        yield sse("output", {"stream": c.stream, "data": c.data}, cursor)
-                yield sse("end", _run_json(run), cursor)
-                return
-            yield sse("state", _run_json(run), cursor)
-            if (stopping is not None and stopping.is_set()) or await request.is_disconnected():
-                return
-            await sub.wait(_SAFETY_POLL)
+    """The shared output loop in the panel's shape: stdout and stderr, the run on
+    every state read while it runs, then the finished run as the end. Nothing
+    else ends the panel's stream: when the server stops or the run is deleted the
+    stream just closes, so the browser reconnects (and gets a 404 if it is gone)."""
+    yield b": host output\n\n"
+    items = follow_output(
+        ctx.store,
+        ctx.live,
+        execution_id,
+        run_id=run_id,
+        after=cursor,
+        stopping=ctx.extra.get("stopping"),
+        disconnected=request.is_disconnected,
+    )
+    # Closed with the response, so the notifier subscription ends with it.
+    async with aclosing(items):
+        async for item in items:
+            match item:
+                case Output(stream="stdout" | "stderr"):
+                    yield sse("output", {"stream": item.stream, "data": item.data}, item.cursor)
+                case Snapshot(runs=(run,)) if not run.state.terminal:
+                    yield sse("state", _run_json(run), item.cursor)
+                case End(run=HostRunRecord() as run):
+                    yield sse("end", _run_json(run), item.cursor)
 
 
 @router.get("/ui/executions/{execution_id}/runs/{run_id}/output")
