@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from muster.cli.admin_cmd import EXIT_CHAIN_BROKEN, audit_app, user_app
 from muster.config import Settings
-from muster.store.security_ops import SecurityStore, open_security_store
+from muster.store.sqlalchemy_store import SqlStore, open_store
 
 cli = typer.Typer()
 cli.add_typer(user_app, name="user")
@@ -26,9 +26,10 @@ def db(tmp_path: Path) -> tuple[Path, list[str]]:
     return path, ["--data-dir", str(tmp_path), "--database-url", f"sqlite:///{path}"]
 
 
-def _store(path: Path) -> SecurityStore:
-    return open_security_store(
+def _store(path: Path) -> SqlStore:
+    return open_store(
         Settings(data_dir=path.parent, database_url=f"sqlite:///{path}"),  # type: ignore[call-arg]
+        open_vault=False,
     )
 
 

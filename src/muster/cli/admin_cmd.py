@@ -27,7 +27,7 @@ from muster.domain.durations import parse_duration
 from muster.errors import MusterError
 from muster.security.audit import AuditKeyError, VerifyResult
 from muster.security.passwords import generate_password
-from muster.store.security_ops import SecurityStore, open_security_store
+from muster.store.sqlalchemy_store import SqlStore, open_store
 
 __all__ = ["EXIT_CHAIN_BROKEN", "audit_app", "user_app"]
 
@@ -46,9 +46,7 @@ DbUrl = Annotated[
 ]
 
 
-def _store(
-    data_dir: Path | None, database_url: str | None, *, reader: bool = False
-) -> SecurityStore:
+def _store(data_dir: Path | None, database_url: str | None, *, reader: bool = False) -> SqlStore:
     """The server's identity store; a ``reader`` creates no audit key and writes nothing."""
     overrides: dict[str, object] = {}
     if data_dir is not None:
@@ -56,9 +54,11 @@ def _store(
     if database_url is not None:
         overrides["database_url"] = database_url
     try:
-        return open_security_store(
+        return open_store(
             Settings(**overrides),  # type: ignore[arg-type]
-            create_audit_key=not reader,
+            open_vault=False,
+            create_key=not reader,
+            listen=False,
         )
     except AuditKeyError as exc:
         raise fail(str(exc)) from exc

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from muster.app import SshOptions, default_transports, server_local_transport
 from muster.config import Settings
@@ -16,6 +16,9 @@ from muster.domain.hosts import Host, TransportKind
 from muster.domain.params import ParameterSpec, ParameterType
 from muster.domain.scripts import ScriptVersion, Shell
 from muster.testing.simfleet import SimFleet
+
+if TYPE_CHECKING:
+    from muster.store.protocols import SecurityStore
 
 __all__ = ["DEMO_GROUPS", "demo_app", "demo_hosts", "sample_scripts"]
 
@@ -164,12 +167,10 @@ class _Login:
 DEMO_CLI_USER = "demo-cli"
 
 
-def _demo_login(store: Any) -> _Login:
+def _demo_login(sec: SecurityStore) -> _Login:
     """The first admin (one-time password on the first start) and a fresh CLI token."""
     from muster.errors import NotFoundError
-    from muster.store.security_ops import SecurityStore
 
-    sec = SecurityStore(store.engine)
     password = sec.bootstrap_admin()
     admins = [u for u in sec.list_users() if "admin" in u.roles and not u.disabled]
     user = next((u.name for u in admins if u.name == "admin"), admins[0].name if admins else None)

@@ -31,6 +31,7 @@ from muster.server.security_setup import announce_bootstrap, install_security, s
 from muster.server.watch import ExecutionWatcher
 from muster.server.web import install_console
 from muster.store.base import Store
+from muster.store.protocols import ServerStore
 from muster.store.webhooks import WebhookRepo
 
 __all__ = ["WorkerFactory", "create_app", "register_localhost"]
@@ -87,7 +88,7 @@ async def _reaper(app: FastAPI, ctx: ServerContext, interval: float) -> None:
 def create_app(
     settings: Settings,
     *,
-    store: Store | None = None,
+    store: ServerStore | None = None,
     worker_factory: WorkerFactory | None = None,
     embedded_worker: bool = True,
     localhost: bool = False,
@@ -102,10 +103,10 @@ def create_app(
         if store is None:
             from muster.store.sqlalchemy_store import open_store
 
-            the_store: Store = await run_in_threadpool(open_store, settings)
+            the_store: ServerStore = await run_in_threadpool(open_store, settings)
         else:
             the_store = store
-            await run_in_threadpool(_ensure_audit_key, the_store, settings)
+            await run_in_threadpool(lambda: the_store.load_audit_key(settings, create=True))
         ctx = ServerContext(settings=settings, store=the_store)
         ctx.live = getattr(the_store, "notifier", None)
         ctx.extra["stopping"] = asyncio.Event()
@@ -176,16 +177,6 @@ def create_app(
     install_console(app)
     install_body_limits(app, settings)
     return app
-
-
-def _ensure_audit_key(store: Store, settings: Settings) -> None:
-    """A store given to the app is keyed like one it opens: the server never runs without
-    its audit key (``open_store`` loads it; a store built elsewhere may not have)."""
-    from muster.store.audit_store import audit_keys_for, open_audit_keys
-
-    engine = getattr(store, "engine", None)
-    if engine is not None and audit_keys_for(engine) is None:
-        open_audit_keys(engine, settings, create=True)
 
 
 async def _maybe_await(value: Any) -> Any:

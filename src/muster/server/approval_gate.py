@@ -34,8 +34,8 @@ from muster.security.rbac import Permission, Principal
 from muster.server.approvals import new_request
 from muster.server.auth import client_address, security_store
 from muster.store._executions import RETRYABLE_STATES
-from muster.store.approval_policy_store import ApprovalPolicyOps
 from muster.store.base import ExecutionKind, ExecutionRecord, Store
+from muster.store.protocols import ApprovalRuleStore
 
 __all__ = [
     "approval_gate",
@@ -52,7 +52,7 @@ _KIND_SCOPES = {
 
 
 def need_for(
-    rules: ApprovalPolicyOps,
+    rules: ApprovalRuleStore,
     store: Store,
     kind: str,
     hosts: Sequence[Host],

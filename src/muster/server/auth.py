@@ -44,8 +44,7 @@ from muster.server.permissions import (
     rule_for,
 )
 from muster.server.redirects import same_site_path
-from muster.store._core import utcnow
-from muster.store.security_ops import SecurityStore
+from muster.store.protocols import ServerStore
 from muster.store.session_store import csrf_matches
 
 __all__ = [
@@ -90,17 +89,10 @@ def password_redirect(path: str, query: str = "") -> str:
     return "/password?" + urlencode({"next": same_site_path(path, query)})
 
 
-def security_store(app: Any) -> SecurityStore:
-    """The identity store for this app, on the main store's engine, built once."""
-    ctx = app.state.muster
-    found = ctx.extra.get("security_store")
-    if found is None:
-        if isinstance(ctx.store, SecurityStore):
-            found = ctx.store
-        else:
-            found = SecurityStore(ctx.store.engine, clock=getattr(ctx.store, "clock", utcnow))
-        ctx.extra["security_store"] = found
-    return found  # type: ignore[no-any-return]
+def security_store(app: Any) -> ServerStore:
+    """The app's store, for its identity, session, audit and approval areas."""
+    store: ServerStore = app.state.muster.store
+    return store
 
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -182,7 +174,7 @@ def _cookie(headers: Headers) -> str | None:
     return None
 
 
-def _authenticate(sec: SecurityStore, headers: Headers) -> tuple[Principal | None, str | None]:
+def _authenticate(sec: ServerStore, headers: Headers) -> tuple[Principal | None, str | None]:
     """(principal, csrf token if by cookie); ``AuthenticationError`` for bad credentials."""
     token = _bearer(headers)
     if token is not None:

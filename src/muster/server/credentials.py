@@ -19,7 +19,8 @@ from muster.domain.credentials import CredentialKind
 from muster.domain.secret import Secret
 from muster.errors import ValidationError
 from muster.server.auth import CurrentUser, client_address, security_store
-from muster.store.credential_store import CredentialInfo, CredentialOps, CredentialStore
+from muster.store.credential_store import CredentialInfo
+from muster.store.protocols import CredentialStore
 from muster.transports.ssh_credentials import key_fingerprint
 
 __all__ = ["credential_store", "router"]
@@ -63,16 +64,10 @@ class CredentialOut(BaseModel):
     updated_at: dt.datetime
 
 
-def credential_store(app: Any) -> CredentialOps:
-    """The app's credential operations (the main store's, sharing its vault)."""
-    store = app.state.muster.store
-    if isinstance(store, CredentialOps):
-        return store
-    found = app.state.muster.extra.get("credential_store")
-    if found is None:
-        found = CredentialStore(store.engine, vault=getattr(store, "vault", None))
-        app.state.muster.extra["credential_store"] = found
-    return found  # type: ignore[no-any-return]
+def credential_store(app: Any) -> CredentialStore:
+    """The app's store, for its credential area (sealed with the store's vault)."""
+    store: CredentialStore = app.state.muster.store
+    return store
 
 
 def _out(info: CredentialInfo) -> CredentialOut:

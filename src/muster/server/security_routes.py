@@ -31,7 +31,7 @@ from muster.security.passwords import generate_password
 from muster.security.rbac import BUILTIN_ROLES, Permission, Principal
 from muster.server.auth import SESSION_COOKIE, CurrentUser, client_address, security_store
 from muster.store.login_limits import is_worth_recording
-from muster.store.security_store import TokenInfo, UserChange, UserRecord
+from muster.store.security_ops import TokenInfo, UserChange, UserRecord
 
 __all__ = ["audit_login_failure", "change_own_password", "router"]
 

@@ -10,10 +10,10 @@ record commit together (call it inside the store transaction that makes the
 change); ``AuditOps.record_audit`` is the stand-alone form.
 
 The audit key belongs to the database, not to one store object: the edge
-(:func:`open_audit_keys`, called by ``open_store`` and
-``open_security_store``) loads it once and registers it for the engine, and
-every store over that engine (the main store, the identity store the server
-builds beside it) appends and verifies with it. Appending without a key is
+(:func:`open_audit_keys`, called by ``open_store``, or
+:meth:`AuditOps.load_audit_key` for a store built elsewhere) loads it once
+and registers it for the engine, and every store over that engine appends
+and verifies with it. Appending without a key is
 an :class:`~muster.security.audit.AuditKeyError`, never an unkeyed record.
 """
 
@@ -312,6 +312,13 @@ class AuditOps(StoreCore):
     def verify_audit(self, *, anchors: Sequence[tuple[int, str]] = ()) -> VerifyResult:
         """The whole chain under this database's audit key, and every exported anchor."""
         return verify_chain(self.iter_audit(), audit_keys_for(self.engine), anchors=anchors)
+
+    def load_audit_key(self, settings: Settings, *, create: bool) -> None:
+        """Load (or, with ``create``, make) the audit key for this store's database,
+        unless it already is: a store built without :func:`open_store` is keyed like
+        one it opens, so the server never runs without its audit key."""
+        if audit_keys_for(self.engine) is None:
+            open_audit_keys(self.engine, settings, create=create)
 
     def seal_legacy_audit(self) -> AuditRecord:
         return seal_legacy(self.engine)

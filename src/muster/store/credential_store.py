@@ -33,7 +33,7 @@ from muster.store._executions import secret_aad
 from muster.store.security_tables import credentials, group_credentials
 from muster.store.tables import execution_secrets, hosts
 
-__all__ = ["CredentialInfo", "CredentialOps", "CredentialStore", "StoreCredentialSource"]
+__all__ = ["CredentialInfo", "CredentialOps", "StoreCredentialSource"]
 
 _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 _MAX_SECRET: Final = 64 * 1024
@@ -308,10 +308,6 @@ class CredentialOps(StoreCore):
                     )
                     done += 1
         return done
-
-
-class CredentialStore(CredentialOps):
-    """Credential operations alone, on an engine shared with the main store."""
 
 
 class StoreCredentialSource:

@@ -87,7 +87,7 @@ api_tokens = Table(
 
 #: Login attempts per client address (``user_name`` = "") and per (address,
 #: user name), added by ``0006_auth_limits``: counted and locked by single
-#: ``UPDATE`` statements (see ``muster.store.security_store``). A row quiet
+#: ``UPDATE`` statements (see ``muster.store.security_ops``). A row quiet
 #: for an hour starts over; names that are no user count like real ones.
 login_limits = Table(
     "login_limits",

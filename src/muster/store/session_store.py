@@ -21,7 +21,7 @@ from muster.domain.secret import Secret
 from muster.errors import AuthenticationError
 from muster.security.rbac import Principal
 from muster.store._core import StoreCore
-from muster.store.security_store import principal_for, session_digest
+from muster.store.security_ops import principal_for, session_digest
 from muster.store.security_tables import sessions, users
 
 __all__ = ["SESSION_TTL", "SessionInfo", "SessionOps", "csrf_matches"]

@@ -2,10 +2,13 @@
 
 Scripts (``_scripts``), hosts (``_hosts``), executions and their actions
 (``_executions``), the queue and reaper (``_queue``), output (``_output``),
-the console's reads (``console_reads``) and the health and metrics reads
-(``_metrics``) are separate modules; :class:`SqlStore` joins them.
+the console's reads (``console_reads``), the health and metrics reads
+(``_metrics``), and the server's areas (users and tokens in
+``security_ops``, sessions, audit, approvals and their rules, credentials)
+are separate modules; :class:`SqlStore` joins them, so one object per
+process holds every area (:mod:`muster.store.protocols` names them).
 :func:`open_store` is the edge: it builds the engine, runs migrations,
-loads the vault key and, on PostgreSQL, starts the LISTEN thread.
+loads the vault and audit keys and, on PostgreSQL, starts the LISTEN thread.
 """
 
 from __future__ import annotations
@@ -21,11 +24,15 @@ from muster.store._metrics import MetricsOps
 from muster.store._output import OutputOps
 from muster.store._queue import QueueOps
 from muster.store._scripts import ScriptOps
-from muster.store.audit_store import open_audit_keys
+from muster.store.approval_policy_store import ApprovalPolicyOps
+from muster.store.approval_store import ApprovalOps
+from muster.store.audit_store import AuditOps, open_audit_keys
 from muster.store.console_reads import ConsoleReadOps
-from muster.store.credential_store import CredentialOps, CredentialStore
+from muster.store.credential_store import CredentialOps
 from muster.store.migrations import upgrade
 from muster.store.notify import Notifier, PostgresListener
+from muster.store.security_ops import SecurityOps
+from muster.store.session_store import SessionOps
 
 __all__ = ["SqlStore", "libpq_conninfo", "open_store"]
 
@@ -39,8 +46,14 @@ class SqlStore(
     CredentialOps,
     ConsoleReadOps,
     MetricsOps,
+    SecurityOps,
+    SessionOps,
+    AuditOps,
+    ApprovalOps,
+    ApprovalPolicyOps,
 ):
-    """The :class:`~muster.store.base.Store` over SQLAlchemy; see ``base`` for the contract."""
+    """The :class:`~muster.store.base.Store` over SQLAlchemy, and every area of
+    :class:`~muster.store.protocols.ServerStore`; see those for the contracts."""
 
 
 def libpq_conninfo(engine: Engine) -> str:
@@ -56,30 +69,48 @@ def open_store(
     migrate: bool = True,
     listen: bool = True,
     create_key: bool = True,
+    open_vault: bool = True,
+    audit_key: bool = True,
 ) -> SqlStore:
     """A ready store for ``settings``: schema migrated, vault and audit keys loaded,
-    notifications on."""
+    notifications on.
+
+    ``create_key=False`` for readers (``muster audit verify``): no key is created,
+    so nothing is written. ``open_vault=False`` for commands that never touch a
+    sealed value (``muster user``, ``muster audit``): they then work where the
+    master key is not configured; credential operations refuse with a clear error.
+    ``audit_key=False`` for a command that writes no audit record and must not
+    depend on the audit key (``muster secrets rotate-key`` brings its own vault).
+    """
+    owned = engine is None
     if engine is None:
         if not settings.database_url:
             settings.ensure_data_dir()
         engine = make_engine(settings.effective_database_url)
     if migrate:
         upgrade(engine)
-    vault = _open_vault(settings, engine, create_key)
-    open_audit_keys(engine, settings, create=create_key)
     notifier = Notifier()
-    if listen and engine.dialect.name == "postgresql":
-        PostgresListener(libpq_conninfo(engine), notifier).start()
-    return SqlStore(
+    store = SqlStore(
         engine,
-        vault=vault,
         notifier=notifier,
         output_cap_bytes=settings.output_cap_bytes,
         queued_timeout=settings.queued_timeout,
     )
+    try:
+        if open_vault:
+            store.vault = _open_vault(settings, store, create_key)
+        if audit_key:
+            open_audit_keys(engine, settings, create=create_key)
+    except BaseException:
+        if owned:
+            store.close()
+        raise
+    if listen and engine.dialect.name == "postgresql":
+        PostgresListener(libpq_conninfo(engine), notifier).start()
+    return store
 
 
-def _open_vault(settings: Settings, engine: Engine, create_key: bool) -> Vault:
+def _open_vault(settings: Settings, store: CredentialOps, create_key: bool) -> Vault:
     """The configured keys, checked against what the database holds sealed.
 
     A database with sealed values and no configured key (or a key that did not
@@ -87,7 +118,7 @@ def _open_vault(settings: Settings, engine: Engine, create_key: bool) -> Vault:
     every stored secret unreadable.
     """
     explicit = settings.secret_key.get_secret_value()
-    used = CredentialStore(engine).sealed_key_ids()
+    used = store.sealed_key_ids()
     if not explicit and not settings.key_file.exists():
         if used:
             raise VaultError(

@@ -22,7 +22,8 @@ import uvicorn
 from muster.config import Settings, normalise_database_url
 from muster.errors import NotFoundError
 from muster.server.app import create_app
-from muster.store.security_ops import SecurityStore, open_security_store
+from muster.store.protocols import SecurityStore
+from muster.store.sqlalchemy_store import open_store
 
 __all__ = [
     "PG_ENV",
@@ -124,7 +125,7 @@ class LiveServer:
     def _admin_token(self) -> str:
         """A token for ``test-admin``, made on the first start on this database; a
         server started again on the same database gets a new token for it."""
-        sec = SecurityStore(self.ctx.store.engine)
+        sec = self.ctx.store
         try:
             sec.get_user("test-admin")
         except NotFoundError:
@@ -134,7 +135,7 @@ class LiveServer:
 
     def issue_token(self, user: str, roles: list[str]) -> str:
         """A token for a new token-only user with ``roles`` (made directly in the store)."""
-        return issue_token(SecurityStore(self.ctx.store.engine), user, roles)
+        return issue_token(self.ctx.store, user, roles)
 
     @property
     def ctx(self) -> Any:
@@ -161,7 +162,7 @@ def issue_token(sec: SecurityStore, user: str, roles: list[str]) -> str:
 
 def admin_token_for(settings: Settings) -> str:
     """An admin token on the database ``settings`` name (for servers run as processes)."""
-    sec = open_security_store(settings)
+    sec = open_store(settings, open_vault=False, listen=False)
     try:
         return issue_token(sec, f"admin-{uuid.uuid4().hex[:8]}", ["admin"])
     finally:

@@ -18,7 +18,7 @@ import pytest
 
 from muster.security.passwords import Passwords
 from muster.server.auth import security_store
-from muster.store.security_store import SecurityOps
+from muster.store.security_ops import SecurityOps
 from tests.integration.server.harness import LiveServer, server_settings
 
 PW = "plum-orbit-cactus-42"

@@ -18,7 +18,6 @@ from typer.testing import CliRunner, Result
 
 from muster.cli.main import app as cli
 from muster.security.audit import AuditKeyError
-from muster.store.security_ops import SecurityStore
 from muster.store.security_tables import audit_log
 from muster.store.sqlalchemy_store import open_store
 from tests.integration.server.harness import LiveServer, server_settings, wait_for
@@ -139,7 +138,7 @@ def test_exported_anchor_catches_truncation_and_a_rewrite_with_the_key(
     assert api.get("/api/v1/audit/verify", params={"anchor": pinned}).json()["anchors_found"] == 1
 
     # Someone holding the key rewrites the anchored record: the chain is valid again...
-    sec = SecurityStore(server.ctx.store.engine)
+    sec = server.ctx.store
     with server.ctx.store.engine.begin() as conn:
         conn.execute(delete(audit_log).where(audit_log.c.seq >= anchor["seq"]))
     sec.record_audit(actor="mallory", action="host.create", target="host:web24")

@@ -25,7 +25,7 @@ from muster.server.auth import CSRF_HEADER, SESSION_COOKIE, is_console_page, sec
 from muster.server.permissions import AUTHENTICATED, PUBLIC, ROUTE_RULES
 from muster.store._core import make_engine
 from muster.store.migrations import upgrade
-from muster.store.security_store import SecurityOps
+from muster.store.security_ops import SecurityOps
 from muster.store.sqlalchemy_store import SqlStore
 
 PW = "plum-orbit-cactus-42"

@@ -19,22 +19,22 @@ from muster.errors import (
 )
 from muster.security.passwords import Passwords
 from muster.store import login_limits as limits
-from muster.store.security_ops import SecurityStore
 from muster.store.security_tables import login_limits, users
+from muster.store.sqlalchemy_store import SqlStore
 
 PW = "plum-orbit-cactus-42"
 WRONG = "wrong-password-x1"
 
 
 @pytest.fixture
-def sec(engine, clock) -> Iterator[SecurityStore]:
-    s = SecurityStore(engine, clock=clock)
+def sec(engine, clock) -> Iterator[SqlStore]:
+    s = SqlStore(engine, clock=clock)
     s.passwords = Passwords(time_cost=1, memory_cost=8, parallelism=1)
     yield s
     s.notifier.close()
 
 
-def fail(sec: SecurityStore, name: str, address: str, password: str = WRONG) -> Exception:
+def fail(sec: SqlStore, name: str, address: str, password: str = WRONG) -> Exception:
     with pytest.raises(AuthenticationError) as info:
         sec.authenticate_password(name, password, address=address)
     return info.value
@@ -43,7 +43,7 @@ def fail(sec: SecurityStore, name: str, address: str, password: str = WRONG) -> 
 # --- login limits ------------------------------------------------------------------
 
 
-def test_a_pair_locks_after_its_free_failures_and_doubles(sec: SecurityStore, clock) -> None:
+def test_a_pair_locks_after_its_free_failures_and_doubles(sec: SqlStore, clock) -> None:
     sec.create_user("ann", roles=["viewer"], password=PW)
     counts = [fail(sec, "ann", "10.0.0.1").attempts for _ in range(limits.PAIR_FREE + 1)]
     assert counts == list(range(1, limits.PAIR_FREE + 2))
@@ -58,14 +58,14 @@ def test_a_pair_locks_after_its_free_failures_and_doubles(sec: SecurityStore, cl
     assert fail(sec, "ann", "10.0.0.1").attempts == 1
 
 
-def test_unknown_names_are_counted_and_locked_alike(sec: SecurityStore) -> None:
+def test_unknown_names_are_counted_and_locked_alike(sec: SqlStore) -> None:
     sec.create_user("ann", roles=["viewer"], password=PW)
     known = [fail(sec, "ann", "10.0.0.2").attempts for _ in range(limits.PAIR_FREE + 3)]
     unknown = [fail(sec, "nobody", "10.0.0.3").attempts for _ in range(limits.PAIR_FREE + 3)]
     assert known == unknown
 
 
-def test_one_address_cannot_lock_the_account_for_others(sec: SecurityStore, clock) -> None:
+def test_one_address_cannot_lock_the_account_for_others(sec: SqlStore, clock) -> None:
     sec.create_user("admin2", roles=["admin"], password=PW)
     for _ in range(limits.ADDRESS_FREE + 10):
         fail(sec, "admin2", "10.6.6.6")
@@ -75,7 +75,7 @@ def test_one_address_cannot_lock_the_account_for_others(sec: SecurityStore, cloc
     assert sec.authenticate_password("admin2", PW, address="10.0.0.9").name == "admin2"
 
 
-def test_a_paused_address_is_told_to_wait_before_any_hashing(sec: SecurityStore) -> None:
+def test_a_paused_address_is_told_to_wait_before_any_hashing(sec: SqlStore) -> None:
     sec.create_user("ann", roles=["viewer"], password=PW)
     for i in range(limits.ADDRESS_FREE + 1):
         fail(sec, f"user{i}", "10.0.0.4")
@@ -88,7 +88,7 @@ def test_a_paused_address_is_told_to_wait_before_any_hashing(sec: SecurityStore)
     assert sec.authenticate_password("ann", PW, address="10.0.0.5").name == "ann"
 
 
-def test_many_addresses_lock_the_account(sec: SecurityStore, clock) -> None:
+def test_many_addresses_lock_the_account(sec: SqlStore, clock) -> None:
     sec.create_user("ann", roles=["viewer"], password=PW)
     for i in range(limits.ACCOUNT_FREE_ADDRESSES + 1):
         fail(sec, "ann", f"10.1.0.{i}")
@@ -98,14 +98,14 @@ def test_many_addresses_lock_the_account(sec: SecurityStore, clock) -> None:
     assert sec.authenticate_password("ann", PW, address="10.2.0.1").name == "ann"
 
 
-def test_a_quiet_window_starts_over(sec: SecurityStore, clock) -> None:
+def test_a_quiet_window_starts_over(sec: SqlStore, clock) -> None:
     for _ in range(3):
         fail(sec, "ann", "10.0.0.7")
     clock.advance(limits.QUIET.total_seconds() + 1)
     assert fail(sec, "ann", "10.0.0.7").attempts == 1
 
 
-def test_concurrent_failures_are_all_counted_and_lock(sec: SecurityStore, engine) -> None:
+def test_concurrent_failures_are_all_counted_and_lock(sec: SqlStore, engine) -> None:
     sec.create_user("ann", roles=["viewer"], password=PW)
     n = limits.ADDRESS_FREE  # all within the address's allowance: only the pair decides
     together = threading.Barrier(n)
@@ -137,7 +137,7 @@ def test_concurrent_failures_are_all_counted_and_lock(sec: SecurityStore, engine
 # --- password changes ----------------------------------------------------------------
 
 
-def test_password_change_ends_other_sessions_keeps_one(sec: SecurityStore) -> None:
+def test_password_change_ends_other_sessions_keeps_one(sec: SqlStore) -> None:
     ann = sec.create_user("ann", roles=["viewer"], password=PW)
     mine, _ = sec.create_session(ann.id)
     other, _ = sec.create_session(ann.id)
@@ -154,7 +154,7 @@ def test_password_change_ends_other_sessions_keeps_one(sec: SecurityStore) -> No
         sec.authenticate_token(issued.token)
 
 
-def test_changing_the_password_clears_must_change(sec: SecurityStore) -> None:
+def test_changing_the_password_clears_must_change(sec: SqlStore) -> None:
     sec.create_user("ann", roles=["viewer"], password=PW, must_change_password=True)
     assert sec.authenticate_password("ann", PW).must_change_password
     sec.change_user("ann", password="new-" + PW)
@@ -164,7 +164,7 @@ def test_changing_the_password_clears_must_change(sec: SecurityStore) -> None:
 # --- the last admin ---------------------------------------------------------------------
 
 
-def test_the_last_admin_stays(sec: SecurityStore) -> None:
+def test_the_last_admin_stays(sec: SqlStore) -> None:
     sec.create_user("root", roles=["admin"])
     sec.create_user("ann", roles=["viewer"])
     with pytest.raises(ConflictError, match="last enabled admin"):
@@ -181,7 +181,7 @@ def test_the_last_admin_stays(sec: SecurityStore) -> None:
     assert sec.count_admins() == 1
 
 
-def _demote_together(sec: SecurityStore, names: list[str]) -> list[str]:
+def _demote_together(sec: SqlStore, names: list[str]) -> list[str]:
     together = threading.Barrier(len(names))
 
     def demote(name: str) -> str:
@@ -196,7 +196,7 @@ def _demote_together(sec: SecurityStore, names: list[str]) -> list[str]:
         return sorted(pool.map(demote, names))
 
 
-def test_concurrent_demotions_cannot_both_win(sec: SecurityStore) -> None:
+def test_concurrent_demotions_cannot_both_win(sec: SqlStore) -> None:
     for round_no in range(6):
         names = [f"r{round_no}a", f"r{round_no}b"]
         for name in names:

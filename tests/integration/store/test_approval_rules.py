@@ -18,7 +18,7 @@ from muster.domain.states import ExecutionStatus, HostRunState
 from muster.errors import ConflictError, ValidationError
 from muster.store._core import make_engine
 from muster.store.migrations import upgrade
-from muster.store.security_ops import SecurityStore
+from muster.store.sqlalchemy_store import SqlStore
 from muster.store.tables import script_versions, scripts
 
 from .conftest import PG_SKIP, make_hosts, pg_url, script_execution, with_search_path
@@ -27,11 +27,11 @@ S = HostRunState
 
 
 @pytest.fixture
-def sec(engine: Engine, clock) -> SecurityStore:
-    return SecurityStore(engine, clock=clock)
+def sec(engine: Engine, clock) -> SqlStore:
+    return SqlStore(engine, clock=clock)
 
 
-def test_rules_per_scope_replace_and_delete(sec: SecurityStore, store) -> None:
+def test_rules_per_scope_replace_and_delete(sec: SqlStore, store) -> None:
     saved = store.save_script(_version("deploy"))
     sid = saved.script.id
     assert sec.approval_rule(ApprovalScope.SCRIPT, sid) is None
@@ -108,7 +108,7 @@ def test_bad_policy_or_approvers_are_refused() -> None:
 
 
 def test_retry_with_approval_writes_pending_attempts_and_a_newer_request(
-    store, sec: SecurityStore, clock
+    store, sec: SqlStore, clock
 ) -> None:
     ex = script_execution(store, make_hosts(store, 2), requires_approval=True)
     first = _request(ex.id, clock(), "olga")
@@ -139,7 +139,7 @@ def test_retry_with_approval_writes_pending_attempts_and_a_newer_request(
 
 
 def test_retry_with_approval_changes_nothing_when_nothing_failed(
-    store, sec: SecurityStore, clock
+    store, sec: SqlStore, clock
 ) -> None:
     ex = script_execution(store, make_hosts(store, 1))
     with pytest.raises(ConflictError):
@@ -245,7 +245,7 @@ def test_migration_turns_latest_version_flags_into_script_rules(bare_engine: Eng
         )
 
     upgrade(bare_engine)
-    sec = SecurityStore(bare_engine)
+    sec = SqlStore(bare_engine)
     rules = {name: sec.approval_rule(ApprovalScope.SCRIPT, name) for name in library}
     asks = rules["latest-asks"]
     assert asks is not None and asks.rule.required and asks.rule.retry_needs_approval
@@ -262,7 +262,7 @@ def test_migration_turns_latest_version_flags_into_script_rules(bare_engine: Eng
         assert rounds.all() == []  # the column exists (and no request was invented)
 
 
-def test_a_sub_second_deadline_is_kept_as_one_second(sec: SecurityStore) -> None:
+def test_a_sub_second_deadline_is_kept_as_one_second(sec: SqlStore) -> None:
     rule = ApprovalRule(ApprovalScope.JOB, "job", deadline=dt.timedelta(milliseconds=300))
     sec.save_approval_rule(rule)
     got = sec.approval_rule(ApprovalScope.JOB, "job")

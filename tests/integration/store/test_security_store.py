@@ -26,10 +26,10 @@ from muster.security.audit import AuditKeys
 from muster.security.passwords import Passwords
 from muster.security.rbac import Permission
 from muster.store.audit_store import use_audit_keys
-from muster.store.security_ops import SecurityStore
-from muster.store.security_store import FREE_FAILURES
+from muster.store.security_ops import FREE_FAILURES
 from muster.store.security_tables import api_tokens, audit_log
 from muster.store.session_store import csrf_matches
+from muster.store.sqlalchemy_store import SqlStore
 
 P = Permission
 PW = "plum-orbit-cactus-42"
@@ -45,8 +45,8 @@ def audit_key(engine) -> AuditKeys:
 
 
 @pytest.fixture
-def sec(engine, clock) -> Iterator[SecurityStore]:
-    s = SecurityStore(engine, clock=clock)
+def sec(engine, clock) -> Iterator[SqlStore]:
+    s = SqlStore(engine, clock=clock)
     s.passwords = Passwords(time_cost=1, memory_cost=8, parallelism=1)
     yield s
     s.notifier.close()
@@ -55,7 +55,7 @@ def sec(engine, clock) -> Iterator[SecurityStore]:
 # --- users and passwords -----------------------------------------------------
 
 
-def test_bootstrap_admin_once(sec: SecurityStore) -> None:
+def test_bootstrap_admin_once(sec: SqlStore) -> None:
     pw = sec.bootstrap_admin()
     assert pw is not None and len(pw.reveal()) == 24
     admin = sec.get_user("admin")
@@ -65,14 +65,14 @@ def test_bootstrap_admin_once(sec: SecurityStore) -> None:
     assert who.permissions == frozenset(Permission)
 
 
-def test_password_never_stored_in_clear(sec: SecurityStore, engine) -> None:
+def test_password_never_stored_in_clear(sec: SqlStore, engine) -> None:
     sec.create_user("ann", roles=["viewer"], password=PW)
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT password_hash FROM users")).scalar_one()
     assert stored.startswith("$argon2id$") and PW not in stored
 
 
-def test_create_user_validates(sec: SecurityStore) -> None:
+def test_create_user_validates(sec: SqlStore) -> None:
     with pytest.raises(ValidationError) as info:
         sec.create_user("ann", roles=["viewer"], password="short")
     assert info.value.field == "password"
@@ -84,7 +84,7 @@ def test_create_user_validates(sec: SecurityStore) -> None:
         sec.create_user("ann", roles=["viewer"])
 
 
-def test_login_throttling_and_reset(sec: SecurityStore, clock) -> None:
+def test_login_throttling_and_reset(sec: SqlStore, clock) -> None:
     sec.create_user("ann", roles=["operator"], password=PW)
     for _ in range(FREE_FAILURES + 1):
         with pytest.raises(AuthenticationError):
@@ -101,7 +101,7 @@ def test_login_throttling_and_reset(sec: SecurityStore, clock) -> None:
     assert sec.authenticate_password("ann", PW).name == "ann"
 
 
-def test_unknown_and_disabled_users_fail_alike(sec: SecurityStore) -> None:
+def test_unknown_and_disabled_users_fail_alike(sec: SqlStore) -> None:
     sec.create_user("ann", roles=["viewer"], password=PW)
     sec.update_user("ann", disabled=True)
     for name in ("ann", "nobody"):
@@ -109,7 +109,7 @@ def test_unknown_and_disabled_users_fail_alike(sec: SecurityStore) -> None:
             sec.authenticate_password(name, PW)
 
 
-def test_weak_hash_is_upgraded_on_login(sec: SecurityStore, engine) -> None:
+def test_weak_hash_is_upgraded_on_login(sec: SqlStore, engine) -> None:
     sec.create_user("ann", roles=["viewer"], password=PW)
     sec.passwords = Passwords(time_cost=2, memory_cost=16, parallelism=1)
     sec.authenticate_password("ann", PW)
@@ -117,7 +117,7 @@ def test_weak_hash_is_upgraded_on_login(sec: SecurityStore, engine) -> None:
         assert "m=16,t=2" in conn.execute(text("SELECT password_hash FROM users")).scalar_one()
 
 
-def test_custom_roles(sec: SecurityStore) -> None:
+def test_custom_roles(sec: SqlStore) -> None:
     sec.create_role("auditor", ["audit.view", "jobs.view"])
     with pytest.raises(ConflictError):
         sec.create_role("auditor", ["jobs.view"])
@@ -135,7 +135,7 @@ def test_custom_roles(sec: SecurityStore) -> None:
 # --- tokens ------------------------------------------------------------------
 
 
-def test_token_roundtrip_narrowing_and_revocation(sec: SecurityStore, engine) -> None:
+def test_token_roundtrip_narrowing_and_revocation(sec: SqlStore, engine) -> None:
     sec.create_user("ann", roles=["admin"], password=PW)
     issued, info = sec.create_token("ann", "ci", role="viewer")
     clear = issued.token.reveal()
@@ -153,7 +153,7 @@ def test_token_roundtrip_narrowing_and_revocation(sec: SecurityStore, engine) ->
         sec.revoke_token(info.id)
 
 
-def test_token_expiry_and_disabled_owner(sec: SecurityStore, clock) -> None:
+def test_token_expiry_and_disabled_owner(sec: SqlStore, clock) -> None:
     sec.create_user("ann", roles=["operator"])
     issued, _ = sec.create_token("ann", "short", ttl=dt.timedelta(hours=1))
     assert sec.authenticate_token(issued.token).can(P.JOBS_MANAGE)
@@ -166,7 +166,7 @@ def test_token_expiry_and_disabled_owner(sec: SecurityStore, clock) -> None:
         sec.authenticate_token(issued.token)
 
 
-def test_token_demoted_with_its_user(sec: SecurityStore) -> None:
+def test_token_demoted_with_its_user(sec: SqlStore) -> None:
     sec.create_user("root", roles=["admin"])  # ann is not the last admin
     sec.create_user("ann", roles=["admin"])
     issued, _ = sec.create_token("ann", "ci")
@@ -178,7 +178,7 @@ def test_token_demoted_with_its_user(sec: SecurityStore) -> None:
 # --- sessions ----------------------------------------------------------------
 
 
-def test_sessions(sec: SecurityStore, clock, engine) -> None:
+def test_sessions(sec: SqlStore, clock, engine) -> None:
     ann = sec.create_user("ann", roles=["approver"], password=PW)
     cookie, csrf = sec.create_session(ann.id, address="127.0.0.1")
     info = sec.get_session(cookie)
@@ -203,7 +203,7 @@ def test_sessions(sec: SecurityStore, clock, engine) -> None:
 # --- audit -------------------------------------------------------------------
 
 
-def _audit_some(sec: SecurityStore, n: int) -> None:
+def _audit_some(sec: SqlStore, n: int) -> None:
     for i in range(n):
         sec.record_audit(
             actor="ann",
@@ -216,7 +216,7 @@ def _audit_some(sec: SecurityStore, n: int) -> None:
         )
 
 
-def test_audit_chain_verifies_and_masks(sec: SecurityStore, engine) -> None:
+def test_audit_chain_verifies_and_masks(sec: SqlStore, engine) -> None:
     _audit_some(sec, 5)
     result = sec.verify_audit()
     assert result.ok and result.checked == 5 and result.head is not None
@@ -225,7 +225,7 @@ def test_audit_chain_verifies_and_masks(sec: SecurityStore, engine) -> None:
     assert "hunter2" not in dump
 
 
-def test_audit_query(sec: SecurityStore, clock) -> None:
+def test_audit_query(sec: SqlStore, clock) -> None:
     _audit_some(sec, 4)
     clock.advance(60)
     sec.record_audit(actor="bob", action="script.save", target="s:1")
@@ -238,7 +238,7 @@ def test_audit_query(sec: SecurityStore, clock) -> None:
     assert [r.seq for r in page.items] == [4, 3] and page.total == 5
 
 
-def test_direct_database_edit_is_detected(sec: SecurityStore, engine) -> None:
+def test_direct_database_edit_is_detected(sec: SqlStore, engine) -> None:
     _audit_some(sec, 6)
     with engine.begin() as conn:
         conn.execute(update(audit_log).where(audit_log.c.seq == 3).values(actor="mallory"))
@@ -246,7 +246,7 @@ def test_direct_database_edit_is_detected(sec: SecurityStore, engine) -> None:
     assert not result.ok and result.first_bad_seq == 3 and "edited" in (result.problem or "")
 
 
-def test_direct_database_delete_is_detected(sec: SecurityStore, engine) -> None:
+def test_direct_database_delete_is_detected(sec: SqlStore, engine) -> None:
     _audit_some(sec, 6)
     with engine.begin() as conn:
         conn.execute(audit_log.delete().where(audit_log.c.seq == 4))
@@ -254,16 +254,16 @@ def test_direct_database_delete_is_detected(sec: SecurityStore, engine) -> None:
     assert not result.ok and result.first_bad_seq == 4
 
 
-def test_iter_audit_batches(sec: SecurityStore) -> None:
+def test_iter_audit_batches(sec: SqlStore) -> None:
     _audit_some(sec, 7)
     assert [r.seq for r in sec.iter_audit(batch=3)] == list(range(1, 8))
 
 
 def test_concurrent_appends_keep_one_chain(engine, clock) -> None:
-    stores = [SecurityStore(engine, clock=clock) for _ in range(4)]
+    stores = [SqlStore(engine, clock=clock) for _ in range(4)]
     errors: list[BaseException] = []
 
-    def work(s: SecurityStore, k: int) -> None:
+    def work(s: SqlStore, k: int) -> None:
         try:
             for i in range(10):
                 s.record_audit(actor=f"w{k}", action="t", target=str(i))
@@ -285,7 +285,7 @@ def test_concurrent_appends_keep_one_chain(engine, clock) -> None:
 # --- approvals ---------------------------------------------------------------
 
 
-def _request(sec: SecurityStore, clock, policy: str = "two_of_many", **kw):
+def _request(sec: SqlStore, clock, policy: str = "two_of_many", **kw):
     req = open_request(
         id=kw.pop("id", "r1"),
         subject="execution:e1",
@@ -299,7 +299,7 @@ def _request(sec: SecurityStore, clock, policy: str = "two_of_many", **kw):
     return sec.create_approval(req, content_hash="ab" * 32)
 
 
-def test_approval_lifecycle(sec: SecurityStore, clock) -> None:
+def test_approval_lifecycle(sec: SqlStore, clock) -> None:
     rec = _request(sec, clock)
     assert rec.request.status is ApprovalStatus.PENDING and rec.content_hash == "ab" * 32
     with pytest.raises(PermissionDeniedError):
@@ -315,7 +315,7 @@ def test_approval_lifecycle(sec: SecurityStore, clock) -> None:
     assert sec.list_approvals(status="approved").items[0].id == "r1"
 
 
-def test_approval_deadline_is_durable(sec: SecurityStore, clock) -> None:
+def test_approval_deadline_is_durable(sec: SqlStore, clock) -> None:
     _request(sec, clock)
     clock.advance(31 * 60)
     with pytest.raises(ApprovalExpiredError):
@@ -325,7 +325,7 @@ def test_approval_deadline_is_durable(sec: SecurityStore, clock) -> None:
     assert stored.votes == ()
 
 
-def test_expire_due_approvals(sec: SecurityStore, clock) -> None:
+def test_expire_due_approvals(sec: SqlStore, clock) -> None:
     _request(sec, clock, id="r1")
     clock.advance(10 * 60)
     _request(sec, clock, id="r2")
@@ -336,7 +336,7 @@ def test_expire_due_approvals(sec: SecurityStore, clock) -> None:
     assert sec.expire_due_approvals() == []
 
 
-def test_majority_electorate_survives_reload(sec: SecurityStore, clock) -> None:
+def test_majority_electorate_survives_reload(sec: SqlStore, clock) -> None:
     _request(
         sec,
         clock,
