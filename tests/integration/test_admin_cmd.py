@@ -9,7 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from muster.cli.admin_cmd import EXIT_CHAIN_BROKEN, audit_app, user_app
+from muster.cli.audit_cmd import EXIT_CHAIN_BROKEN, audit_app
+from muster.cli.user_cmd import user_app
 from muster.config import Settings
 from muster.store.sqlalchemy_store import SqlStore, open_store
 

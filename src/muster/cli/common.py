@@ -1,9 +1,11 @@
-"""Pieces every command shares: loading inventories, selecting hosts, errors."""
+"""Pieces every command shares: loading inventories, selecting hosts, errors, and
+opening the server's database for the commands that work on it directly."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,7 +15,19 @@ from muster.domain.inventory import Inventory
 from muster.domain.selectors import select
 from muster.errors import MusterError
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_HOSTS_FAILED", "err_console", "fail", "pick_hosts"]
+if TYPE_CHECKING:
+    from muster.store.protocols import ServerStore
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_HOSTS_FAILED",
+    "DataDirOption",
+    "DatabaseUrlOption",
+    "err_console",
+    "fail",
+    "open_database",
+    "pick_hosts",
+]
 
 #: Some host did not succeed (Ansible uses 2; we keep 2 for usage errors, as Click does).
 EXIT_HOSTS_FAILED = 1
@@ -40,3 +54,39 @@ def pick_hosts(inventory_paths: Sequence[Path], selector: str) -> list[Host]:
         return select(inventory, selector)
     except MusterError as exc:
         raise fail(str(exc)) from exc
+
+
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="The server's data directory (MUSTER_DATA_DIR).")
+]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="The server's database (MUSTER_DATABASE_URL)."),
+]
+
+
+def open_database(
+    data_dir: Path | None, database_url: str | None, *, reader: bool = False
+) -> ServerStore:
+    """The server's store, opened as :data:`muster.app.ADMIN` (no master key needed);
+    a ``reader`` (:data:`muster.app.AUDIT_READER`) creates no key and writes nothing.
+    Errors are one line naming the problem, not a traceback."""
+    from muster.app import ADMIN, AUDIT_READER, open_services
+    from muster.config import Settings
+    from muster.security.audit import AuditKeyError
+
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    try:
+        services = open_services(
+            Settings(**overrides),  # type: ignore[arg-type]
+            AUDIT_READER if reader else ADMIN,
+        )
+    except AuditKeyError as exc:
+        raise fail(str(exc)) from exc
+    except Exception as exc:  # configuration or connection: say what, not a traceback
+        raise fail(f"cannot open the database: {exc}") from exc
+    return services.store

@@ -10,7 +10,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from muster.app import SshOptions, default_transports, server_local_transport
+from muster.app import (
+    SEEDING,
+    SshOptions,
+    default_transports,
+    open_services,
+    server_local_transport,
+)
 from muster.config import Settings
 from muster.domain.hosts import Host, TransportKind
 from muster.domain.params import ParameterSpec, ParameterType
@@ -193,19 +199,16 @@ def demo_app(settings: Settings, n_hosts: int) -> tuple[Any, SimFleet, str]:
     """The demo's app (not yet serving), its running fleet, and the banner to print."""
     from muster.server.app import create_app
     from muster.server.embedded import embedded_worker_factory
-    from muster.store.sqlalchemy_store import open_store
 
     settings.ensure_data_dir()
     fleet = SimFleet(n_hosts, state_dir=settings.data_dir / "simfleet").start_in_thread()
     hosts = demo_hosts(fleet)
-    store = open_store(settings)
-    try:
+    with open_services(settings, SEEDING) as services:
+        store = services.store
         store.upsert_hosts(hosts, update_existing=True)
         for script in sample_scripts():
             store.save_script(script, description=script.description, tags=["demo"])
         login = _demo_login(store)
-    finally:
-        store.close()
     transports = {
         **default_transports(
             SshOptions(

@@ -58,9 +58,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "script": LazyCommand("muster.cli.script_cmd:app", "Manage the server's script library."),
     "exec": LazyCommand("muster.cli.exec_cmd:app", "Start, follow, cancel and retry executions."),
     "user": LazyCommand(
-        "muster.cli.admin_cmd:user_app", "Manage local users and their API tokens."
+        "muster.cli.user_cmd:user_app", "Manage local users and their API tokens."
     ),
-    "audit": LazyCommand("muster.cli.admin_cmd:audit_app", "Query and verify the audit log."),
+    "audit": LazyCommand("muster.cli.audit_cmd:audit_app", "Query and verify the audit log."),
     "secrets": LazyCommand(
         "muster.cli.login_cmd:secrets_app", "The master key that seals stored secrets."
     ),

@@ -19,7 +19,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import column, delete, insert, select, table, update
 
@@ -32,6 +32,9 @@ from muster.store._core import StoreCore, new_id
 from muster.store._executions import secret_aad
 from muster.store.security_tables import credentials, group_credentials
 from muster.store.tables import execution_secrets, hosts
+
+if TYPE_CHECKING:
+    from muster.store.protocols import CredentialStore
 
 __all__ = ["CredentialInfo", "CredentialOps", "StoreCredentialSource"]
 
@@ -314,7 +317,7 @@ class StoreCredentialSource:
     """The SSH transport's :class:`~muster.transports.ssh_credentials.CredentialSource`
     over a credential store (database work runs in a thread)."""
 
-    def __init__(self, store: CredentialOps) -> None:
+    def __init__(self, store: CredentialStore) -> None:
         self._store = store
 
     async def ssh_credential(self, host: Host) -> SshCredential | None:
