@@ -20,17 +20,16 @@ never switches a requirement off by omission.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from muster.domain.approval_rules import ApprovalRule, ApprovalScope
 from muster.domain.approvals import ApprovalPolicy
-from muster.errors import NotFoundError
-from muster.security.rbac import Principal
-from muster.server.auth import CurrentUser, client_address, security_store
+from muster.server.actors import CurrentActor
+from muster.server.context import ServerContext, get_context
+from muster.services.actor import Actor
 from muster.store.approval_policy_store import StoredApprovalRule
 
 __all__ = ["policies_router", "router"]
@@ -39,6 +38,7 @@ router = APIRouter(prefix="/api/v1/automation/scripts", tags=["approvals"])
 policies_router = APIRouter(prefix="/api/v1/automation/approval-policies", tags=["approvals"])
 
 GroupName = Annotated[str, Path(min_length=1, max_length=253)]
+Ctx = Annotated[ServerContext, Depends(get_context)]
 Kind = Literal["command", "job"]
 
 
@@ -73,20 +73,10 @@ def _out(scope: ApprovalScope, name: str, stored: StoredApprovalRule | None) -> 
     return out
 
 
-def _audit_fields(rule: ApprovalRule | None) -> dict[str, Any] | None:
-    return rule.summary() if rule is not None else None
-
-
 def _put(
-    request: Request,
-    who: Principal,
-    scope: ApprovalScope,
-    name: str,
-    body: ApprovalPolicyIn,
+    ctx: ServerContext, who: Actor, scope: ApprovalScope, name: str, body: ApprovalPolicyIn
 ) -> dict[str, Any]:
-    sec = security_store(request.app)
-    current = sec.approval_rule(scope, name)
-    before = current.rule if current is not None else None
+    """Change only the fields the body names (``null`` deadline: never expires)."""
     changes: dict[str, Any] = {}
     given = body.model_fields_set
     for field in ("required", "policy", "approvers", "retry_needs_approval"):
@@ -96,15 +86,7 @@ def _put(
     if "deadline_minutes" in given:
         minutes = body.deadline_minutes
         changes["deadline"] = dt.timedelta(minutes=minutes) if minutes is not None else None
-    rule = replace(before if before is not None else ApprovalRule(scope, name), **changes)
-    saved = sec.save_approval_rule(rule, updated_by=who.name)
-    sec.record_audit(
-        actor=who.name,
-        action=f"{scope.value}.approval_policy",
-        target=f"{scope.value}:{name}",
-        address=client_address(request),
-        details={"before": _audit_fields(before), "after": _audit_fields(saved.rule)},
-    )
+    saved = ctx.approvals.change_rule(who, scope, name, changes)
     return _out(scope, name, saved)
 
 
@@ -112,31 +94,31 @@ def _put(
 
 
 @router.get("/{script_id}/approval-policy")
-def get_policy(script_id: str, request: Request) -> dict[str, Any]:
-    script = request.app.state.muster.store.get_script(script_id)
-    rule = security_store(request.app).approval_rule(ApprovalScope.SCRIPT, script.id)
-    return _out(ApprovalScope.SCRIPT, script.id, rule)
+def get_policy(script_id: str, ctx: Ctx) -> dict[str, Any]:
+    script = ctx.store.get_script(script_id)
+    return _out(
+        ApprovalScope.SCRIPT, script.id, ctx.approvals.rule(ApprovalScope.SCRIPT, script.id)
+    )
 
 
 @router.put("/{script_id}/approval-policy")
 def set_policy(
-    script_id: str, body: ApprovalPolicyIn, who: CurrentUser, request: Request
+    script_id: str, body: ApprovalPolicyIn, ctx: Ctx, who: CurrentActor
 ) -> dict[str, Any]:
     """Whether every execution of the script, whatever its version, needs approval."""
-    script = request.app.state.muster.store.get_script(script_id)
-    return _put(request, who, ApprovalScope.SCRIPT, script.id, body)
+    script = ctx.store.get_script(script_id)
+    return _put(ctx, who, ApprovalScope.SCRIPT, script.id, body)
 
 
 # -- host groups and the command / job kinds -----------------------------------
 
 
 @policies_router.get("")
-def list_policies(request: Request) -> dict[str, Any]:
+def list_policies(ctx: Ctx) -> dict[str, Any]:
     """Every group rule, and the command and job rules (defaults when never set)."""
-    sec = security_store(request.app)
-    groups = sec.approval_rules(ApprovalScope.GROUP)
+    groups = ctx.approvals.rules_of(ApprovalScope.GROUP)
     kinds = {
-        scope.value: _out(scope, scope.value, sec.approval_rule(scope, scope.value))
+        scope.value: _out(scope, scope.value, ctx.approvals.rule(scope, scope.value))
         for scope in (ApprovalScope.COMMAND, ApprovalScope.JOB)
     }
     return {
@@ -146,50 +128,39 @@ def list_policies(request: Request) -> dict[str, Any]:
 
 
 @policies_router.get("/groups/{group}")
-def get_group_policy(group: GroupName, request: Request) -> dict[str, Any]:
-    rule = security_store(request.app).approval_rule(ApprovalScope.GROUP, group)
-    return _out(ApprovalScope.GROUP, group, rule)
+def get_group_policy(group: GroupName, ctx: Ctx) -> dict[str, Any]:
+    return _out(ApprovalScope.GROUP, group, ctx.approvals.rule(ApprovalScope.GROUP, group))
 
 
 @policies_router.put("/groups/{group}")
 def set_group_policy(
-    group: GroupName, body: ApprovalPolicyIn, who: CurrentUser, request: Request
+    group: GroupName, body: ApprovalPolicyIn, ctx: Ctx, who: CurrentActor
 ) -> dict[str, Any]:
     """Whether every execution touching a host in ``group`` needs approval.
 
     The group need not have members yet: it can be protected before hosts join.
     """
-    return _put(request, who, ApprovalScope.GROUP, group, body)
+    return _put(ctx, who, ApprovalScope.GROUP, group, body)
 
 
 @policies_router.delete("/groups/{group}", status_code=204)
-def delete_group_policy(group: GroupName, who: CurrentUser, request: Request) -> Response:
-    sec = security_store(request.app)
-    current = sec.approval_rule(ApprovalScope.GROUP, group)
-    if current is None or not sec.delete_approval_rule(ApprovalScope.GROUP, group):
-        raise NotFoundError(f"group {group!r} has no approval rule")
-    sec.record_audit(
-        actor=who.name,
-        action="group.approval_policy",
-        target=f"group:{group}",
-        address=client_address(request),
-        details={"before": _audit_fields(current.rule), "after": None},
-    )
+def delete_group_policy(group: GroupName, ctx: Ctx, who: CurrentActor) -> Response:
+    ctx.approvals.delete_rule(who, ApprovalScope.GROUP, group)
     return Response(status_code=204)
 
 
 @policies_router.get("/kinds/{kind}")
-def get_kind_policy(kind: Kind, request: Request) -> dict[str, Any]:
+def get_kind_policy(kind: Kind, ctx: Ctx) -> dict[str, Any]:
     scope = ApprovalScope(kind)
-    return _out(scope, kind, security_store(request.app).approval_rule(scope, kind))
+    return _out(scope, kind, ctx.approvals.rule(scope, kind))
 
 
 @policies_router.put("/kinds/{kind}")
 def set_kind_policy(
-    kind: Kind, body: ApprovalPolicyIn, who: CurrentUser, request: Request
+    kind: Kind, body: ApprovalPolicyIn, ctx: Ctx, who: CurrentActor
 ) -> dict[str, Any]:
     """Whether every ad-hoc command (``command``) or built-in job (``job``) needs approval.
 
     Host-group rules apply to them as well, whatever this says.
     """
-    return _put(request, who, ApprovalScope(kind), kind, body)
+    return _put(ctx, who, ApprovalScope(kind), kind, body)

@@ -11,16 +11,14 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
 from muster.domain.states import ExecutionStatus
 from muster.errors import ConflictError, NotFoundError, ValidationError
-from muster.server.approval_gate import retry_execution as gated_retry
-from muster.server.auth import CurrentUser
+from muster.server.actors import CurrentActor
 from muster.server.context import ServerContext, get_context
 from muster.server.header_values import attachment
-from muster.server.local_hosts import require_retry_permission
 from muster.server.schemas.common import MAX_OFFSET, narrowed
 from muster.server.schemas.executions import ExecutionList, ExecutionOut, ExecutionSummaryOut
 from muster.server.views import execution_out
@@ -90,13 +88,10 @@ def cancel_execution(execution_id: str, ctx: Ctx) -> ExecutionOut:
 
 
 @router.post("/{execution_id}/retry", response_model=ExecutionOut)
-def retry_execution(
-    execution_id: str, ctx: Ctx, who: CurrentUser, request: Request
-) -> ExecutionOut:
+def retry_execution(execution_id: str, ctx: Ctx, who: CurrentActor) -> ExecutionOut:
     """Queue a new attempt (counter kept) for every failed, timed-out or lost host;
     it waits for a new approval when the rules say retries need one."""
-    require_retry_permission(ctx.store, execution_id, who)
-    gated_retry(request.app, request, who, execution_id)
+    ctx.approvals.retry(who, execution_id)
     return execution_out(ctx.store.get_execution(execution_id))
 
 

@@ -12,9 +12,9 @@ from muster.security.rbac import Principal
 from muster.server.auth import CurrentUser
 from muster.server.context import ServerContext, get_context
 from muster.server.host_import import parse_import, stop_check
-from muster.server.local_hosts import local_names, require_local_permission, written_local_hosts
 from muster.server.schemas.hosts import HostIn, HostList, HostOut, HostPatch, ImportIn, ImportOut
 from muster.server.views import host_out
+from muster.services.local_hosts import local_names, require_local_permission, written_local_hosts
 
 __all__ = ["router"]
 

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError as PydanticValidationError
 
 from muster.domain.jobtypes import JOB_PRIORITIES, render_job
-from muster.server.approval_gate import approval_gate
-from muster.server.auth import CurrentUser
+from muster.server.actors import CurrentActor
 from muster.server.context import ServerContext, get_context
 from muster.server.limits import check_command
 from muster.server.schemas.executions import ExecutionOut
 from muster.server.schemas.jobs import CommandIn, JobIn
-from muster.server.submit import submit_command, submit_job
-from muster.server.submitted import after_submit
 from muster.server.views import execution_out
 
 __all__ = ["router"]
@@ -27,21 +24,18 @@ Ctx = Annotated[ServerContext, Depends(get_context)]
 
 
 @router.post("/commands", response_model=ExecutionOut, status_code=201)
-def run_command(body: CommandIn, ctx: Ctx, who: CurrentUser, request: Request) -> ExecutionOut:
+def run_command(body: CommandIn, ctx: Ctx, who: CurrentActor) -> ExecutionOut:
     """Run one command line through ``shell -c`` on every host (normal priority)."""
     check_command(ctx.settings, body.command)
-    execution_id = submit_command(
-        ctx.store,
+    execution = ctx.submission.command(
+        who,
         body.command,
         body.host_ids,
         timeout=body.timeout,
         shell=body.shell,
-        requested_by=who.name,
-        who=who,
         throttle=body.throttle(),
-        gate=approval_gate(request.app),
     )
-    return execution_out(after_submit(request.app, request, who, execution_id))
+    return execution_out(execution)
 
 
 @router.get("/job-types")
@@ -53,7 +47,7 @@ def job_types() -> dict[str, Any]:
 
 
 @router.post("/jobs", response_model=ExecutionOut, status_code=201)
-def run_job(body: JobIn, ctx: Ctx, who: CurrentUser, request: Request) -> ExecutionOut:
+def run_job(body: JobIn, ctx: Ctx, who: CurrentActor) -> ExecutionOut:
     """A built-in job: the type's fields are validated by name before anything is queued."""
     fields: dict[str, Any] = dict(body.model_extra or {})
     if body.type == "command":
@@ -63,16 +57,7 @@ def run_job(body: JobIn, ctx: Ctx, who: CurrentUser, request: Request) -> Execut
             )
         except PydanticValidationError as exc:
             raise RequestValidationError(exc.errors()) from exc
-        return run_command(command, ctx, who, request)
+        return run_command(command, ctx, who)
     job = render_job(body.type, fields)
-    execution_id = submit_job(
-        ctx.store,
-        job,
-        fields,
-        body.host_ids,
-        requested_by=who.name,
-        who=who,
-        throttle=body.throttle(),
-        gate=approval_gate(request.app),
-    )
-    return execution_out(after_submit(request.app, request, who, execution_id))
+    execution = ctx.submission.job(who, job, fields, body.host_ids, throttle=body.throttle())
+    return execution_out(execution)

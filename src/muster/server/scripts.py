@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from muster.domain.render import placeholder_problems
 from muster.domain.scripts import ScriptVersion
 from muster.errors import NotFoundError, ValidationError
-from muster.server.approval_gate import (
-    approval_gate,
-    request_script_approval,
-    scripts_requiring_approval,
-)
-from muster.server.auth import CurrentUser
+from muster.server.actors import CurrentActor
 from muster.server.context import ServerContext, get_context
 from muster.server.limits import check_parameter_values, check_script
 from muster.server.schemas.common import MAX_OFFSET, MAX_VERSION, narrowed
@@ -29,8 +24,6 @@ from muster.server.schemas.scripts import (
     VersionOut,
     VersionSummaryOut,
 )
-from muster.server.submit import submit_script
-from muster.server.submitted import after_submit
 from muster.server.views import execution_out, script_out, version_out
 
 __all__ = ["router"]
@@ -56,14 +49,13 @@ def _content(body: ScriptIn) -> ScriptVersion:
 @router.get("", response_model=ScriptList)
 def list_scripts(
     ctx: Ctx,
-    request: Request,
     tag: str | None = None,
     search: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ScriptList:
     page = ctx.store.list_scripts(tag=tag, search=search, limit=limit, offset=offset)
-    required = scripts_requiring_approval(request.app, [s.id for s in page.items])
+    required = ctx.approvals.scripts_requiring([s.id for s in page.items])
     items = [
         narrowed(
             ScriptSummaryOut,
@@ -75,28 +67,24 @@ def list_scripts(
 
 
 @router.post("", response_model=ScriptOut, status_code=201)
-def save_script(
-    body: ScriptIn, ctx: Ctx, response: Response, who: CurrentUser, request: Request
-) -> ScriptOut:
+def save_script(body: ScriptIn, ctx: Ctx, response: Response, who: CurrentActor) -> ScriptOut:
     """Create or update by name: changed content is a new version, identical content none.
 
     ``requires_approval`` in the content turns the script's rule on only for an
-    ``approvals.manage`` holder and never turns it off (see ``approval_gate``).
+    ``approvals.manage`` holder and never turns it off (see ``Approvals.request_script_rule``).
     """
     check_script(ctx.settings, body.body, [(p.name, p.default) for p in body.parameters])
     saved = ctx.store.save_script(_content(body), description=body.description, tags=body.tags)
     if not saved.created:
         response.status_code = 200
-    required = request_script_approval(
-        request.app, request, who, saved.script.id, body.requires_approval
-    )
+    required = ctx.approvals.request_script_rule(who, saved.script.id, body.requires_approval)
     return script_out(saved.script, saved.version, saved.created, approval_required=required)
 
 
 @router.get("/{script_id}", response_model=ScriptOut)
-def get_script(script_id: str, ctx: Ctx, request: Request) -> ScriptOut:
+def get_script(script_id: str, ctx: Ctx) -> ScriptOut:
     script = ctx.store.get_script(script_id)
-    required = script.id in scripts_requiring_approval(request.app, [script.id])
+    required = script.id in ctx.approvals.scripts_requiring([script.id])
     return script_out(script, ctx.store.get_version(script.id), approval_required=required)
 
 
@@ -123,7 +111,7 @@ def get_version(script_id: str, number: VersionNumber, ctx: Ctx) -> VersionOut:
 
 @router.post("/{script_id}/versions/{number}/restore", response_model=ScriptOut)
 def restore_version(
-    script_id: str, number: VersionNumber, ctx: Ctx, who: CurrentUser, request: Request
+    script_id: str, number: VersionNumber, ctx: Ctx, who: CurrentActor
 ) -> ScriptOut:
     """Make an older version's content the newest (identical to latest: nothing new).
 
@@ -132,16 +120,12 @@ def restore_version(
     """
     script = ctx.store.get_script(script_id)
     saved = ctx.store.restore_version(script.id, number)
-    required = request_script_approval(
-        request.app, request, who, script.id, saved.version.requires_approval
-    )
+    required = ctx.approvals.request_script_rule(who, script.id, saved.version.requires_approval)
     return script_out(saved.script, saved.version, saved.created, approval_required=required)
 
 
 @router.post("/{script_id}/execute", response_model=ExecutionOut, status_code=201)
-def execute_script(
-    script_id: str, body: ExecuteIn, ctx: Ctx, who: CurrentUser, request: Request
-) -> ExecutionOut:
+def execute_script(script_id: str, body: ExecuteIn, ctx: Ctx, who: CurrentActor) -> ExecutionOut:
     """Pin the version's exact content hash now and queue one host run per host
     (``pending_approval`` with an approval request if the script's rule or a
     targeted group's requires one, whichever version is chosen)."""
@@ -152,14 +136,7 @@ def execute_script(
         version = ctx.store.get_version(script.id, number)
     except NotFoundError as exc:
         raise ValidationError(str(exc), field="version") from exc
-    execution_id = submit_script(
-        ctx.store,
-        version,
-        body.host_ids,
-        body.parameter_values,
-        requested_by=who.name,
-        who=who,
-        throttle=body.throttle(),
-        gate=approval_gate(request.app),
+    execution = ctx.submission.script(
+        who, version, body.host_ids, body.parameter_values, throttle=body.throttle()
     )
-    return execution_out(after_submit(request.app, request, who, execution_id))
+    return execution_out(execution)

@@ -4,13 +4,12 @@ Adds the auth middleware (401/403/CSRF/generic audit), the 401 error
 handler, the browser-protection headers, and the identity, approval and
 credential routers. ``create_app``
 calls it after the other routers are included; the lifespan calls
-:func:`announce_bootstrap` once the store is open, and the reaper loop
-calls :func:`security_tick` so approval deadlines pass into rejection.
+:func:`announce_bootstrap` once the store is open. (Approval deadlines pass
+into rejection in the reaper loop, :class:`muster.services.reaper.Reaper`.)
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any, TextIO
 
@@ -22,9 +21,7 @@ from muster.server.auth import install_auth, security_store
 from muster.server.headers import SecurityHeaders
 from muster.server.input_guard import NulGuard
 
-__all__ = ["announce_bootstrap", "bootstrap_message", "install_security", "security_tick"]
-
-_log = logging.getLogger(__name__)
+__all__ = ["announce_bootstrap", "bootstrap_message", "install_security"]
 
 
 def install_security(app: FastAPI) -> None:
@@ -65,13 +62,3 @@ async def announce_bootstrap(app: Any, out: TextIO | None = None) -> str | None:
     stream.write(bootstrap_message(secret.reveal()))
     stream.flush()
     return secret.reveal()
-
-
-async def security_tick(app: Any) -> None:
-    """One pass of approval upkeep (expired deadlines, missing requests); never raises."""
-    try:
-        changed = await run_in_threadpool(approvals.sync_approvals, app)
-        if changed:
-            _log.info("approvals: %d settled or opened", changed)
-    except Exception:
-        _log.exception("approval upkeep failed")

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from muster.domain.hosts import TransportKind
 from muster.errors import NotFoundError, PermissionDeniedError
-from muster.security.rbac import Permission, Principal
+from muster.security.rbac import Permission
 from muster.store.base import ExecutionRecord, Store
 
 __all__ = [
@@ -26,6 +26,14 @@ __all__ = [
     "require_retry_permission",
     "written_local_hosts",
 ]
+
+
+class _Caller(Protocol):
+    """An :class:`~muster.services.actor.Actor` or a ``Principal``: a name and permissions."""
+
+    @property
+    def name(self) -> str: ...
+    def can(self, perm: Permission) -> bool: ...
 
 
 class _Named(Protocol):
@@ -44,7 +52,7 @@ def local_names(hosts: Iterable[_Named]) -> list[str]:
     return list(seen)
 
 
-def require_local_permission(who: Principal | None, names: Iterable[str], *, doing: str) -> None:
+def require_local_permission(who: _Caller | None, names: Iterable[str], *, doing: str) -> None:
     """Refuse ``doing`` on the local hosts ``names`` unless ``who`` holds ``hosts.local``.
 
     No caller (``who`` is None) is refused too: this check fails closed.
@@ -73,7 +81,7 @@ def execution_local_hosts(store: Store, execution: ExecutionRecord) -> list[str]
     return list(dict.fromkeys(found))
 
 
-def require_retry_permission(store: Store, execution_id: str, who: Principal | None) -> None:
+def require_retry_permission(store: Store, execution_id: str, who: _Caller | None) -> None:
     """A retry runs again on the execution's hosts: the same rule as submitting it."""
     names = execution_local_hosts(store, store.get_execution(execution_id))
     require_local_permission(who, names, doing="retry runs on")

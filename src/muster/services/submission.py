@@ -4,12 +4,19 @@ Everything that can be wrong with a request (unknown host, bad parameter, a
 value no shell can carry) is found here, before ``create_execution``; hosts
 that cannot run the shell are recorded as skipped with the reason.
 Running on the server's own machine (a local-transport host) needs
-``hosts.local`` of the caller ``who``; without a caller it is refused.
+``hosts.local`` of the caller; without a caller it is refused.
+
+:class:`Submission` is what every face that submits work for a caller uses
+(the API's execute, commands and jobs; the console's execute form): it asks
+the approval gate, stores the execution, then opens the approval request at
+once if one is needed (requester = the caller, who then cannot approve it)
+and writes the audit record of who asked for what, from where, with which
+pinned script hash and parameters (secret values already ``***``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from muster.domain.approval_rules import ApprovalGate, approval_policy
 from muster.domain.hosts import Host
@@ -22,12 +29,21 @@ from muster.domain.secret import Secret
 from muster.domain.selectors import select
 from muster.domain.states import Priority
 from muster.domain.throttle import Throttle, group_key
-from muster.errors import NotFoundError, SelectorError, ValidationError
-from muster.security.rbac import Principal
-from muster.server.local_hosts import local_names, require_local_permission
-from muster.store.base import ExecutionKind, HostTarget, NewExecution, Store, VersionRecord
+from muster.errors import MusterError, NotFoundError, SelectorError, ValidationError
+from muster.services.actor import Actor
+from muster.services.approvals import Approvals
+from muster.services.local_hosts import local_names, require_local_permission
+from muster.store.base import (
+    ExecutionKind,
+    ExecutionRecord,
+    HostTarget,
+    NewExecution,
+    Store,
+    VersionRecord,
+)
+from muster.store.protocols import AuditStore
 
-__all__ = ["resolve_hosts", "submit_command", "submit_job", "submit_script"]
+__all__ = ["Submission", "resolve_hosts", "submit_command", "submit_job", "submit_script"]
 
 _UNLIMITED = Throttle()
 
@@ -72,11 +88,11 @@ def resolve_hosts(store: Store, refs: Sequence[str]) -> list[Host]:
     return hosts
 
 
-def _resolve_for(store: Store, refs: Sequence[str], who: Principal | None) -> list[Host]:
+def _resolve_for(store: Store, refs: Sequence[str], actor: Actor | None) -> list[Host]:
     """``resolve_hosts``, refused (403, naming them) when it reaches the server's own
-    machine and ``who`` may not: a selector is never quietly narrowed."""
+    machine and ``actor`` may not: a selector is never quietly narrowed."""
     hosts = resolve_hosts(store, refs)
-    require_local_permission(who, local_names(hosts), doing="run anything on")
+    require_local_permission(actor, local_names(hosts), doing="run anything on")
     return hosts
 
 
@@ -94,7 +110,7 @@ def submit_script(
     raw_values: Mapping[str, object],
     *,
     requested_by: str | None = None,
-    who: Principal | None = None,
+    actor: Actor | None = None,
     throttle: Throttle = _UNLIMITED,
     gate: ApprovalGate,
 ) -> str:
@@ -103,7 +119,7 @@ def submit_script(
     ``gate`` alone decides whether it waits for approval (the script's and the
     targeted groups' rules); the version's own ``requires_approval`` does not.
     """
-    hosts = _resolve_for(store, host_refs, who)
+    hosts = _resolve_for(store, host_refs, actor)
     need = gate(ExecutionKind.SCRIPT.value, hosts, version.script_id)
     domain = version.domain()
     values = coerce_values(domain.parameters, dict(raw_values))
@@ -149,7 +165,7 @@ def submit_command(
     timeout: float,
     shell: str = "sh",
     requested_by: str | None = None,
-    who: Principal | None = None,
+    actor: Actor | None = None,
     throttle: Throttle = _UNLIMITED,
     gate: ApprovalGate,
 ) -> str:
@@ -161,7 +177,7 @@ def submit_command(
             f"unknown shell {shell!r} (one of {allowed})", field="shell"
         ) from None
     build_command_plan(command, timeout=timeout, shell=sh)
-    hosts = _resolve_for(store, host_refs, who)
+    hosts = _resolve_for(store, host_refs, actor)
     need = gate(ExecutionKind.COMMAND.value, hosts, None)
     targets = [
         HostTarget(h.id, h.name, _shell_skip(h, sh.value), group_key(h.groups)) for h in hosts
@@ -190,12 +206,12 @@ def submit_job(
     host_refs: Sequence[str],
     *,
     requested_by: str | None = None,
-    who: Principal | None = None,
+    actor: Actor | None = None,
     throttle: Throttle = _UNLIMITED,
     gate: ApprovalGate,
 ) -> str:
     """Queue a built-in job; its fields are stored (password sealed as a secret)."""
-    hosts = _resolve_for(store, host_refs, who)
+    hosts = _resolve_for(store, host_refs, actor)
     need = gate(ExecutionKind.JOB.value, hosts, None)
     targets = [
         HostTarget(
@@ -226,3 +242,135 @@ def submit_job(
             throttle=throttle,
         )
     ).id
+
+
+class Submission:
+    """Submit work for a caller: gate, store, then open the approval request and audit.
+
+    ``watch`` is told every new execution's id (the webhook watcher follows it);
+    it must be callable from any thread.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        approvals: Approvals,
+        audit: AuditStore,
+        *,
+        watch: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.approvals = approvals
+        self.audit = audit
+        self.watch = watch
+
+    def script(
+        self,
+        actor: Actor | None,
+        version: VersionRecord,
+        host_refs: Sequence[str],
+        values: Mapping[str, object],
+        *,
+        throttle: Throttle = _UNLIMITED,
+    ) -> ExecutionRecord:
+        """Run ``version`` (its exact content hash, pinned now) on the hosts."""
+        execution_id = submit_script(
+            self.store,
+            version,
+            host_refs,
+            values,
+            requested_by=actor.name if actor is not None else None,
+            actor=actor,
+            throttle=throttle,
+            gate=self.approvals.need_for,
+        )
+        return self.after_submit(actor, execution_id)
+
+    def command(
+        self,
+        actor: Actor | None,
+        command: str,
+        host_refs: Sequence[str],
+        *,
+        timeout: float,
+        shell: str = "sh",
+        throttle: Throttle = _UNLIMITED,
+    ) -> ExecutionRecord:
+        """Run one command line through ``shell -c`` on the hosts."""
+        execution_id = submit_command(
+            self.store,
+            command,
+            host_refs,
+            timeout=timeout,
+            shell=shell,
+            requested_by=actor.name if actor is not None else None,
+            actor=actor,
+            throttle=throttle,
+            gate=self.approvals.need_for,
+        )
+        return self.after_submit(actor, execution_id)
+
+    def job(
+        self,
+        actor: Actor | None,
+        job: RenderedJob,
+        fields: Mapping[str, object],
+        host_refs: Sequence[str],
+        *,
+        throttle: Throttle = _UNLIMITED,
+    ) -> ExecutionRecord:
+        """Run a built-in job rendered from ``fields``."""
+        execution_id = submit_job(
+            self.store,
+            job,
+            fields,
+            host_refs,
+            requested_by=actor.name if actor is not None else None,
+            actor=actor,
+            throttle=throttle,
+            gate=self.approvals.need_for,
+        )
+        return self.after_submit(actor, execution_id)
+
+    def after_submit(self, actor: Actor | None, execution_id: str) -> ExecutionRecord:
+        """Open the approval request if one is needed and audit the request (both only
+        with a caller); hand the execution to ``watch``; return it as it stands."""
+        execution = self.store.get_execution(execution_id)
+        if actor is not None:
+            execution = self._open_and_audit(actor, execution)
+        if self.watch is not None:
+            self.watch(execution.id)
+        return execution
+
+    def _open_and_audit(self, actor: Actor, execution: ExecutionRecord) -> ExecutionRecord:
+        try:
+            approval = self.approvals.open_for(execution, requester=actor.name)
+        except MusterError as exc:
+            # The policy cannot be met (e.g. nobody but the requester may approve):
+            # the execution is refused visibly rather than left waiting forever.
+            approval = None
+            self.store.reject_execution(execution.id, f"approval request not possible: {exc}")
+            execution = self.store.get_execution(execution.id)
+        self.audit.record_audit(
+            actor=actor.name,
+            action="execution.create",
+            target=f"execution:{execution.id}",
+            address=actor.address,
+            details={
+                "kind": execution.kind.value,
+                "script_id": execution.script_id,
+                "script_version": execution.script_version,
+                "content_hash": execution.content_hash,
+                "job_type": execution.job_type,
+                "command": execution.command,
+                "parameters": dict(execution.parameters),
+                "hosts": [r.host_name for r in execution.host_runs],
+                "status": execution.status.value,
+                "approval_id": approval.id if approval is not None else None,
+                "approval_reasons": list(
+                    (execution.policy.get("approval") or {}).get("reasons", [])
+                ),
+            },
+            secret_keys=execution.secret_fields,
+        )
+        return execution

@@ -82,7 +82,6 @@ class Worker:
         heartbeat_seconds: float = 10.0,
         output_cap_bytes: int = 1024 * 1024,
         poll_seconds: float = 2.0,
-        reap_seconds: float | None = None,
         notifier: Notifier | None = None,
     ) -> None:
         if heartbeat_seconds >= lease_seconds:
@@ -95,7 +94,6 @@ class Worker:
         self.heartbeat_seconds = heartbeat_seconds
         self.output_cap_bytes = output_cap_bytes
         self.poll_seconds = poll_seconds
-        self.reap_seconds = reap_seconds
         self.notifier = notifier if notifier is not None else getattr(store, "notifier", None)
         self._held: dict[str, _Held] = {}
         self._changed = asyncio.Event()
@@ -179,11 +177,6 @@ class Worker:
         """Claim and run until :meth:`stop` finishes."""
         self._running = True
         beat = asyncio.create_task(self._heartbeats(), name=f"{self.worker_id}-heartbeat")
-        reaper = (
-            asyncio.create_task(self._reaper(), name=f"{self.worker_id}-reaper")
-            if self.reap_seconds
-            else None
-        )
         sub = self.notifier.subscribe(QUEUE_KEY) if self.notifier is not None else None
         try:
             while not self._stopping:
@@ -209,12 +202,8 @@ class Worker:
         finally:
             self._stopping = True
             beat.cancel()
-            if reaper is not None:
-                reaper.cancel()
-            for t in (beat, reaper):
-                if t is not None:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await t
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
             if sub is not None:
                 sub.close()
             self._running = False
@@ -321,17 +310,6 @@ class Worker:
             held.lost = True
             _log.warning("worker %s: lost the lease of run %s", self.worker_id, held.claim.id)
         held.control.cancel("the worker lost the run's lease")
-
-    async def _reaper(self) -> None:
-        assert self.reap_seconds
-        while True:
-            await asyncio.sleep(self.reap_seconds)
-            try:
-                report = await self._call(self.store.reap)
-                if report.total:
-                    _log.info("worker %s reaped %s", self.worker_id, report)
-            except Exception:
-                _log.exception("worker %s: reap failed", self.worker_id)
 
 
 class _StoreRecorder:

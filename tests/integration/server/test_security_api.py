@@ -20,7 +20,6 @@ from muster.security.passwords import Passwords
 from muster.security.rbac import BUILTIN_ROLES, Permission, role_permissions
 from muster.security.vault import Vault
 from muster.server.app import create_app
-from muster.server.approvals import open_execution_approval
 from muster.server.auth import CSRF_HEADER, SESSION_COOKIE, is_console_page, security_store
 from muster.server.permissions import AUTHENTICATED, PUBLIC, ROUTE_RULES
 from muster.store._core import make_engine
@@ -245,7 +244,8 @@ def test_approval_flow_self_approval_and_pinned_hash(client: TestClient) -> None
     # execute opened the request, with the caller as requester
     rec = sec(client).approval_for_execution(ex["id"])
     assert rec is not None and rec.request.requester == "olga"
-    assert open_execution_approval(client.app, store.get_execution(ex["id"])) == rec
+    approvals = client.app.state.muster.approvals
+    assert approvals.open_for(store.get_execution(ex["id"])) == rec  # opened once
     # the script is edited after the request: the execution still pins the old hash
     client.post(
         "/api/v1/automation/scripts",

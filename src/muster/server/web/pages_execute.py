@@ -1,8 +1,9 @@
 """The execute form (generated from a version's parameters) and the live host count.
 
-Values go through ``submit_script``, the very function the API's execute
-endpoint uses, so the form refuses exactly what the API refuses; the
-``ParameterError.problems`` it raises are shown beside each field.
+Values go through ``Submission.script``, the very service the API's execute
+endpoint uses, so the form refuses exactly what the API refuses (and opens
+the same approval request and audit record); the ``ParameterError.problems``
+it raises are shown beside each field.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from muster.domain.approval_rules import ApprovalGate
 from muster.domain.durations import parse_duration
 from muster.domain.throttle import MAX_FORKS, Throttle
 from muster.errors import PermissionDeniedError, ValidationError
+from muster.server.actors import request_actor
 from muster.server.limits import check_parameter_values
 from muster.server.schemas.common import MAX_VERSION
-from muster.server.submit import resolve_hosts, submit_script
 from muster.server.web.forms import execute_values, form_int, host_refs
 from muster.server.web.render import HtmlErrorRoute, form_data, in_thread, page, web_context
+from muster.services.submission import resolve_hosts
 from muster.store.base import FleetFacets, Store, VersionRecord
 
 __all__ = ["router"]
@@ -47,9 +48,7 @@ def _form_page(
     message: str = "",
     status_code: int = 200,
 ) -> HTMLResponse:
-    from muster.server.approval_gate import scripts_requiring_approval  # see _gate
-
-    store = web_context(request).store
+    ctx = web_context(request)
     return page(
         request,
         "execute.html",
@@ -61,8 +60,8 @@ def _form_page(
         pace=pace or dict.fromkeys(_PACE, ""),
         problems=problems or {},
         message=message,
-        picker=_picker(store),
-        approval_required=bool(scripts_requiring_approval(request.app, [script_id])),
+        picker=_picker(ctx.store),
+        approval_required=bool(ctx.approvals.scripts_requiring([script_id])),
     )
 
 
@@ -105,16 +104,8 @@ async def execute(request: Request, script_id: str) -> Response:
                 field="host_ids",
                 problems={"host_ids": "choose at least one host"},
             )
-        execution_id = await in_thread(
-            submit_script,
-            ctx.store,
-            version,
-            refs,
-            raw,
-            requested_by=_who(request),
-            who=getattr(request.state, "principal", None),
-            gate=_gate(request),
-            throttle=throttle,
+        execution = await in_thread(
+            ctx.submission.script, request_actor(request), version, refs, raw, throttle=throttle
         )
     except PermissionDeniedError as exc:
         # Targets that reach the server's own machine without hosts.local.
@@ -144,15 +135,7 @@ async def execute(request: Request, script_id: str) -> Response:
             message=exc.message,
             status_code=422,
         )
-    principal = getattr(request.state, "principal", None)
-    if principal is not None:
-        # The same follow-up as the API's execute: approval request and audit record.
-        from muster.server.submitted import after_submit
-
-        await in_thread(after_submit, request.app, request, principal, execution_id)
-    else:
-        ctx.track(execution_id)
-    return RedirectResponse(f"/executions/{execution_id}", status_code=303)
+    return RedirectResponse(f"/executions/{execution.id}", status_code=303)
 
 
 _PACE = ("forks", "per_group", "delay")
@@ -179,19 +162,6 @@ def _throttle(pace: dict[str, str]) -> Throttle:
     if problems:
         raise ValidationError(next(iter(problems.values())), problems=problems)
     return Throttle(limits["forks"], limits["per_group"], delay)
-
-
-def _gate(request: Request) -> ApprovalGate:
-    """The API's approval gate. Imported here, not at the top: ``approval_gate``
-    needs ``auth``, which needs the route table, which imports these pages."""
-    from muster.server.approval_gate import approval_gate
-
-    return approval_gate(request.app)
-
-
-def _who(request: Request) -> str | None:
-    principal = getattr(request.state, "principal", None)
-    return getattr(principal, "name", None)
 
 
 @router.get("/ui/hosts/resolve")

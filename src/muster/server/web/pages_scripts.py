@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -10,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from muster.domain.scripts import Shell
 from muster.errors import ValidationError
+from muster.server.actors import request_actor
 from muster.server.limits import check_script
 from muster.server.schemas.common import MAX_VERSION
 from muster.server.web.diff import side_by_side
@@ -24,14 +24,6 @@ router = APIRouter(route_class=HtmlErrorRoute, include_in_schema=False)
 PARAM_TYPES = ("string", "integer", "float", "boolean", "secret", "choice")
 VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 SHELLS = tuple(s.value for s in Shell)
-
-
-def _approval() -> ModuleType:
-    """``approval_gate``, imported on first use: it needs ``auth``, which needs the
-    route table, which imports these pages."""
-    from muster.server import approval_gate
-
-    return approval_gate
 
 
 @router.get("/", response_class=RedirectResponse)
@@ -102,10 +94,8 @@ async def save_script(request: Request) -> Response:
     saved = await in_thread(store.save_script, content, description=form.description, tags=tags)
     # The checkbox asks for the script's approval rule; only approvals.manage turns it on.
     await in_thread(
-        _approval().request_script_approval,
-        request.app,
-        request,
-        getattr(request.state, "principal", None),
+        web_context(request).approvals.request_script_rule,
+        request_actor(request),
         saved.script.id,
         content.requires_approval,
     )
@@ -133,7 +123,7 @@ def show_script(
         versions=versions,
         saved=saved,
         unchanged=unchanged,
-        approval_required=bool(_approval().scripts_requiring_approval(request.app, [script.id])),
+        approval_required=bool(web_context(request).approvals.scripts_requiring([script.id])),
     )
 
 
@@ -160,10 +150,8 @@ async def restore_version(request: Request, script_id: str, number: VersionPath)
     script = await in_thread(store.get_script, script_id)
     saved = await in_thread(store.restore_version, script.id, number)
     await in_thread(
-        _approval().request_script_approval,
-        request.app,
-        request,
-        getattr(request.state, "principal", None),
+        web_context(request).approvals.request_script_rule,
+        request_actor(request),
         script.id,
         saved.version.requires_approval,
     )
