@@ -16,6 +16,7 @@ from muster.domain.selectors import select
 from muster.errors import MusterError
 
 if TYPE_CHECKING:
+    from muster.config import Settings
     from muster.store.protocols import ServerStore
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "DatabaseUrlOption",
     "err_console",
     "fail",
+    "load_settings",
     "open_database",
     "pick_hosts",
 ]
@@ -63,6 +65,19 @@ DatabaseUrlOption = Annotated[
     str | None,
     typer.Option("--database-url", help="The server's database (MUSTER_DATABASE_URL)."),
 ]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """``Settings`` from ``MUSTER_*`` plus the options given (``None``: not given);
+    a bad value is one line naming it, exit 2."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    from muster.config import Settings
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except PydanticValidationError as exc:
+        raise fail(f"invalid configuration: {exc}") from exc
 
 
 def open_database(

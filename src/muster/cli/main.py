@@ -43,7 +43,7 @@ COMMANDS: dict[str, LazyCommand] = {
         "Start the API, one embedded worker and the reaper (SQLite by default).",
     ),
     "worker": LazyCommand(
-        "muster.cli.serve_cmd:worker",
+        "muster.cli.worker_cmd:worker",
         "Run one more worker against the server's database (PostgreSQL for several hosts).",
     ),
     "demo": LazyCommand(
@@ -57,12 +57,10 @@ COMMANDS: dict[str, LazyCommand] = {
     "inventory": LazyCommand("muster.cli.inventory_cmd:app", "Inspect inventories and selectors."),
     "script": LazyCommand("muster.cli.script_cmd:app", "Manage the server's script library."),
     "exec": LazyCommand("muster.cli.exec_cmd:app", "Start, follow, cancel and retry executions."),
-    "user": LazyCommand(
-        "muster.cli.user_cmd:user_app", "Manage local users and their API tokens."
-    ),
+    "user": LazyCommand("muster.cli.user_cmd:user_app", "Manage local users and their API tokens."),
     "audit": LazyCommand("muster.cli.audit_cmd:audit_app", "Query and verify the audit log."),
     "secrets": LazyCommand(
-        "muster.cli.login_cmd:secrets_app", "The master key that seals stored secrets."
+        "muster.cli.secrets_cmd:secrets_app", "The master key that seals stored secrets."
     ),
 }
 

@@ -2,8 +2,9 @@
 
 Configuration comes from :class:`~muster.config.Settings` (``MUSTER_*``
 variables). The process migrates the schema if needed, runs one
-:class:`~muster.worker.runner.Worker` with the default transports and a
-reaper, and on SIGTERM or SIGINT stops gracefully (see ``Worker.stop``).
+:class:`~muster.worker.runner.Worker` with the default transports and the
+reaper loop (:class:`muster.services.reaper.Reaper`, the server's own), and
+on SIGTERM or SIGINT stops gracefully (see ``Worker.stop``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from muster.config import Settings
 from muster.domain.hosts import TransportKind
-from muster.store.sqlalchemy_store import open_store
+from muster.services.reaper import Reaper, reap_interval
 from muster.transports.base import Transport
 from muster.worker.runner import Worker
 
@@ -32,35 +33,37 @@ async def run_worker(
 ) -> None:
     """Run a worker until SIGTERM/SIGINT, then stop within ``settings.shutdown_grace``.
 
-    Transports default to what the settings say, logging in with the vault's
-    credentials, exactly as the server's embedded worker does.
+    The store and transports come from :func:`muster.app.open_services`, as the
+    server's do: transports default to what the settings say, logging in with the
+    vault's credentials.
     """
-    from muster.app import attach_credentials, settings_transports
+    from muster.app import SERVER, open_services
 
-    store = await asyncio.to_thread(open_store, settings)
-    if transports is None:
-        transports = settings_transports(settings)
-    attach_credentials(transports, store)
+    services = await asyncio.to_thread(open_services, settings, SERVER, transports=transports)
     worker = Worker(
-        store,
-        transports,
+        services.store,
+        services.transports,
         worker_id=worker_id,
         concurrency=concurrency or settings.worker_concurrency,
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
         output_cap_bytes=settings.output_cap_bytes,
-        reap_seconds=max(0.5, settings.lease_seconds / 3),
+    )
+    reaper = Reaper(
+        services.store,
+        interval=reap_interval(settings.lease_seconds),
+        name=f"{worker.worker_id}-reaper",
     )
     worker.install_signal_handlers(settings.shutdown_grace)
     if on_start is not None:
         on_start(worker)
     logging.getLogger(__name__).info("worker %s started", worker.worker_id)
+    reaper.start()
     try:
         await worker.run()
     finally:
-        for t in transports.values():
-            await t.close()
-        await asyncio.to_thread(store.close)
+        await reaper.stop()
+        await services.aclose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
