@@ -1,7 +1,12 @@
-"""What each console route needs, in the shape of ``muster.server.permissions``.
+"""What each console page and its fragments need, declared beside the console.
 
-To be merged into that table when the auth middleware is installed (until
-then an undeclared route is admin-only there: fail closed).
+:mod:`muster.server.permissions` merges this table into its own when it is
+imported (an API rule for the same method and path wins), so one table rules
+every route and the auth middleware enforces it before routing. A console
+route missing here is served only to an authenticated admin (fail closed);
+the route-walk test in tests/integration/server/test_security_api.py finds
+it. ``"public"`` and ``"authenticated"`` are that module's ``PUBLIC`` and
+``AUTHENTICATED``.
 """
 
 from __future__ import annotations
