@@ -35,9 +35,9 @@ def rotate_key(
     batch: Annotated[int, typer.Option("--batch", min=1, max=10000, help="Rows per pass.")] = 200,
 ) -> None:
     """Re-encrypt every stored secret under a new master key, in batches."""
+    from muster.app import KEY_ROTATION, open_services
     from muster.security.vault import VaultError, generate_key, load_keyring
     from muster.services.keys import OldKeysNeeded, reseal_under, rotate_key_file
-    from muster.store.sqlalchemy_store import open_store
 
     overrides: dict[str, Any] = {}
     if data_dir is not None:
@@ -49,7 +49,7 @@ def rotate_key(
     try:
         # The store's own vault would refuse keys still being rotated; this command
         # brings the keyring it rotates (and writes no audit record).
-        store = open_store(settings, open_vault=False, audit_key=False, listen=False)
+        store = open_services(settings, KEY_ROTATION).store
     except Exception as exc:
         raise fail(f"cannot open the database: {exc}") from exc
     try:
