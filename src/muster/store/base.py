@@ -1,8 +1,14 @@
 """The Store: named operations on persisted scripts, hosts, executions and the queue.
 
-The server and workers speak only this Protocol; ``SqlStore`` implements it
-over SQLAlchemy (SQLite or PostgreSQL). Operations are synchronous and each
-is one transaction; async callers run them in a thread.
+One Protocol per area (:class:`ScriptStore`, :class:`HostStore`,
+:class:`ExecutionStore`, :class:`QueueStore`, :class:`OutputStore`,
+:class:`ConsoleReads`, :class:`HealthReads`), joined as :class:`Store`: the
+engine and workers speak only these, so a caller names the area it uses.
+``SqlStore`` implements them over SQLAlchemy (SQLite or PostgreSQL),
+``muster.testing.InMemoryStore`` in memory; the server's other areas
+(identities, audit, approvals, credentials) are in :mod:`muster.store.protocols`.
+Operations are synchronous and each is one transaction; async callers run
+them in a thread.
 
 Queue invariants every implementation keeps:
 
@@ -39,22 +45,29 @@ __all__ = [
     "WAITING_FOR_APPROVAL",
     "WAITING_FOR_WORKER",
     "ClaimedRun",
+    "ConsoleReads",
     "ExecutionKind",
     "ExecutionRecord",
+    "ExecutionStore",
     "FleetFacets",
     "GridCell",
+    "HealthReads",
     "HostRecord",
     "HostRunRecord",
+    "HostStore",
     "HostTarget",
     "LeaseStatus",
     "NewExecution",
     "OutputChunk",
+    "OutputStore",
     "Page",
+    "QueueStore",
     "ReapReport",
     "RunDigest",
     "RunResult",
     "SavedScript",
     "ScriptRecord",
+    "ScriptStore",
     "Store",
     "StoreCounts",
     "VersionRecord",
@@ -425,10 +438,9 @@ class FleetFacets:
     names: tuple[str, ...]
 
 
-class Store(Protocol):
-    """Persisted state of the server; see the module docstring for its invariants."""
+class ScriptStore(Protocol):
+    """The script library: versions are immutable; saving equal content adds none."""
 
-    # scripts
     def save_script(
         self,
         content: ScriptVersion,
@@ -453,7 +465,10 @@ class Store(Protocol):
     def list_versions(self, script_id: str) -> list[VersionRecord]: ...
     def delete_script(self, script_id: str) -> None: ...
 
-    # hosts
+
+class HostStore(Protocol):
+    """The inventory of hosts."""
+
     def create_host(self, host: Host) -> HostRecord: ...
     def upsert_hosts(
         self,
@@ -468,7 +483,11 @@ class Store(Protocol):
     def delete_host(self, host_id: str) -> None: ...
     def touch_host(self, host_id: str) -> None: ...
 
-    # executions
+
+class ExecutionStore(Protocol):
+    """Executions and their host runs, and the actions on them (cancel, retry, delete,
+    approve, reject)."""
+
     def create_execution(self, new: NewExecution) -> ExecutionRecord: ...
     def get_execution(self, execution_id: str) -> ExecutionRecord: ...
     def list_executions(
@@ -498,7 +517,10 @@ class Store(Protocol):
     def reject_execution(self, execution_id: str, message: str) -> ExecutionRecord: ...
     def set_waiting_reason(self, run_ids: Sequence[str], reason: str) -> int: ...
 
-    # queue
+
+class QueueStore(Protocol):
+    """Claims, leases and outcomes: every change a compare-and-set on (state, owner, epoch)."""
+
     def claim_host_runs(
         self, worker_id: str, limit: int, lease_seconds: float
     ) -> list[ClaimedRun]: ...
@@ -523,7 +545,10 @@ class Store(Protocol):
     def release_host_run(self, run_id: str, owner: str, epoch: int, why: str) -> bool: ...
     def reap(self, now: dt.datetime | None = None) -> ReapReport: ...
 
-    # output
+
+class OutputStore(Protocol):
+    """Captured output, bounded per host run, appended only by the run's holder."""
+
     def append_output(
         self,
         run_id: str,
@@ -544,7 +569,10 @@ class Store(Protocol):
     ) -> list[OutputChunk]: ...
     def iter_output(self, run_id: str, stream: str | None = None) -> Iterator[OutputChunk]: ...
 
-    # console reads: compact rows, so a page over thousands of hosts stays cheap
+
+class ConsoleReads(Protocol):
+    """The console's reads: compact rows, so a page over thousands of hosts stays cheap."""
+
     def fleet_facets(self) -> FleetFacets: ...
     def host_page(
         self, *, search: str = "", group: str = "", limit: int = 200, offset: int = 0
@@ -565,6 +593,24 @@ class Store(Protocol):
     ) -> list[tuple[HostRunRecord, str]]: ...
     def run_in_execution(self, execution_id: str, run_id: str) -> HostRunRecord: ...
 
-    # operations
+
+class HealthReads(Protocol):
+    """Health and metrics."""
+
     def ping(self) -> bool: ...
     def read_counts(self) -> StoreCounts: ...
+
+
+class Store(
+    ScriptStore,
+    HostStore,
+    ExecutionStore,
+    QueueStore,
+    OutputStore,
+    ConsoleReads,
+    HealthReads,
+    Protocol,
+):
+    """Persisted state of the server, every area above; see the module docstring for its
+    invariants. The engine and workers need only this; the server's other areas are in
+    :mod:`muster.store.protocols`."""
