@@ -14,6 +14,11 @@ from muster.server.context import ServerContext, get_context
 from muster.server.host_import import parse_import, stop_check
 from muster.server.schemas.hosts import HostIn, HostList, HostOut, HostPatch, ImportIn, ImportOut
 from muster.server.views import host_out
+from muster.services.host_logins import (
+    CredentialLookup,
+    changed_host,
+    require_login_permission,
+)
 from muster.services.local_hosts import local_names, require_local_permission, written_local_hosts
 
 __all__ = ["router"]
@@ -31,6 +36,10 @@ def _check_shells(shells: list[str] | None) -> None:
                 f"unknown shell {shell!r} (one of {', '.join(sorted(_SHELLS))})",
                 field=f"shells.{i}",
             )
+
+
+def _lookup(ctx: ServerContext) -> CredentialLookup | None:
+    return ctx.store if isinstance(ctx.store, CredentialLookup) else None
 
 
 @router.get("", response_model=HostList)
@@ -58,6 +67,7 @@ def create_host(body: HostIn, ctx: Ctx, who: CurrentUser) -> HostOut:
         credential_ref=body.credential_ref,
     )
     require_local_permission(who, local_names([host]), doing="create")
+    require_login_permission(who, [(None, host)], _lookup(ctx))
     return host_out(ctx.store.create_host(host))
 
 
@@ -82,6 +92,8 @@ def _update(host_id: str, body: HostPatch, ctx: ServerContext, who: Principal) -
         return host_out(record)
     if changes.get("transport") is TransportKind.LOCAL or record.transport is TransportKind.LOCAL:
         require_local_permission(who, [record.name], doing="change")
+    before = record.to_host()
+    require_login_permission(who, [(before, changed_host(before, changes))], _lookup(ctx))
     return host_out(ctx.store.update_host(record.id, **changes))
 
 
@@ -111,6 +123,8 @@ def import_hosts(body: ImportIn, ctx: Ctx, who: CurrentUser, request: Request) -
     batches, keeping nothing, when the client leaves or the server stops."""
     hosts = parse_import(body, ctx.settings)
     require_local_permission(who, written_local_hosts(ctx.store, hosts), doing="import")
+    stored = {r.name: r.to_host() for r in ctx.store.list_hosts()}
+    require_login_permission(who, [(stored.get(h.name), h) for h in hosts], _lookup(ctx))
     created, updated = ctx.store.upsert_hosts(
         hosts, update_existing=body.update_existing, should_stop=stop_check(request, ctx)
     )
