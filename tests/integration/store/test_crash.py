@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -66,7 +67,11 @@ async def test_sigkill_mid_flight_loses_nothing_and_runs_nothing_twice(
     key = base64.urlsafe_b64encode(key_bytes).decode()
     store.vault = Vault(key_bytes)
     store.clock = __import__("muster.store._core", fromlist=["utcnow"]).utcnow
-    runlog = tmp_path / "runs.log"
+    # A worker runs local plans as an unprivileged account (MUSTER_LOCAL_RUN_AS,
+    # default nobody), which cannot write into pytest's private tmp_path.
+    shared = Path(tempfile.mkdtemp(prefix="muster-crash-"))
+    shared.chmod(0o1777)
+    runlog = shared / "runs.log"
     body = (
         f'echo "start $MUSTER_RUN_ID $(date +%s.%N)" >> {runlog}\n'
         "sleep 1.5\n"
