@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     #: Networks (CIDR) and host names webhooks may target although they are not public
     #: (loopback, private, link-local, ...), separated by commas or spaces.
     webhook_allow: str = ""
+    #: Seconds one webhook delivery attempt may take (a claim is held a little longer).
+    webhook_timeout: float = Field(default=10.0, gt=0, le=300)
+    #: Attempts per event before it is given up (``failed``); waits between them double
+    #: from 0.5 s up to ``webhook_retry_max`` (the default retries for about 1.6 hours).
+    webhook_max_attempts: int = Field(default=20, ge=1, le=1000)
+    webhook_retry_max: float = Field(default=600.0, gt=0)
     #: Largest request body in bytes (413 above it, before it is read); host
     #: imports have their own limit. Room for a largest script body with its
     #: JSON escaping.

@@ -1,7 +1,8 @@
 """The FastAPI application: ``create_app(settings)`` and its lifespan.
 
 The lifespan opens the store (migrations, vault key, notifications), starts
-the webhook dispatcher and watcher, the embedded worker and the reaper loop,
+the webhook service (outbox watcher and delivery), the embedded worker and
+the reaper loop,
 and on shutdown stops them in reverse order: the worker stops claiming and
 finishes or hands back its runs within ``settings.shutdown_grace``.
 """
@@ -23,16 +24,14 @@ from muster.domain.hosts import Host, TransportKind
 from muster.errors import NotFoundError
 from muster.server import executions, health, hosts, jobs, scripts, stream, webhooks
 from muster.server.context import ServerContext
-from muster.server.delivery import EgressGuard, WebhookDispatcher
 from muster.server.errors import install_error_handlers
 from muster.server.health import muster_version
 from muster.server.input_guard import install_body_limits
 from muster.server.security_setup import announce_bootstrap, install_security, security_tick
-from muster.server.watch import ExecutionWatcher
 from muster.server.web import install_console
+from muster.services.webhooks import WebhookService
 from muster.store.base import Store
 from muster.store.protocols import ServerStore
-from muster.store.webhooks import WebhookRepo
 
 __all__ = ["WorkerFactory", "create_app", "register_localhost"]
 
@@ -114,28 +113,11 @@ def create_app(
         if localhost:
             await run_in_threadpool(register_localhost, the_store)
         await announce_bootstrap(app)
-        engine = getattr(the_store, "engine", None)
-        if engine is None:
-            raise TypeError("the server needs a store with a SQLAlchemy engine (webhooks)")
-        repo = WebhookRepo(engine, getattr(the_store, "vault", None))
-        ctx.webhook_repo = repo
-
-        async def targets() -> Any:
-            return await run_in_threadpool(repo.targets)
-
-        class _Recorder:
-            async def record_delivery(self, **kw: Any) -> None:
-                await run_in_threadpool(lambda: repo.record(**kw))
-
-        options = {"guard": EgressGuard.from_setting(settings.webhook_allow)}
-        dispatcher = WebhookDispatcher(
-            targets, _Recorder(), **{**options, **(webhook_options or {})}
+        hooks = WebhookService.from_settings(
+            the_store, the_store.notifier, settings, **(webhook_options or {})
         )
-        dispatcher.start()
-        ctx.webhooks = dispatcher
-        watcher = ExecutionWatcher(the_store, ctx.live, dispatcher.publish)
-        await watcher.start()
-        ctx.extra["watcher"] = watcher
+        await hooks.start()
+        ctx.webhooks = hooks
         worker: Any = None
         if embedded_worker:
             factory = worker_factory
@@ -157,8 +139,7 @@ def create_app(
                 await reaper
             if worker is not None:
                 await _maybe_await(worker.stop(settings.shutdown_grace))
-            await watcher.stop()
-            await dispatcher.stop()
+            await hooks.stop()
             if owned:
                 close = getattr(the_store, "close", None)
                 if close is not None:

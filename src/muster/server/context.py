@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from fastapi import Request
 
 from muster.config import Settings
+from muster.services.webhooks import WebhookService
 from muster.store.base import Store
 
 __all__ = ["ServerContext", "WorkerControl", "get_context"]
@@ -36,19 +37,16 @@ class ServerContext:
     store: Store
     #: The store's ``Notifier`` (wake-ups per execution); set by the lifespan.
     live: Any = None
-    #: ``muster.server.delivery.WebhookDispatcher``; None when disabled.
-    webhooks: Any = None
-    #: ``muster.server.webhook_repo.WebhookRepo``.
-    webhook_repo: Any = None
+    #: Webhook registration, the outbox watcher and delivery; set by the lifespan.
+    webhooks: WebhookService | None = None
     worker: WorkerControl | None = None
     started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     extra: dict[str, Any] = field(default_factory=dict)
 
     def track(self, execution_id: str) -> None:
         """Tell the webhook watcher about a new execution (callable from any thread)."""
-        watcher = self.extra.get("watcher")
-        if watcher is not None:
-            watcher.watch(execution_id)
+        if self.webhooks is not None:
+            self.webhooks.track(execution_id)
 
 
 def get_context(request: Request) -> ServerContext:

@@ -2,18 +2,20 @@
 
 A webhook's URL must resolve to public addresses only, unless
 ``MUSTER_WEBHOOK_ALLOW`` names them (see :mod:`muster.domain.egress`); it is
-checked here and again at every delivery.
+checked here and again at every delivery. Events wait in a durable outbox
+(:mod:`muster.services.webhooks`); ``/deliveries`` shows it, pending rows
+included, with the delivery id receivers see in ``X-Muster-Delivery``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from muster.server.context import ServerContext, get_context
-from muster.server.delivery import EgressGuard
 from muster.server.schemas.webhooks import DeliveryOut, WebhookIn, WebhookOut
+from muster.services.webhooks import WebhookService
 
 __all__ = ["router"]
 
@@ -21,11 +23,10 @@ router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 Ctx = Annotated[ServerContext, Depends(get_context)]
 
 
-def _guard(ctx: ServerContext) -> EgressGuard:
-    guard = getattr(ctx.webhooks, "guard", None)
-    if isinstance(guard, EgressGuard):
-        return guard
-    return EgressGuard.from_setting(ctx.settings.webhook_allow)
+def _service(ctx: ServerContext) -> WebhookService:
+    if ctx.webhooks is None:  # only before the lifespan opened it
+        raise RuntimeError("webhooks are not open yet")
+    return ctx.webhooks
 
 
 @router.post("", response_model=WebhookOut, status_code=201)
@@ -33,22 +34,24 @@ def create_webhook(body: WebhookIn, ctx: Ctx) -> WebhookOut:
     """The secret signs every delivery (``X-Muster-Signature``); it is never shown again.
     A URL that resolves to a loopback, private, link-local or other non-public
     address is refused (422 on ``url``) unless ``MUSTER_WEBHOOK_ALLOW`` names it."""
-    _guard(ctx).check_url(body.url)
-    return WebhookOut(**ctx.webhook_repo.create(body.url, body.secret, list(body.events)))
+    hook = _service(ctx).create_webhook(body.url, body.secret, list(body.events))
+    return WebhookOut.of(hook)
 
 
 @router.get("", response_model=list[WebhookOut])
 def list_webhooks(ctx: Ctx) -> list[WebhookOut]:
-    return [WebhookOut(**w) for w in ctx.webhook_repo.all()]
+    return [WebhookOut.of(w) for w in _service(ctx).list_webhooks()]
 
 
 @router.delete("/{webhook_id}", status_code=204)
 def delete_webhook(webhook_id: str, ctx: Ctx) -> Response:
-    ctx.webhook_repo.delete(webhook_id)
+    _service(ctx).delete_webhook(webhook_id)
     return Response(status_code=204)
 
 
 @router.get("/{webhook_id}/deliveries", response_model=list[DeliveryOut])
-def list_deliveries(webhook_id: str, ctx: Ctx) -> list[DeliveryOut]:
-    ctx.webhook_repo.get(webhook_id)
-    return [DeliveryOut(**d) for d in ctx.webhook_repo.deliveries(webhook_id)]
+def list_deliveries(
+    webhook_id: str, ctx: Ctx, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[DeliveryOut]:
+    """Newest first: pending deliveries (with their next attempt), delivered and given up."""
+    return [DeliveryOut.of(d) for d in _service(ctx).deliveries(webhook_id, limit=limit)]

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from muster.store.base import Page, Store
+from muster.store.outbox import WebhookStore
 
 if TYPE_CHECKING:
     from muster.config import Settings
@@ -221,6 +222,7 @@ class ServerStore(
     ApprovalStore,
     ApprovalRuleStore,
     CredentialStore,
+    WebhookStore,
     Protocol,
 ):
     """Every area at once, as the server, ``muster worker`` and the CLI's database

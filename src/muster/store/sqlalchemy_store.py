@@ -33,6 +33,7 @@ from muster.store.migrations import upgrade
 from muster.store.notify import Notifier, PostgresListener
 from muster.store.security_ops import SecurityOps
 from muster.store.session_store import SessionOps
+from muster.store.webhooks import WebhookOps
 
 __all__ = ["SqlStore", "libpq_conninfo", "open_store"]
 
@@ -51,6 +52,7 @@ class SqlStore(
     AuditOps,
     ApprovalOps,
     ApprovalPolicyOps,
+    WebhookOps,
 ):
     """The :class:`~muster.store.base.Store` over SQLAlchemy, and every area of
     :class:`~muster.store.protocols.ServerStore`; see those for the contracts."""

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -40,6 +41,9 @@ __all__ = [
     "output_chunks",
     "script_versions",
     "scripts",
+    "webhook_outbox",
+    "webhook_watermark",
+    "webhooks",
 ]
 
 metadata = MetaData(
@@ -181,6 +185,8 @@ executions = Table(
     Index(None, "status", "created_at"),
     Index(None, "script_id", "created_at"),
     Index(None, "created_at"),
+    #: The webhook watcher's sweep reads executions by the time they finished.
+    Index(None, "finished_at"),
 )
 
 execution_secrets = Table(
@@ -275,4 +281,53 @@ output_chunks = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "execution_id", "id"),
     Index(None, "host_run_id", "id"),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("url", Text, nullable=False),
+    #: Sealed with the vault (``v:`` prefix) when the store has one: it signs deliveries.
+    Column("secret", Text, nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: One row per (webhook, event): the durable outbox. The id is the delivery id.
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "webhook_id", String(36), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False
+    ),
+    #: Names the state change; unique per webhook, so it is written once.
+    Column("event_key", String(160), nullable=False),
+    Column("event", String(64), nullable=False),
+    #: The exact JSON sent and signed, the same on every attempt.
+    Column("body", Text, nullable=False),
+    #: pending, delivered or failed (``store.outbox.DeliveryState``).
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    #: The claimer holding it (pending rows only); ``due_at`` is then its lease's end.
+    Column("owner", String(128)),
+    #: Pending: when it may be claimed (now, a retry's time, or a claim's lease end).
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("status_code", Integer),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    UniqueConstraint("webhook_id", "event_key"),
+    Index(None, "state", "due_at"),
+    Index(None, "webhook_id", "created_at"),
+)
+
+#: Executions that finished before ``position`` have had their events written
+#: (the watcher's sweep moves it; a restart sweeps from there).
+webhook_watermark = Table(
+    "webhook_watermark",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("position", UTCDateTime, nullable=False),
 )

@@ -36,14 +36,16 @@ from typing import TYPE_CHECKING
 from muster.testing._memory_catalog import CatalogOps
 from muster.testing._memory_executions import ExecutionOps
 from muster.testing._memory_queue import QueueOps
+from muster.testing._memory_webhooks import WebhookOps
 
 if TYPE_CHECKING:
     from muster.store.base import Store
+    from muster.store.outbox import WebhookStore
 
 __all__ = ["InMemoryStore"]
 
 
-class InMemoryStore(CatalogOps, ExecutionOps, QueueOps):
+class InMemoryStore(CatalogOps, ExecutionOps, QueueOps, WebhookOps):
     """The Store contract in memory; see the module docstring.
 
     ``clock``, ``output_cap_bytes``, ``tail_chars`` and ``queued_timeout``
@@ -57,4 +59,7 @@ if TYPE_CHECKING:
 
     def _keeps_the_protocol(store: InMemoryStore) -> Store:
         """mypy checks here that every Store method exists with its signature."""
+        return store
+
+    def _keeps_the_webhook_protocol(store: InMemoryStore) -> WebhookStore:
         return store

@@ -3,9 +3,10 @@ unique-local, multicast, unspecified and reserved addresses (and IPv4 hidden in 
 forms) are refused when a webhook is created and again when it is delivered, unless
 ``MUSTER_WEBHOOK_ALLOW`` names them; delivery errors do not tell whether a port is open.
 
-Creation is tested against a running server; delivery with the real dispatcher, real
-sockets and a real HTTP receiver, and a name resolver the test controls (DNS
-rebinding: the name that was public at creation resolves to 127.0.0.1 at delivery).
+Creation is tested against a running server; delivery with the real delivery loop over
+the in-memory store's outbox, real sockets and a real HTTP receiver, and a name
+resolver the test controls (DNS rebinding: the name that was public at creation
+resolves to 127.0.0.1 at delivery).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from muster.domain.webhooks import WebhookTarget
-from muster.server.delivery import EgressGuard, WebhookDispatcher
+from muster.services.webhook_delivery import EgressGuard, WebhookDelivery
+from muster.store.outbox import DeliveryRecord, DeliveryState, WebhookEvent
+from muster.testing import InMemoryStore
 from tests.integration.server.harness import LiveServer, server_settings, wait_for
 from tests.integration.server.test_webhooks_api import Receiver
 
@@ -106,14 +108,6 @@ def test_a_bad_allow_list_is_a_clear_configuration_error(tmp_path: Path) -> None
 # --- delivery ----------------------------------------------------------------
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-
-    async def record_delivery(self, **kw: Any) -> None:
-        self.records.append(kw)
-
-
 def _resolver(table: dict[str, list[str]]) -> Any:
     def resolve(host: str, port: int) -> Sequence[str]:
         if host in table:
@@ -123,25 +117,25 @@ def _resolver(table: dict[str, list[str]]) -> Any:
     return resolve
 
 
-async def _deliver_once(guard: EgressGuard, url: str) -> dict[str, Any]:
-    recorder = _Recorder()
-    targets = [WebhookTarget("w1", url, SECRET, ("*",))]
-
-    async def list_targets() -> list[WebhookTarget]:
-        return targets
-
-    dispatcher = WebhookDispatcher(
-        list_targets, recorder, guard=guard, max_attempts=2, base_delay=0.01, timeout=5.0
+async def _deliver_once(guard: EgressGuard, url: str) -> DeliveryRecord:
+    """One event through the outbox to ``url``, until it is delivered or given up."""
+    store = InMemoryStore()
+    hook = store.create_webhook(url, SECRET, ["*"])
+    event = WebhookEvent("k1", "execution.succeeded", '{"execution_id":"e1"}')
+    assert store.enqueue_webhook_events([event]) == 1
+    delivery = WebhookDelivery(
+        store, store.notifier, guard=guard, max_attempts=2, base_delay=0.01, timeout=5.0
     )
-    dispatcher.start()
+    delivery.start()
     try:
-        dispatcher.publish("execution.succeeded", {"execution_id": "e1"})
         async with asyncio.timeout(30):
-            while not recorder.records:
+            while (done := store.list_webhook_deliveries(hook.id)[0]).state is (
+                DeliveryState.PENDING
+            ):
                 await asyncio.sleep(0.01)
     finally:
-        await dispatcher.stop()
-    return recorder.records[0]
+        await delivery.stop()
+    return done
 
 
 @pytest.fixture
@@ -160,8 +154,9 @@ async def test_dns_rebinding_to_loopback_is_refused_at_delivery(receiver: Receiv
     # Public when the webhook was made; the server's own loopback when it is delivered.
     guard = EgressGuard.from_setting("", resolver=_resolver({"hook.example": ["127.0.0.1"]}))
     record = await _deliver_once(guard, f"http://hook.example:{port}/hook")
-    assert record["delivered"] is False and record["status_code"] is None
-    assert record["error"].startswith("refused"), record
+    assert record.state is DeliveryState.FAILED and record.status_code is None
+    assert record.attempts == 1, record  # policy: not retried
+    assert (record.last_error or "").startswith("refused"), record
     assert receiver.calls == 0
 
 
@@ -172,7 +167,7 @@ async def test_delivery_connects_to_the_address_it_checked(receiver: Receiver) -
         "127.0.0.1/32", resolver=_resolver({"hook.example": ["127.0.0.1"]})
     )
     record = await _deliver_once(guard, f"http://hook.example:{port}/hook")
-    assert record["delivered"] is True, record
+    assert record.delivered, record
     wait_for(lambda: receiver.accepted, timeout=10, what="the delivery")
     headers, _body = receiver.accepted[0]
     assert headers["Host"] == f"hook.example:{port}"
@@ -215,8 +210,8 @@ async def test_delivery_errors_do_not_tell_whether_a_port_is_open() -> None:
         open_ = await _deliver_once(guard, f"http://127.0.0.1:{hangup.port}/hook")
     finally:
         hangup.close()
-    assert closed["error"] == open_["error"] == "connection failed", (closed, open_)
-    assert closed["attempts"] == open_["attempts"] == 2
+    assert closed.last_error == open_.last_error == "connection failed", (closed, open_)
+    assert closed.attempts == open_.attempts == 2
 
 
 async def test_http_errors_are_reported_by_status_only() -> None:
@@ -228,4 +223,4 @@ async def test_http_errors_are_reported_by_status_only() -> None:
     finally:
         failing.httpd.shutdown()
         failing.httpd.server_close()
-    assert record["error"] == "HTTP 503" and record["status_code"] == 503
+    assert record.last_error == "HTTP 503" and record.status_code == 503
