@@ -128,8 +128,9 @@ class WebhookOps(StoreCore):
                 dialect.insert(_o)
                 .values(rows[start : start + _BATCH])
                 .on_conflict_do_nothing(index_elements=["webhook_id", "event_key"])
+                .returning(_o.c.id)  # rowcount is -1 here on psycopg: count what came back
             )
-            added += max(conn.execute(stmt).rowcount, 0)
+            added += len(conn.execute(stmt).all())
         return added
 
     def enqueue_webhook_events(self, events: Sequence[WebhookEvent]) -> int:

@@ -26,6 +26,10 @@ How it keeps them:
   stored as ``***`` in the record and kept wrapped, apart, for the claiming
   worker only: nothing readable holds them in clear.
 
+It also keeps the webhook outbox's contract
+(:class:`~muster.store.outbox.WebhookStore`: one row per event key, leased
+claims, compare-and-set finishes), so the webhook services run on it.
+
 It needs no vault (there is nothing to seal) and imports no SQLAlchemy.
 """
 
