@@ -12,7 +12,7 @@ they carry. An allow-list (``MUSTER_WEBHOOK_ALLOW``: CIDRs and host names,
 separated by commas or spaces) admits what it names.
 
 Resolving names and connecting are the server's business
-(:mod:`muster.server.delivery`); this module only judges an address.
+(:mod:`muster.services.webhook_delivery`); this module only judges an address.
 """
 
 from __future__ import annotations
