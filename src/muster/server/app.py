@@ -1,16 +1,15 @@
 """The FastAPI application: ``create_app(settings)`` and its lifespan.
 
-The lifespan opens the store (migrations, vault key, notifications), starts
-the webhook service (outbox watcher and delivery), the embedded worker and
-the reaper loop,
-and on shutdown stops them in reverse order: the worker stops claiming and
-finishes or hands back its runs within ``settings.shutdown_grace``.
+The lifespan opens the store and transports through
+:func:`muster.app.open_services` (migrations, vault and audit keys,
+notifications), starts the webhook service (outbox watcher and delivery), the
+embedded worker and the reaper loop, and on shutdown stops them in reverse
+order: the worker stops claiming and finishes or hands back its runs within
+``settings.shutdown_grace``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,16 +18,18 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from muster.app import SERVER, open_services
 from muster.config import Settings
 from muster.domain.hosts import Host, TransportKind
 from muster.errors import NotFoundError
 from muster.server import executions, health, hosts, jobs, scripts, stream, webhooks
-from muster.server.context import ServerContext
+from muster.server.context import ServerContext, WorkerControl
 from muster.server.errors import install_error_handlers
 from muster.server.health import muster_version
 from muster.server.input_guard import install_body_limits
-from muster.server.security_setup import announce_bootstrap, install_security, security_tick
+from muster.server.security_setup import announce_bootstrap, install_security
 from muster.server.web import install_console
+from muster.services.reaper import Reaper, reap_interval
 from muster.services.webhooks import WebhookService
 from muster.store.base import Store
 from muster.store.protocols import ServerStore
@@ -37,8 +38,8 @@ __all__ = ["WorkerFactory", "create_app", "register_localhost"]
 
 _log = logging.getLogger(__name__)
 
-#: Builds and starts the embedded worker for a context (None: no worker).
-WorkerFactory = Callable[[ServerContext], Any]
+#: Builds and starts the embedded worker for a context (see :mod:`muster.server.embedded`).
+WorkerFactory = Callable[[ServerContext], WorkerControl]
 
 
 def register_localhost(store: Store) -> None:
@@ -70,20 +71,6 @@ def _local_shells() -> tuple[str, ...]:
     return tuple(found) or ("sh",)
 
 
-async def _reaper(app: FastAPI, ctx: ServerContext, interval: float) -> None:
-    """Expire leases, time out overdue runs, fail unclaimed ones: the store's reap();
-    then pass approval deadlines into rejection."""
-    while True:
-        try:
-            report = await run_in_threadpool(ctx.store.reap)
-            if report.total:
-                _log.info("reaper: %s", report)
-        except Exception:
-            _log.exception("reaper pass failed")
-        await security_tick(app)
-        await asyncio.sleep(interval)
-
-
 def create_app(
     settings: Settings,
     *,
@@ -98,17 +85,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = store is None
-        if store is None:
-            from muster.store.sqlalchemy_store import open_store
-
-            the_store: ServerStore = await run_in_threadpool(open_store, settings)
-        else:
-            the_store = store
-            await run_in_threadpool(lambda: the_store.load_audit_key(settings, create=True))
-        ctx = ServerContext(settings=settings, store=the_store)
-        ctx.live = getattr(the_store, "notifier", None)
-        ctx.extra["stopping"] = asyncio.Event()
+        # A store handed in is keyed like one opened here, and left open for its owner.
+        services = await run_in_threadpool(lambda: open_services(settings, SERVER, store=store))
+        the_store = services.store
+        ctx = ServerContext(settings=settings, store=the_store, transports=services.transports)
         app.state.muster = ctx
         if localhost:
             await run_in_threadpool(register_localhost, the_store)
@@ -118,32 +98,27 @@ def create_app(
         )
         await hooks.start()
         ctx.webhooks = hooks
-        worker: Any = None
+        worker: WorkerControl | None = None
         if embedded_worker:
             factory = worker_factory
             if factory is None:
                 from muster.server.embedded import start_embedded_worker
 
                 factory = start_embedded_worker
-            worker = await _maybe_await(factory(ctx))
-            ctx.worker = worker
-        reaper = asyncio.create_task(
-            _reaper(app, ctx, min(5.0, settings.lease_seconds / 3)), name="muster-reaper"
+            worker = ctx.worker = factory(ctx)
+        reaper = Reaper(
+            the_store, interval=reap_interval(settings.lease_seconds), approvals=ctx.approvals
         )
+        reaper.start()
         try:
             yield
         finally:
-            ctx.extra["stopping"].set()
-            reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+            ctx.stopping.set()
+            await reaper.stop()
             if worker is not None:
-                await _maybe_await(worker.stop(settings.shutdown_grace))
+                await worker.stop(settings.shutdown_grace)
             await hooks.stop()
-            if owned:
-                close = getattr(the_store, "close", None)
-                if close is not None:
-                    await run_in_threadpool(close)
+            await services.aclose()
 
     app = FastAPI(
         title="muster",
@@ -158,9 +133,3 @@ def create_app(
     install_console(app)
     install_body_limits(app, settings)
     return app
-
-
-async def _maybe_await(value: Any) -> Any:
-    if asyncio.iscoroutine(value):
-        return await value
-    return value

@@ -101,14 +101,7 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 def _trusted_proxies(scope: Scope) -> tuple[_Network, ...]:
     app = scope.get("app")
     ctx = getattr(getattr(app, "state", None), "muster", None)
-    if ctx is None:
-        return ()
-    found = ctx.extra.get("trusted_proxies")
-    if found is None:
-        names = getattr(ctx.settings, "trusted_proxies", None) or ()
-        found = tuple(ipaddress.ip_network(n, strict=False) for n in names)
-        ctx.extra["trusted_proxies"] = found
-    return found  # type: ignore[no-any-return]
+    return () if ctx is None else ctx.trusted_proxies
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

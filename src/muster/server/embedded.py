@@ -1,13 +1,19 @@
-"""The worker embedded in ``muster serve``: one :class:`Worker` run as a task of the app."""
+"""The worker embedded in ``muster serve``: one :class:`Worker` run as a task of the app.
+
+By default it runs plans through the transports the app's
+:func:`muster.app.open_services` built (closed with the app's services); a
+factory given its own transports (the demo's simulated fleet, tests) closes
+those when the worker stops.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from muster.app import attach_credentials, settings_transports
+from muster.app import attach_credentials
 from muster.domain.hosts import TransportKind
 from muster.server.context import ServerContext
 from muster.transports.base import Transport
@@ -15,9 +21,7 @@ from muster.worker.runner import Worker
 
 __all__ = [
     "EmbeddedWorker",
-    "attach_credentials",
     "embedded_worker_factory",
-    "settings_transports",
     "start_embedded_worker",
 ]
 
@@ -25,11 +29,12 @@ _log = logging.getLogger(__name__)
 
 
 class EmbeddedWorker:
-    """A Worker plus its task and transports; ``stop(grace)`` is the graceful end."""
+    """A Worker plus its task; ``stop(grace)`` is the graceful end, and closes
+    ``owned_transports``."""
 
-    def __init__(self, worker: Worker, transports: Mapping[TransportKind, Transport]) -> None:
+    def __init__(self, worker: Worker, owned_transports: Mapping[TransportKind, Transport]) -> None:
         self.worker = worker
-        self._transports = transports
+        self._transports = owned_transports
         self._task: asyncio.Task[None] = asyncio.create_task(worker.run(), name="muster-worker")
         self._task.add_done_callback(self._ended)
 
@@ -67,15 +72,14 @@ class EmbeddedWorker:
 
 def embedded_worker_factory(
     transports: Mapping[TransportKind, Transport] | None = None,
-) -> Any:
+) -> Callable[[ServerContext], EmbeddedWorker]:
     """A worker factory for :func:`muster.server.app.create_app` using ``transports``."""
 
     def start(ctx: ServerContext) -> EmbeddedWorker:
         s = ctx.settings
-        chosen = transports
-        if chosen is None:
-            chosen = settings_transports(s)
-        attach_credentials(chosen, ctx.store)
+        chosen = ctx.transports if transports is None else transports
+        if transports is not None:
+            attach_credentials(transports, ctx.store)
         worker = Worker(
             ctx.store,
             chosen,
@@ -85,7 +89,7 @@ def embedded_worker_factory(
             output_cap_bytes=s.output_cap_bytes,
             notifier=ctx.live,
         )
-        return EmbeddedWorker(worker, chosen)
+        return EmbeddedWorker(worker, {} if transports is None else transports)
 
     return start
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import anyio.from_thread
 from fastapi import Request
@@ -69,10 +69,10 @@ def parse_import(body: ImportIn, settings: Settings) -> list[Host]:
 def stop_check(request: Request, ctx: ServerContext) -> Callable[[], bool]:
     """For a sync route (run in a worker thread): true once the client has gone or the
     server is stopping. Asked between store batches."""
-    stopping: Any = ctx.extra.get("stopping")
+    stopping = ctx.stopping
 
     def should_stop() -> bool:
-        if stopping is not None and stopping.is_set():
+        if stopping.is_set():
             return True
         try:
             return bool(anyio.from_thread.run(request.is_disconnected))

@@ -64,7 +64,7 @@ async def _events(
         ctx.live,
         execution_id,
         after=cursor,
-        stopping=ctx.extra.get("stopping"),
+        stopping=ctx.stopping,
         disconnected=request.is_disconnected,
     )
     # Closed with the response, so the notifier subscription ends with it.

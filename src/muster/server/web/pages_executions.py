@@ -17,9 +17,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Stre
 
 from muster.domain.states import TERMINAL_STATES
 from muster.errors import ConflictError
+from muster.server.actors import request_actor
 from muster.server.context import ServerContext
 from muster.server.header_values import parse_event_id
-from muster.server.local_hosts import require_retry_permission
 from muster.server.output_follow import End, Output, Snapshot, follow_output
 from muster.server.schemas.common import MAX_OFFSET
 from muster.server.sse import sse
@@ -33,10 +33,9 @@ router = APIRouter(route_class=HtmlErrorRoute, include_in_schema=False)
 
 
 def _cache(ctx: ServerContext) -> GroupCache:
-    cache = ctx.extra.get("web_group_cache")
-    if cache is None:
-        cache = ctx.extra["web_group_cache"] = GroupCache()
-    return cache
+    if ctx.group_cache is None:
+        ctx.group_cache = GroupCache()
+    return ctx.group_cache
 
 
 @router.get("/executions/{execution_id}", response_class=HTMLResponse)
@@ -121,7 +120,7 @@ async def _run_events(
         execution_id,
         run_id=run_id,
         after=cursor,
-        stopping=ctx.extra.get("stopping"),
+        stopping=ctx.stopping,
         disconnected=request.is_disconnected,
     )
     # Closed with the response, so the notifier subscription ends with it.
@@ -165,11 +164,6 @@ async def retry_failed(request: Request, execution_id: str) -> RedirectResponse:
     """Re-run only the failed, timed-out and lost hosts, as new attempts (waiting
     for a new approval when the rules say so, exactly as the API's retry)."""
     ctx = web_context(request)
-    who = getattr(request.state, "principal", None)
-    await in_thread(require_retry_permission, ctx.store, execution_id, who)
-    # imported here: approval_gate needs auth, which needs the route table, which imports us
-    from muster.server.approval_gate import retry_execution as gated_retry
-
-    await in_thread(gated_retry, request.app, request, who, execution_id)
+    await in_thread(ctx.approvals.retry, request_actor(request), execution_id)
     ctx.track(execution_id)
     return RedirectResponse(f"/executions/{execution_id}?filter=running", status_code=303)
