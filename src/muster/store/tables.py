@@ -299,9 +299,7 @@ webhook_outbox = Table(
     "webhook_outbox",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column(
-        "webhook_id", String(36), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("webhook_id", String(36), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
     #: Names the state change; unique per webhook, so it is written once.
     Column("event_key", String(160), nullable=False),
     Column("event", String(64), nullable=False),
