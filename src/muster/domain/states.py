@@ -16,6 +16,7 @@ __all__ = [
     "HostRunState",
     "Priority",
     "check_transition",
+    "host_answered",
     "rollup",
 ]
 
@@ -156,3 +157,21 @@ class FailureReason(enum.StrEnum):
     HOST_DELETED = "host_deleted"
     WORKER_LOST = "worker_lost"
     NOT_PICKED_UP = "not_picked_up"
+
+
+#: Reasons that say the host was reached even though no exit code came back.
+_ANSWERED_REASONS = frozenset(
+    {FailureReason.COMMAND_FAILED, FailureReason.TIMED_OUT, FailureReason.CONNECTION_LOST}
+)
+
+
+def host_answered(exit_code: int | None, reason: FailureReason | str | None) -> bool:
+    """Whether a finished run shows that its host answered (its ``last_contact``).
+
+    An exit code means the command ran there; a command that ran past its
+    timeout or a connection lost mid-run had reached the host too. A refused
+    or timed-out connection, a failed login, a plan that was never sent: no.
+    """
+    if exit_code is not None:
+        return True
+    return reason is not None and str(reason) in _ANSWERED_REASONS

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, exists, not_, or_, select, tuple_, update
 
 from muster.domain.secret import Secret
-from muster.domain.states import FailureReason, HostRunState, check_transition
+from muster.domain.states import FailureReason, HostRunState, check_transition, host_answered
 from muster.domain.throttle import Throttle, pick_within
 from muster.errors import ValidationError
 from muster.security.vault import VaultError
@@ -31,7 +31,7 @@ from muster.store._core import StoreCore
 from muster.store._executions import insert_attempt, secret_aad
 from muster.store._ledger import Deltas, counter_params, transition
 from muster.store._rows import execution_record, host_record, host_run_record, version_record
-from muster.store._statements import claim_stmt, finish_pg_stmt, finish_stmt
+from muster.store._statements import claim_stmt, finish_pg_stmt, finish_stmt, touch_hosts_stmt
 from muster.store.base import WAITING_FOR_WORKER, ClaimedRun, LeaseStatus, ReapReport, RunResult
 from muster.store.notify import QUEUE_KEY, execution_key
 from muster.store.tables import (
@@ -299,6 +299,8 @@ class QueueOps(StoreCore):
         """Finish held runs (CAS each on owner and epoch) in one transaction; the ids that won.
 
         One commit for many runs: workers batch finishes that complete together.
+        A run whose outcome shows its host answered (:func:`host_answered`) records
+        the host's ``last_contact`` in the same transaction.
         """
         if not results:
             return set()
@@ -315,6 +317,7 @@ class QueueOps(StoreCore):
                 "p_reason": None if r.reason is None else str(r.reason),
                 "p_message": r.message or None,
                 "p_events": r.events,
+                "p_contact": host_answered(r.exit_code, r.reason),
             }
             for r in results
         ]
@@ -333,15 +336,21 @@ class QueueOps(StoreCore):
         won: set[str] = set()
         with self._tx() as tx:
             deltas = Deltas()
+            answered: set[str] = set()
             for r, p in zip(results, params, strict=True):
                 new = S(r.state)
-                execution_id = tx.conn.execute(finish_stmt(new), p).scalar()
-                if execution_id is None:
+                row = tx.conn.execute(finish_stmt(new), p).first()
+                if row is None:
                     continue
+                execution_id, host_id = row
                 won.add(r.run_id)
                 deltas.move(execution_id, S.RUNNING, new)
                 tx.notify(execution_key(execution_id))
+                if p["p_contact"] and host_id is not None:
+                    answered.add(host_id)
             deltas.apply(tx.conn, now)
+            if answered:
+                tx.conn.execute(touch_hosts_stmt(), {"p_ids": sorted(answered), "p_now": now})
         return won
 
     def release_host_run(self, run_id: str, owner: str, epoch: int, why: str) -> bool:

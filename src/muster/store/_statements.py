@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     CTE,
+    Boolean,
     Integer,
     Select,
     String,
@@ -26,9 +27,9 @@ from sqlalchemy import (
 from muster.domain.states import HostRunState
 from muster.store._ledger import counter_values
 from muster.store.notify import CHANNEL
-from muster.store.tables import UTCDateTime, executions, host_runs
+from muster.store.tables import UTCDateTime, executions, host_runs, hosts
 
-__all__ = ["claim_stmt", "finish_pg_stmt", "finish_stmt"]
+__all__ = ["claim_stmt", "finish_pg_stmt", "finish_stmt", "touch_hosts_stmt"]
 
 S = HostRunState
 
@@ -68,7 +69,7 @@ def claim_stmt() -> Update:
 
 @functools.cache
 def finish_stmt(new: HostRunState) -> Update:
-    """CAS ``running -> new`` on (owner, epoch); RETURNING the execution id."""
+    """CAS ``running -> new`` on (owner, epoch); RETURNING the execution and host ids."""
     return (
         update(host_runs)
         .where(
@@ -86,14 +87,35 @@ def finish_stmt(new: HostRunState) -> Update:
             lease_expires_at=None,
             events=host_runs.c.events + bindparam("p_events", type_=Integer()),
         )
-        .returning(host_runs.c.execution_id)
+        .returning(host_runs.c.execution_id, host_runs.c.host_id)
+    )
+
+
+@functools.cache
+def touch_hosts_stmt() -> Update:
+    """Record contact (``last_contact = :p_now``) on the hosts with ids in ``:p_ids``."""
+    return (
+        update(hosts)
+        .where(hosts.c.id.in_(bindparam("p_ids", expanding=True)))
+        .values(last_contact=bindparam("p_now", type_=UTCDateTime()))
     )
 
 
 @functools.cache
 def finish_pg_stmt(new: HostRunState) -> Select[Any]:
-    """One PostgreSQL statement: the CAS, the execution's counters and status, the NOTIFY."""
+    """One PostgreSQL statement: the CAS, the execution's counters and status, the
+    host's ``last_contact`` when ``:p_contact`` (the host answered), the NOTIFY."""
     run: CTE = finish_stmt(new).cte("run")
+    touched: CTE = (
+        update(hosts)
+        .where(
+            hosts.c.id == select(run.c.host_id).scalar_subquery(),
+            bindparam("p_contact", type_=Boolean()),
+        )
+        .values(last_contact=bindparam("p_now", type_=UTCDateTime()))
+        .returning(hosts.c.id)
+        .cte("touched")
+    )
     states = tuple(sorted({S.RUNNING.value, new.value}))
     counters: CTE = (
         update(executions)
@@ -102,4 +124,7 @@ def finish_pg_stmt(new: HostRunState) -> Select[Any]:
         .returning(executions.c.id)
         .cte("counters")
     )
-    return select(counters.c.id, func.pg_notify(CHANNEL, literal("execution:") + counters.c.id))
+    # A data-modifying CTE runs whether or not the query reads it; add_cte renders it.
+    return select(
+        counters.c.id, func.pg_notify(CHANNEL, literal("execution:") + counters.c.id)
+    ).add_cte(touched)

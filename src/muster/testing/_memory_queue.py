@@ -6,12 +6,13 @@ finish, release, the reaper, and output with its cap; as ``store/_queue.py`` and
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Final
 
 from muster.domain.scripts import ScriptVersion
-from muster.domain.states import FailureReason, HostRunState, check_transition
+from muster.domain.states import FailureReason, HostRunState, check_transition, host_answered
 from muster.domain.throttle import pick_within
 from muster.errors import ValidationError
 from muster.store.base import (
@@ -245,6 +246,9 @@ class QueueOps(MemoryCore):
                     },
                 ):
                     won.add(r.run_id)
+                    host = self._hosts.get(run.host_id or "")
+                    if host is not None and host_answered(r.exit_code, r.reason):
+                        self._hosts[host.id] = dataclasses.replace(host, last_contact=now)
         return won
 
     def release_host_run(self, run_id: str, owner: str, epoch: int, why: str) -> bool:
