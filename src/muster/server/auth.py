@@ -31,6 +31,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from muster.errors import AuthenticationError, MusterError, TooManyAttemptsError
@@ -57,6 +58,7 @@ __all__ = [
     "current_principal",
     "install_auth",
     "is_console_page",
+    "is_console_path",
     "login_redirect",
     "password_redirect",
     "security_store",
@@ -70,12 +72,18 @@ CSRF_FIELD: Final = "csrf_token"
 _UNSAFE: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _FORM_LIMIT: Final = 8 * 1024 * 1024
 _ADMIN_ONLY: Final = Rule(Permission.ADMIN)
+_UNROUTED: Final = Rule(AUTHENTICATED)
 _NOT_CONSOLE: Final = ("/api/", "/ui/", "/static/", "/health", "/metrics", "/openapi", "/docs")
 
 
 def is_console_page(method: str, path: str) -> bool:
     """A browser page of the console (not the API): unauthenticated visits go to /login."""
     return method in ("GET", "HEAD") and path != "/login" and not path.startswith(_NOT_CONSOLE)
+
+
+def is_console_path(path: str) -> bool:
+    """A path of the console's pages and forms (any method): its errors are HTML pages."""
+    return not path.startswith(_NOT_CONSOLE)
 
 
 def login_redirect(path: str, query: str = "") -> str:
@@ -195,6 +203,10 @@ class AuthMiddleware:
         path: str = scope["path"]
         found = rule_for(method, path)
         template, rule = found if found is not None else (None, _ADMIN_ONLY)
+        if found is None and is_console_path(path) and not _routed(scope):
+            # No console page is there: any user may learn that (a 404 page), nobody
+            # gets more. The API keeps answering undeclared paths for admins only.
+            rule = _UNROUTED
         headers = Headers(scope=scope)
         principal: Principal | None = None
         csrf: str | None = None
@@ -220,17 +232,17 @@ class AuthMiddleware:
                 if is_console_page(method, path):
                     await _redirect(scope, receive, send, to=password_redirect)
                     return
-                await _reply(403, _change_first(principal))(scope, receive, send)
+                await _deny(scope, receive, send, principal, _change_first(principal))
                 return
             if rule.need != AUTHENTICATED and not principal.can(Permission(rule.need)):
-                await _reply(403, f"{principal.name} lacks permission {rule.need}")(
-                    scope, receive, send
-                )
+                message = f"{principal.name} lacks permission {rule.need}"
+                await _deny(scope, receive, send, principal, message)
                 return
             if csrf is not None and method in _UNSAFE:
                 receive, ok = await _check_csrf(headers, receive, csrf)
                 if not ok:
-                    await _reply(403, "CSRF token missing or wrong")(scope, receive, send)
+                    message = "CSRF token missing or wrong (reload the page and try again)"
+                    await _deny(scope, receive, send, principal, message)
                     return
         state = scope.setdefault("state", {})
         state["principal"] = principal
@@ -246,6 +258,25 @@ class AuthMiddleware:
         await self.app(scope, receive, send_wrapper)
         if principal is not None and method in _UNSAFE and status < 400 and not rule.self_audited:
             await _audit_generic(scope, principal, method, template or path, path, status)
+
+
+def _routed(scope: Scope) -> bool:
+    """Whether any route of the app would take this request (whatever its method)."""
+    router = getattr(scope.get("app"), "router", None)
+    return any(r.matches(scope)[0] is not Match.NONE for r in getattr(router, "routes", ()))
+
+
+async def _deny(
+    scope: Scope, receive: Receive, send: Send, principal: Principal, message: str
+) -> None:
+    """403: a page in the console's layout for the console, the JSON error elsewhere."""
+    if not is_console_path(scope["path"]):
+        await _reply(403, message)(scope, receive, send)
+        return
+    from muster.server.web.render import error_page
+
+    scope.setdefault("state", {})["principal"] = principal
+    await error_page(Request(scope, receive), 403, message)(scope, receive, send)
 
 
 def _before_change(method: str, template: str | None) -> bool:

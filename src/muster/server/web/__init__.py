@@ -7,8 +7,12 @@ errors; the JSON API keeps its JSON errors.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from collections.abc import Awaitable
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = ["console_router", "install_console"]
 
@@ -30,6 +34,7 @@ def console_router() -> APIRouter:
     )
 
     router = APIRouter(include_in_schema=False)
+    router.add_api_route("/favicon.ico", _favicon, methods=["GET"])
     for module in (
         pages_scripts,
         pages_execute,
@@ -42,9 +47,36 @@ def console_router() -> APIRouter:
     return router
 
 
-def install_console(app: FastAPI) -> None:
-    """Add the console's pages and its static files to ``app``."""
+def _favicon() -> Response:
+    """Browsers ask every site for /favicon.ico; answer it rather than log a 404 per page."""
     from muster.server.web.render import STATIC_DIR
+
+    icon = (STATIC_DIR / "favicon.ico").read_bytes()
+    return Response(icon, media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"})
+
+
+def install_console(app: FastAPI) -> None:
+    """Add the console's pages and its static files to ``app``.
+
+    Call it after the API's error handlers are installed: an HTTP error on a
+    console path (an unknown URL, a wrong method) then answers a page in the
+    console's layout, and every other path keeps the API's JSON handler.
+    """
+    from muster.server.auth import is_console_path
+    from muster.server.web.render import STATIC_DIR, error_page
 
     app.include_router(console_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    api_handler = app.exception_handlers.get(StarletteHTTPException)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if is_console_path(request.url.path):
+            message = "there is no such page" if exc.status_code == 404 else str(exc.detail)
+            return error_page(request, exc.status_code, message)
+        if api_handler is None:
+            raise exc
+        answer = api_handler(request, exc)
+        return await answer if isinstance(answer, Awaitable) else answer
+
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -23,6 +23,7 @@ WEB_RULES: Final[dict[tuple[str, str], Permission | str]] = {
     ("GET", "/login"): "public",
     ("GET", "/password"): "authenticated",
     ("GET", "/static/{path:path}"): "public",
+    ("GET", "/favicon.ico"): "public",
     ("GET", "/"): "authenticated",
     ("GET", "/scripts"): P.SCRIPTS_VIEW,
     ("GET", "/scripts/new"): P.SCRIPTS_MANAGE,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from muster.errors import AuthenticationError, MusterError, ValidationError
+from muster.security.rbac import Permission
 from muster.server.context import ServerContext
 from muster.server.errors import status_for
 from muster.server.redirects import same_site_path
@@ -32,7 +33,10 @@ from muster.server.redirects import same_site_path
 __all__ = [
     "STATIC_DIR",
     "HtmlErrorRoute",
+    "allowed",
+    "can",
     "csrf_token",
+    "error_page",
     "form_data",
     "page",
     "web_context",
@@ -96,14 +100,59 @@ def csrf_token(request: Request) -> str:
         return ""
 
 
+def _principal(request: Request) -> Any:
+    return getattr(request.state, "principal", None)
+
+
+def _auth_on(request: Request) -> bool:
+    """Whether the auth middleware guards this app (without it every page is open)."""
+    from muster.server.auth import AuthMiddleware
+
+    return any(m.cls is AuthMiddleware for m in request.app.user_middleware)
+
+
+def can(request: Request, permission: Permission | str) -> bool:
+    """Whether the caller holds ``permission`` (always, when the app runs without logins)."""
+    principal = _principal(request)
+    if principal is None:
+        return not _auth_on(request)
+    return bool(principal.can(Permission(permission)))
+
+
+def allowed(request: Request, method: str, path: str) -> bool:
+    """Whether the caller may send ``method path``, by the same route table the auth
+    middleware enforces: a page shows a button only when its target would answer.
+
+    An undeclared route needs ``admin``, as in the middleware (fail closed).
+    """
+    from muster.server.permissions import AUTHENTICATED, PUBLIC, rule_for
+
+    found = rule_for(method, path)
+    need: Permission | str = Permission.ADMIN if found is None else found[1].need
+    if need == PUBLIC:
+        return True
+    principal = _principal(request)
+    if principal is None:
+        return not _auth_on(request)
+    if getattr(principal, "must_change_password", False):
+        return False
+    return need == AUTHENTICATED or bool(principal.can(Permission(need)))
+
+
 def page(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
-    """Render ``template`` with the common values every page uses."""
-    principal = getattr(request.state, "principal", None)
+    """Render ``template`` with the common values every page uses.
+
+    Templates get ``can(permission)`` and ``may(method, path)`` bound to the
+    caller, to show only the actions the caller may take.
+    """
+    principal = _principal(request)
     html = _env.get_template(template).render(
         request=request,
         path=request.url.path,
         csrf=csrf_token(request),
         user=getattr(principal, "name", None),
+        can=lambda permission: can(request, permission),
+        may=lambda method, path: allowed(request, method, path),
         **values,
     )
     return HTMLResponse(html, status_code=status_code)
@@ -115,7 +164,15 @@ async def form_data(request: Request) -> dict[str, list[str]]:
     return parse_qs(body, keep_blank_values=True)
 
 
-def _error_page(request: Request, status: int, title: str, message: str, problems: Any) -> Response:
+def error_page(
+    request: Request,
+    status: int,
+    message: str,
+    problems: Sequence[tuple[str | None, str]] = (),
+    *,
+    title: str | None = None,
+) -> Response:
+    """An error as a page in the console's layout (a JSON body under ``/ui/``)."""
     if request.url.path.startswith("/ui/"):
         body = {"message": message, "detail": [{"field": f, "problem": p} for f, p in problems]}
         return JSONResponse(body, status_code=status)
@@ -123,10 +180,14 @@ def _error_page(request: Request, status: int, title: str, message: str, problem
         request,
         "error.html",
         status_code=status,
-        title=title,
+        title=title or _TITLES.get(status, "Something went wrong"),
         message=message,
-        problems=problems,
+        problems=list(problems),
     )
+
+
+def _error_page(request: Request, status: int, title: str, message: str, problems: Any) -> Response:
+    return error_page(request, status, message, problems, title=title)
 
 
 _TITLES = {

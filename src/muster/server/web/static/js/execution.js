@@ -70,8 +70,10 @@ function render(data) {
     .join("");
   if (data.finished_at) document.getElementById("finished").textContent = `finished ${data.finished_at.replace("T", " ").slice(0, 19)}`;
   const failed = (data.counts.failed || 0) + (data.counts.timed_out || 0) + (data.counts.lost || 0);
-  document.getElementById("retry-form").hidden = failed === 0;
-  document.getElementById("cancel-form").hidden = data.terminal;
+  const retry = document.getElementById("retry-form");
+  if (retry) retry.hidden = failed === 0;
+  const cancel = document.getElementById("cancel-form");
+  if (cancel) cancel.hidden = data.terminal;
   renderGrid(data.grid);
   renderFilters();
 }
