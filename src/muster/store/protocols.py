@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from muster.engine.workflow_store import WorkflowStore
 from muster.store.base import Page, Store
 from muster.store.outbox import WebhookStore
 
@@ -48,6 +49,7 @@ __all__ = [
     "SecurityStore",
     "ServerStore",
     "SessionStore",
+    "WorkflowStore",
 ]
 
 

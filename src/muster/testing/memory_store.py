@@ -30,6 +30,10 @@ It also keeps the webhook outbox's contract
 (:class:`~muster.store.outbox.WebhookStore`: one row per event key, leased
 claims, compare-and-set finishes), so the webhook services run on it.
 
+And it keeps workflow definitions and instances
+(:class:`~muster.engine.workflow_store.WorkflowStore`: versions by content
+hash, compare-and-set on an instance's revision, secrets never kept).
+
 It needs no vault (there is nothing to seal) and imports no SQLAlchemy.
 """
 
@@ -41,15 +45,17 @@ from muster.testing._memory_catalog import CatalogOps
 from muster.testing._memory_executions import ExecutionOps
 from muster.testing._memory_queue import QueueOps
 from muster.testing._memory_webhooks import WebhookOps
+from muster.testing._memory_workflows import WorkflowOps
 
 if TYPE_CHECKING:
+    from muster.engine.workflow_store import WorkflowStore
     from muster.store.base import Store
     from muster.store.outbox import WebhookStore
 
 __all__ = ["InMemoryStore"]
 
 
-class InMemoryStore(CatalogOps, ExecutionOps, QueueOps, WebhookOps):
+class InMemoryStore(CatalogOps, ExecutionOps, QueueOps, WebhookOps, WorkflowOps):
     """The Store contract in memory; see the module docstring.
 
     ``clock``, ``output_cap_bytes``, ``tail_chars`` and ``queued_timeout``
@@ -66,4 +72,7 @@ if TYPE_CHECKING:
         return store
 
     def _keeps_the_webhook_protocol(store: InMemoryStore) -> WebhookStore:
+        return store
+
+    def _keeps_the_workflow_protocol(store: InMemoryStore) -> WorkflowStore:
         return store
