@@ -1,4 +1,5 @@
-"""The one reaper loop: expire leases, time out overdue runs, fail unclaimed ones, and
+"""The one reaper loop: expire leases, time out overdue runs, fail unclaimed ones, act on
+maintenance windows that closed (muster.store.windows), and
 pass approval deadlines into rejection.
 
 Every process that holds a store and may outlive a dead peer runs it: the
@@ -66,6 +67,12 @@ class Reaper:
                 _log.info("%s: %s", self.name, report)
         except Exception:
             _log.exception("%s: reap failed", self.name)
+        try:
+            swept = self.store.sweep_windows()
+            if swept.deferred or swept.stopping:
+                _log.info("%s: maintenance windows closed: %s", self.name, swept)
+        except Exception:
+            _log.exception("%s: window sweep failed", self.name)
         if self.approvals is not None:
             try:
                 changed = self.approvals.sync()

@@ -42,11 +42,16 @@ from muster.store.tables import (
     script_versions,
     scripts,
 )
+from muster.store.window_ops import gate_claimed, unclaim
 
 __all__ = ["QueueOps"]
 
 S = HostRunState
 _REAP_BATCH = 500
+#: Claim rounds when the maintenance-window gate put runs back.
+_GATE_ROUNDS = 4
+#: The most runs one gate round looks at.
+_GATE_SCAN = 2000
 #: Throttled executions looked at per claim.
 _THROTTLED_BATCH = 50
 
@@ -59,10 +64,24 @@ class QueueOps(StoreCore):
         lease = now + dt.timedelta(seconds=lease_seconds)
         params = {"p_now": now, "p_limit": limit, "p_owner": worker_id, "p_lease": lease}
         with self._tx() as tx:
-            rows = self._claim_throttled(tx.conn, now, limit, worker_id, lease)
-            if len(rows) < limit:
-                params["p_limit"] = limit - len(rows)
-                rows += tx.conn.execute(claim_stmt(), params).mappings()
+            rows: list[Any] = []
+            # Runs outside their maintenance window go straight back (deferred, with
+            # the reason); later rounds look further to fill the batch, and what
+            # they take beyond it goes back untouched.
+            scan = limit
+            for _ in range(_GATE_ROUNDS):
+                got = self._claim_throttled(tx.conn, now, scan, worker_id, lease)
+                if len(got) < scan:
+                    params["p_limit"] = scan - len(got)
+                    got += tx.conn.execute(claim_stmt(), params).mappings()
+                got.sort(key=lambda r: (-r["priority"], r["queued_at"], r["id"]))
+                kept, deferred = gate_claimed(tx.conn, now, got)
+                room = limit - len(rows)
+                unclaim(tx.conn, kept[room:])
+                rows += kept[:room]
+                if not deferred or len(rows) >= limit or len(got) < scan:
+                    break
+                scan = min(max(2 * scan, 64), _GATE_SCAN)
             if not rows:
                 return []
             deltas = Deltas()

@@ -37,6 +37,7 @@ from muster.domain.params import ParameterSpec
 from muster.domain.scripts import Library, ScriptVersion, Shell
 from muster.domain.states import ExecutionStatus, FailureReason, HostRunState, Priority
 from muster.domain.throttle import Throttle
+from muster.store.windows import WindowStore
 
 __all__ = [
     "CANCELLABLE_STATES",
@@ -602,6 +603,7 @@ class HealthReads(Protocol):
 
 
 class Store(
+    WindowStore,
     ScriptStore,
     HostStore,
     ExecutionStore,

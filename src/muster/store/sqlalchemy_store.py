@@ -34,6 +34,7 @@ from muster.store.notify import Notifier, PostgresListener
 from muster.store.security_ops import SecurityOps
 from muster.store.session_store import SessionOps
 from muster.store.webhooks import WebhookOps
+from muster.store.window_ops import WindowOps
 
 __all__ = ["SqlStore", "libpq_conninfo", "open_store"]
 
@@ -53,6 +54,7 @@ class SqlStore(
     ApprovalOps,
     ApprovalPolicyOps,
     WebhookOps,
+    WindowOps,
 ):
     """The :class:`~muster.store.base.Store` over SQLAlchemy, and every area of
     :class:`~muster.store.protocols.ServerStore`; see those for the contracts."""

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from muster.domain.approvals import ApprovalRequest
 from muster.domain.states import HostRunState, check_transition, rollup
+from muster.domain.windows import MaintenanceWindow
 from muster.errors import NotFoundError
 from muster.store.base import ExecutionRecord, HostRecord, OutputChunk
 from muster.store.notify import Notifier, execution_key
@@ -87,6 +88,11 @@ class MemoryCore:
             self._chunk_ids = itertools.count(1)
             #: Approval requests written with a retry, per execution, oldest first.
             self._approvals: dict[str, list[tuple[ApprovalRequest, str | None]]] = {}
+            #: Maintenance windows (``_memory_windows``): by id, with when they were made;
+            #: the hold of each run started under one; executions allowed outside them.
+            self._mwindows: dict[str, tuple[MaintenanceWindow, dt.datetime]] = {}
+            self._holds: dict[str, Any] = {}
+            self._overrides: dict[str, tuple[str | None, dt.datetime]] = {}
 
     def close(self) -> None:
         self.notifier.close()

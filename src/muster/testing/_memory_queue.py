@@ -28,6 +28,7 @@ from muster.store.base import (
 from muster.store.notify import QUEUE_KEY, execution_key
 from muster.testing._memory_core import ANY_OWNER, Changes, MemoryCore
 from muster.testing._memory_rows import ExecutionRow, RunRow
+from muster.testing._memory_windows import gate_picked
 
 __all__ = ["QueueOps"]
 
@@ -35,6 +36,9 @@ S = HostRunState
 
 #: Runs the reaper settles per call and per kind (as the SQL store).
 _REAP_BATCH: Final = 500
+#: Claim rounds when the maintenance-window gate deferred runs (as the SQL store).
+_GATE_ROUNDS: Final = 4
+_GATE_SCAN: Final = 2000
 #: Throttled executions looked at per claim (as the SQL store).
 _THROTTLED_BATCH: Final = 50
 _PAGE: Final = 500
@@ -54,13 +58,34 @@ class QueueOps(MemoryCore):
             return []
         with self._tx() as changes:
             now = self.clock()
-            picked, throttled = self._pick_throttled(now, limit)
-            if len(picked) < limit:
-                free = sorted(
-                    (r for r in self._queued() if not r.throttled and r.available_at <= now),
-                    key=_claim_order,
-                )
-                picked += free[: limit - len(picked)]
+            picked: list[RunRow] = []
+            throttled: list[ExecutionRow] = []
+            # As the SQL store: runs outside their maintenance window are deferred in
+            # place; later rounds look further to fill the batch.
+            scan = limit
+            for _ in range(_GATE_ROUNDS):
+                taken = {r.id for r in picked}
+                got, touched = self._pick_throttled(now, scan, skip=taken)
+                throttled += touched
+                if len(got) < scan:
+                    free = sorted(
+                        (
+                            r
+                            for r in self._queued()
+                            if not r.throttled and r.available_at <= now and r.id not in taken
+                        ),
+                        key=_claim_order,
+                    )
+                    got += free[: scan - len(got)]
+                got.sort(key=_claim_order)
+                kept, deferred = gate_picked(self, now, got)
+                room = limit - len(picked)
+                for run in kept[room:]:
+                    self._holds.pop(run.id, None)
+                picked += kept[:room]
+                if not deferred or len(picked) >= limit or len(got) < scan:
+                    break
+                scan = min(max(2 * scan, 64), _GATE_SCAN)
             if not picked:
                 return []
             # Everything a claim needs is checked before anything changes.
@@ -83,7 +108,7 @@ class QueueOps(MemoryCore):
             return [self._claim(run, versions) for run in picked]
 
     def _pick_throttled(
-        self, now: dt.datetime, limit: int
+        self, now: dt.datetime, limit: int, *, skip: set[str] | frozenset[str] = frozenset()
     ) -> tuple[list[RunRow], list[ExecutionRow]]:
         """Runs of executions with limits that may start now, never exceeding them.
 
@@ -106,13 +131,17 @@ class QueueOps(MemoryCore):
             if room <= 0:
                 break
             runs = [self._runs[i] for i in ex.run_ids]
-            running = [r.group_key for r in runs if r.state is S.RUNNING]
+            running = [r.group_key for r in runs if r.state is S.RUNNING or r.id in skip]
             forks = ex.throttle.forks
             want = room if forks is None else min(room, forks - len(running))
             if want <= 0:
                 continue
             candidates = sorted(
-                (r for r in runs if r.state is S.QUEUED and r.available_at <= now),
+                (
+                    r
+                    for r in runs
+                    if r.state is S.QUEUED and r.available_at <= now and r.id not in skip
+                ),
                 key=_claim_order,
             )
             if ex.throttle.per_group is None:

@@ -28,7 +28,9 @@ How it keeps them:
 
 It also keeps the webhook outbox's contract
 (:class:`~muster.store.outbox.WebhookStore`: one row per event key, leased
-claims, compare-and-set finishes), so the webhook services run on it.
+claims, compare-and-set finishes), so the webhook services run on it, and
+maintenance windows (:class:`~muster.store.windows.WindowStore`: the claim's
+gate, holds, overrides and the sweep at closes).
 
 And it keeps workflow definitions and instances
 (:class:`~muster.engine.workflow_store.WorkflowStore`: versions by content
@@ -45,6 +47,7 @@ from muster.testing._memory_catalog import CatalogOps
 from muster.testing._memory_executions import ExecutionOps
 from muster.testing._memory_queue import QueueOps
 from muster.testing._memory_webhooks import WebhookOps
+from muster.testing._memory_windows import WindowOps
 from muster.testing._memory_workflows import WorkflowOps
 
 if TYPE_CHECKING:
@@ -55,7 +58,7 @@ if TYPE_CHECKING:
 __all__ = ["InMemoryStore"]
 
 
-class InMemoryStore(CatalogOps, ExecutionOps, QueueOps, WebhookOps, WorkflowOps):
+class InMemoryStore(CatalogOps, ExecutionOps, QueueOps, WebhookOps, WindowOps, WorkflowOps):
     """The Store contract in memory; see the module docstring.
 
     ``clock``, ``output_cap_bytes``, ``tail_chars`` and ``queued_timeout``

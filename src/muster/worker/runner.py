@@ -296,6 +296,16 @@ class Worker:
                 if time.monotonic() - h.renewed_at > self.lease_seconds * 0.9:
                     self._kill(h, lost=True)
             return
+        stopping = [
+            h.claim.id for h in held if status.get(h.claim.id) is LeaseStatus.CANCEL_REQUESTED
+        ]
+        why: dict[str, str] = {}
+        if stopping:
+            # A maintenance window's close is a cancel with its own reason.
+            try:
+                why = await self._call(self.store.stop_reasons, stopping)
+            except Exception:
+                _log.exception("worker %s: reading stop reasons failed", self.worker_id)
         for h in held:
             s = status.get(h.claim.id, LeaseStatus.LOST)
             if s is LeaseStatus.LOST:
@@ -303,7 +313,7 @@ class Worker:
                 continue
             h.renewed_at = sent_at
             if s is LeaseStatus.CANCEL_REQUESTED:
-                h.control.cancel("cancelled on request")
+                h.control.cancel(why.get(h.claim.id, "cancelled on request"))
 
     def _kill(self, held: _Held, *, lost: bool) -> None:
         if lost:
