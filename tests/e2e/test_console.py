@@ -257,7 +257,7 @@ def test_script_to_execution_to_history_to_diff(
     rows.first.get_by_role("link", name="e2e-progress v1").click()
     expect(page).to_have_url(execution_url)
     page.goto("/history?host=nobody")
-    expect(page.locator("#err-host")).to_have_text("no host named 'nobody'")
+    expect(page.locator("#err-host")).to_contain_text("no host or group named 'nobody'")
 
     # -- hosts ---------------------------------------------------------------
     page.get_by_role("link", name="Hosts").click()

@@ -75,6 +75,9 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
     # a retry audits itself: whether it waits for a new approval, and why
     ("POST", f"{_A}/executions/{{execution_id}}/retry"): Rule(P.JOBS_MANAGE, True),
     ("POST", "/executions/{execution_id}/retry"): Rule(P.JOBS_MANAGE, True),
+    # the console's Approve/Reject on the execution page: the vote audits itself
+    ("POST", "/executions/{execution_id}/approve"): Rule(P.APPROVALS_DECIDE, True),
+    ("POST", "/executions/{execution_id}/reject"): Rule(P.APPROVALS_DECIDE, True),
     ("GET", f"{_A}/executions/{{execution_id}}/hosts/{{host}}/log"): P.JOBS_VIEW,
     ("GET", f"{_A}/executions/{{execution_id}}/stream"): P.JOBS_VIEW,
     ("POST", f"{_A}/commands"): Rule(P.JOBS_MANAGE, True),

@@ -218,8 +218,8 @@ class ExecutionOps(StoreCore):
         self,
         *,
         status: ExecutionStatus | None = None,
-        script_id: str | None = None,
-        host_id: str | None = None,
+        script_id: str | Sequence[str] | None = None,
+        host_id: str | Sequence[str] | None = None,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         limit: int = 50,
@@ -228,17 +228,21 @@ class ExecutionOps(StoreCore):
         conds = []
         if status is not None:
             conds.append(executions.c.status == ExecutionStatus(status).value)
-        if script_id is not None:
+        if isinstance(script_id, str):
             conds.append(executions.c.script_id == script_id)
+        elif script_id is not None:
+            conds.append(executions.c.script_id.in_(list(script_id)))
         if since is not None:
             conds.append(executions.c.created_at >= since)
         if until is not None:
             conds.append(executions.c.created_at < until)
         if host_id is not None:
+            # One id or name, or any of several (a group's hosts): an id or a name matches.
+            keys = [host_id] if isinstance(host_id, str) else list(host_id)
             conds.append(
                 exists().where(
                     host_runs.c.execution_id == executions.c.id,
-                    (host_runs.c.host_id == host_id) | (host_runs.c.host_name == host_id),
+                    host_runs.c.host_id.in_(keys) | host_runs.c.host_name.in_(keys),
                 )
             )
         with self._read() as conn:

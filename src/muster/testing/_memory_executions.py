@@ -123,26 +123,28 @@ class ExecutionOps(MemoryCore):
         self,
         *,
         status: ExecutionStatus | None = None,
-        script_id: str | None = None,
-        host_id: str | None = None,
+        script_id: str | Sequence[str] | None = None,
+        host_id: str | Sequence[str] | None = None,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> Page[ExecutionRecord]:
         wanted = None if status is None else ExecutionStatus(status)
+        scripts = None if script_id is None else _keys(script_id)
+        hosts = None if host_id is None else _keys(host_id)
         with self._lock:
             rows = [
                 ex
                 for ex in self._executions.values()
                 if (wanted is None or ex.status is wanted)
-                and (script_id is None or ex.script_id == script_id)
+                and (scripts is None or ex.script_id in scripts)
                 and (since is None or ex.created_at >= since)
                 and (until is None or ex.created_at < until)
                 and (
-                    host_id is None
+                    hosts is None
                     or any(
-                        host_id in (self._runs[i].host_id, self._runs[i].host_name)
+                        self._runs[i].host_id in hosts or self._runs[i].host_name in hosts
                         for i in ex.run_ids
                     )
                 )
@@ -288,3 +290,8 @@ class ExecutionOps(MemoryCore):
                     run.waiting_reason = reason
                     n += 1
         return n
+
+
+def _keys(value: str | Sequence[str]) -> frozenset[str | None]:
+    """One id or name, or several (``list_executions`` takes either)."""
+    return frozenset([value] if isinstance(value, str) else value)

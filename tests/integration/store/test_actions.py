@@ -101,3 +101,21 @@ def test_list_executions_filters(store, clock):
     assert [e.id for e in store.list_executions(since=clock.now).items] == [e2.id]
     page = store.list_executions(limit=1, offset=1)
     assert page.total == 2 and [e.id for e in page.items] == [e1.id]
+
+
+def test_list_executions_filters_by_several_hosts_or_scripts(store, clock):
+    """The console's history filters by a group's hosts or by partial script names."""
+    hosts = make_hosts(store, 3)
+    e1 = script_execution(store, hosts[:1], name="one")
+    clock.advance(10)
+    e2 = script_execution(store, hosts[1:2], name="two")
+    clock.advance(10)
+    e3 = script_execution(store, hosts[2:], name="three")
+    by_ids = store.list_executions(host_id=[hosts[0].host_id, hosts[2].host_id])
+    assert [e.id for e in by_ids.items] == [e3.id, e1.id] and by_ids.total == 2
+    by_names = store.list_executions(host_id=(hosts[1].host_name,))
+    assert [e.id for e in by_names.items] == [e2.id]
+    assert store.list_executions(host_id=[]).total == 0
+    scripts = [e1.script_id, e2.script_id]
+    assert [e.id for e in store.list_executions(script_id=scripts).items] == [e2.id, e1.id]
+    assert store.list_executions(script_id=[]).total == 0

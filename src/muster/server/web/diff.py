@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["DiffRow", "side_by_side"]
+from muster.domain.params import ParameterSpec
+
+__all__ = ["DiffRow", "SettingChange", "setting_changes", "side_by_side"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +54,70 @@ def side_by_side(old: str, new: str) -> list[DiffRow]:
                 )
             )
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class SettingChange:
+    """One setting that differs between two versions, as text ("" where absent)."""
+
+    label: str
+    old: str
+    new: str
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(getattr(value, "value", value))
+
+
+def _spec(p: ParameterSpec) -> dict[str, str]:
+    return {
+        "type": p.type.value,
+        "required": _text(p.required),
+        "default": _text(p.default),
+        "choices": ", ".join(p.choices),
+        "description": p.description,
+    }
+
+
+def _param_changes(
+    old: Sequence[ParameterSpec], new: Sequence[ParameterSpec]
+) -> list[SettingChange]:
+    """Per parameter and per field, so a changed default is as visible as a changed line."""
+    before = {p.name: p for p in old}
+    after = {p.name: p for p in new}
+    out: list[SettingChange] = []
+    for name in [*before, *(n for n in after if n not in before)]:
+        a, b = before.get(name), after.get(name)
+        if a is None and b is not None:
+            out.append(SettingChange(f"parameter {name}", "", f"added ({b.type.value})"))
+        elif b is None and a is not None:
+            out.append(SettingChange(f"parameter {name}", f"removed ({a.type.value})", ""))
+        elif a is not None and b is not None:
+            sa, sb = _spec(a), _spec(b)
+            out.extend(
+                SettingChange(f"parameter {name}: {key}", sa[key] or "(none)", sb[key] or "(none)")
+                for key in sa
+                if sa[key] != sb[key]
+            )
+    return out
+
+
+def setting_changes(left: Any, right: Any) -> list[SettingChange]:
+    """What differs between two versions besides the body (``VersionRecord``s)."""
+    out = [
+        SettingChange(label, _text(getattr(left, attr)), _text(getattr(right, attr)))
+        for label, attr in (
+            ("shell", "shell"),
+            ("timeout (seconds)", "timeout"),
+            ("requires approval", "requires_approval"),
+            ("idempotent", "idempotent"),
+        )
+        if getattr(left, attr) != getattr(right, attr)
+    ]
+    return out + _param_changes(left.parameters, right.parameters)

@@ -2,8 +2,11 @@
 
 Two host results are "the same" when they share the state, the exit code,
 the failure reason and what they printed (a hash of the end of stdout and
-the first stderr line). Unfinished hosts group by state alone. Computed on
-the server from :class:`~muster.store.base.RunDigest` rows.
+the first stderr line). Unfinished hosts group by state alone, and so do
+hosts that were stopped before their result meant anything (cancelled,
+skipped, rejected: whatever a killed host had printed so far is no
+answer to "which hosts differ?"). Computed on the server from
+:class:`~muster.store.base.RunDigest` rows.
 """
 
 from __future__ import annotations
@@ -47,12 +50,27 @@ def _first_line(text: str) -> str:
     return ""
 
 
-def _label(d: RunDigest) -> str:
+#: Ended without a result of their own: grouped by state and reason only.
+_STOPPED = frozenset({HostRunState.CANCELLED, HostRunState.SKIPPED, HostRunState.REJECTED})
+
+
+def _message(d: RunDigest) -> str:
+    """The run's message, unless it only repeats the exit code (``exit code 1``)."""
+    text = _first_line(d.message or "")
+    return "" if d.exit_code is not None and text == f"exit code {d.exit_code}" else text
+
+
+def _label(d: RunDigest, count: int) -> str:
     state = d.state
     if state not in TERMINAL_STATES:
         return state.value.replace("_", " ")
+    if state in _STOPPED:
+        return ", ".join(x for x in (state.value, _message(d)) if x)
     if state is HostRunState.SUCCEEDED:
-        return "same output, exit 0" if d.stdout_end or d.stderr_start else "no output, exit 0"
+        printed = d.stdout_end or d.stderr_start
+        if not printed:
+            return "no output, exit 0"
+        return "same output, exit 0" if count > 1 else "exit 0"
     err = _first_line(d.stderr_start)
     parts: list[str] = []
     if d.exit_code is not None:
@@ -65,7 +83,7 @@ def _label(d: RunDigest) -> str:
         and not (d.exit_code is not None and d.reason == FailureReason.COMMAND_FAILED.value)
     ):
         parts.append(d.reason.replace("_", " "))
-    detail = err or _first_line(d.message or "")
+    detail = err or _message(d)
     if detail:
         parts.append(f"'{detail}'")
     return ", ".join(parts)
@@ -74,6 +92,8 @@ def _label(d: RunDigest) -> str:
 def group_key(d: RunDigest) -> str:
     if d.state not in TERMINAL_STATES:
         return d.state.value
+    if d.state in _STOPPED:
+        return f"{d.state.value}-{hashlib.sha256(_message(d).encode()).hexdigest()[:8]}"
     h = hashlib.sha256()
     for part in (d.state.value, str(d.exit_code), d.reason or "", d.stdout_end):
         h.update(part.encode("utf-8", "replace") + b"\0")
@@ -86,11 +106,16 @@ def group_key(d: RunDigest) -> str:
 def group_results(digests: Iterable[RunDigest]) -> list[ResultGroup]:
     """Groups largest first, each with every member's host name."""
     groups: dict[str, ResultGroup] = {}
+    first: dict[str, RunDigest] = {}
     for d in digests:
         key = group_key(d)
         group = groups.get(key)
         if group is None:
-            group = groups[key] = ResultGroup(key, d.state, d.exit_code, _label(d))
+            group = groups[key] = ResultGroup(key, d.state, d.exit_code, "")
+            first[key] = d
         group.count += 1
         group.hosts.append(d.host_name)
+    for key, group in groups.items():
+        # "same output" only where there is more than one host to be the same
+        group.label = _label(first[key], group.count)
     return sorted(groups.values(), key=lambda g: (-g.count, g.label))

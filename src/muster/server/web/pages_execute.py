@@ -14,9 +14,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from muster.domain.durations import parse_duration
+from muster.domain.params import ParameterType, coerce_values
 from muster.domain.throttle import MAX_FORKS, Throttle
 from muster.errors import PermissionDeniedError, ValidationError
 from muster.server.actors import request_actor
+from muster.server.context import ServerContext
 from muster.server.limits import check_parameter_values
 from muster.server.schemas.common import MAX_VERSION
 from muster.server.web.forms import execute_values, form_int, host_refs
@@ -45,7 +47,7 @@ def _form_page(
     targets: str = "",
     pace: dict[str, str] | None = None,
     problems: dict[str, str] | None = None,
-    message: str = "",
+    cleared: list[str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     ctx = web_context(request)
@@ -59,7 +61,7 @@ def _form_page(
         targets=targets,
         pace=pace or dict.fromkeys(_PACE, ""),
         problems=problems or {},
-        message=message,
+        cleared=cleared or [],
         picker=_picker(ctx.store),
         approval_required=bool(ctx.approvals.scripts_requiring([script_id])),
     )
@@ -78,6 +80,44 @@ def execute_form(
     return _form_page(request, record, script.id)
 
 
+def _problems_of(exc: ValidationError) -> dict[str, str]:
+    problems = dict(exc.problems) or {exc.field or "form": exc.message}
+    if "host_ids" in problems:
+        problems["targets"] = problems.pop("host_ids")
+    return problems
+
+
+def _check_form(
+    ctx: ServerContext,
+    version: VersionRecord,
+    raw: dict[str, object],
+    targets: str,
+    pace: dict[str, str],
+) -> tuple[dict[str, str], Throttle | None, list[str]]:
+    """Every problem of the form at once: parameters, pace and hosts are checked
+    apart, so one bad field never hides another's problem."""
+    problems: dict[str, str] = {}
+    try:
+        check_parameter_values(ctx.settings, raw, prefix="")
+        coerce_values(version.domain().parameters, raw)
+    except ValidationError as exc:
+        problems.update(_problems_of(exc))
+    throttle = None
+    try:
+        throttle = _throttle(pace)
+    except ValidationError as exc:
+        problems.update(_problems_of(exc))
+    refs = host_refs(targets)
+    if not refs:
+        problems["targets"] = "choose at least one host"
+    else:
+        try:
+            resolve_hosts(ctx.store, refs)
+        except ValidationError as exc:
+            problems.update(_problems_of(exc))
+    return problems, throttle, refs
+
+
 @router.post("/scripts/{script_id}/execute", response_class=HTMLResponse)
 async def execute(request: Request, script_id: str) -> Response:
     ctx = web_context(request)
@@ -89,41 +129,12 @@ async def execute(request: Request, script_id: str) -> Response:
     targets = (data.get("targets") or [""])[-1]
     pace = {name: (data.get(name) or [""])[-1].strip() for name in _PACE}
     raw = execute_values(version.parameters, data)
-    shown = {
-        name: str(value)
-        for name, value in raw.items()
-        if all(p.name != name or p.type.value != "secret" for p in version.parameters)
-    }
-    try:
-        check_parameter_values(ctx.settings, raw, prefix="")
-        throttle = _throttle(pace)
-        refs = host_refs(targets)
-        if not refs:
-            raise ValidationError(
-                "choose at least one host",
-                field="host_ids",
-                problems={"host_ids": "choose at least one host"},
-            )
-        execution = await in_thread(
-            ctx.submission.script, request_actor(request), version, refs, raw, throttle=throttle
-        )
-    except PermissionDeniedError as exc:
-        # Targets that reach the server's own machine without hosts.local.
-        return _form_page(
-            request,
-            version,
-            script.id,
-            values=shown,
-            targets=targets,
-            pace=pace,
-            problems={"targets": str(exc)},
-            message=str(exc),
-            status_code=403,
-        )
-    except ValidationError as exc:
-        problems = dict(exc.problems) or {exc.field or "form": exc.message}
-        if "host_ids" in problems:
-            problems["targets"] = problems.pop("host_ids")
+    secrets = {p.name for p in version.parameters if p.type is ParameterType.SECRET}
+    shown = {name: str(value) for name, value in raw.items() if name not in secrets}
+
+    def refused(problems: dict[str, str], status_code: int) -> HTMLResponse:
+        # A secret is never sent back: say so beside each one that was typed.
+        cleared = sorted(name for name in secrets if raw.get(name))
         return _form_page(
             request,
             version,
@@ -132,9 +143,22 @@ async def execute(request: Request, script_id: str) -> Response:
             targets=targets,
             pace=pace,
             problems=problems,
-            message=exc.message,
-            status_code=422,
+            cleared=cleared,
+            status_code=status_code,
         )
+
+    problems, throttle, refs = await in_thread(_check_form, ctx, version, raw, targets, pace)
+    if problems or throttle is None:
+        return refused(problems, 422)
+    try:
+        execution = await in_thread(
+            ctx.submission.script, request_actor(request), version, refs, raw, throttle=throttle
+        )
+    except PermissionDeniedError as exc:
+        # Targets that reach the server's own machine without hosts.local.
+        return refused({"targets": str(exc)}, 403)
+    except ValidationError as exc:
+        return refused(_problems_of(exc), 422)
     return RedirectResponse(f"/executions/{execution.id}", status_code=303)
 
 

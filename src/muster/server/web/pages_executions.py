@@ -15,16 +15,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 
-from muster.domain.states import TERMINAL_STATES
+from muster.domain.approvals import Decision
+from muster.domain.states import TERMINAL_STATES, ExecutionStatus
 from muster.errors import ConflictError
 from muster.server.actors import request_actor
 from muster.server.context import ServerContext
 from muster.server.header_values import parse_event_id
 from muster.server.output_follow import End, Output, Snapshot, follow_output
+from muster.server.redirects import safe_next
 from muster.server.schemas.common import MAX_OFFSET
 from muster.server.sse import sse
-from muster.server.web.render import HtmlErrorRoute, in_thread, page, web_context
+from muster.server.web.approval_view import approval_view, can_decide
+from muster.server.web.render import HtmlErrorRoute, form_data, in_thread, page, web_context
 from muster.server.web.summary import FILTERS, PAGE_SIZE, GroupCache, summary
+from muster.services.actor import Actor
 from muster.store.base import HostRunRecord
 
 __all__ = ["router"]
@@ -51,6 +55,9 @@ def show_execution(
     script = None
     if record.script_id:
         script = ctx.store.get_script(record.script_id)
+    waiting = None
+    if record.status is ExecutionStatus.PENDING_APPROVAL:
+        waiting = approval_view(ctx, record, request_actor(request), can_decide(request))
     state = summary(
         ctx.store,
         _cache(ctx),
@@ -67,6 +74,7 @@ def show_execution(
         state=state,
         filters=list(FILTERS),
         page_size=PAGE_SIZE,
+        waiting=waiting,
     )
 
 
@@ -97,6 +105,7 @@ def _run_json(run: Any) -> dict[str, Any]:
         "state": run.state.value,
         "exit_code": run.exit_code,
         "attempt": run.attempt,
+        "retry_of": run.retry_of,
         "reason": run.reason,
         "message": run.message,
         "waiting_reason": run.waiting_reason if run.state not in TERMINAL_STATES else None,
@@ -157,6 +166,32 @@ async def cancel(request: Request, execution_id: str) -> RedirectResponse:
         raise ConflictError(f"execution {execution_id} already ended ({record.status.value})")
     await in_thread(ctx.store.cancel_execution, execution_id)
     return RedirectResponse(f"/executions/{execution_id}", status_code=303)
+
+
+async def _decide(request: Request, execution_id: str, decision: Decision) -> RedirectResponse:
+    """One vote on the execution's open approval request, by the caller."""
+    ctx = web_context(request)
+    form = await form_data(request)
+    reason = (form.get("reason") or [""])[-1].strip()[:500] or None
+    actor = request_actor(request)
+    if actor is None:
+        actor = Actor("console")  # only without logins, where every page is open
+    found = await in_thread(ctx.approvals.book.approval_for_execution, execution_id)
+    if found is None:
+        raise ConflictError(f"execution {execution_id} has no approval request to decide")
+    await in_thread(ctx.approvals.decide, actor, found.id, decision, reason)
+    target = safe_next((form.get("next") or [""])[-1] or f"/executions/{execution_id}")
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/executions/{execution_id}/approve", response_class=HTMLResponse)
+async def approve(request: Request, execution_id: str) -> RedirectResponse:
+    return await _decide(request, execution_id, Decision.APPROVE)
+
+
+@router.post("/executions/{execution_id}/reject", response_class=HTMLResponse)
+async def reject(request: Request, execution_id: str) -> RedirectResponse:
+    return await _decide(request, execution_id, Decision.REJECT)
 
 
 @router.post("/executions/{execution_id}/retry", response_class=HTMLResponse)

@@ -8,14 +8,15 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from muster.domain.scripts import Shell
-from muster.errors import ValidationError
+from muster.errors import NotFoundError, ValidationError
 from muster.server.actors import request_actor
 from muster.server.limits import check_script
 from muster.server.schemas.common import MAX_VERSION
-from muster.server.web.diff import side_by_side
+from muster.server.web.diff import setting_changes, side_by_side
 from muster.server.web.forms import ParamRow, ScriptForm, script_form, script_form_from_version
 from muster.server.web.forms import to_version as form_to_version
 from muster.server.web.render import HtmlErrorRoute, form_data, in_thread, page, web_context
+from muster.store.base import ScriptRecord, Store
 
 __all__ = ["router"]
 
@@ -51,6 +52,7 @@ def _edit_page(
     *,
     script_id: str | None,
     problems: dict[str, str] | None = None,
+    existing: ScriptRecord | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     rows = list(form.params) or [ParamRow()]
@@ -62,6 +64,7 @@ def _edit_page(
         rows=rows,
         script_id=script_id,
         problems=problems or {},
+        existing=existing,
         shells=SHELLS,
         types=PARAM_TYPES,
     )
@@ -72,13 +75,35 @@ def new_script(request: Request) -> HTMLResponse:
     return _edit_page(request, ScriptForm(), script_id=None)
 
 
+def _same_name(store: Store, name: str) -> ScriptRecord | None:
+    try:
+        return store.get_script(name) if name else None
+    except NotFoundError:
+        return None
+
+
 @router.post("/scripts", response_class=HTMLResponse)
 async def save_script(request: Request) -> Response:
-    """Create or update by name; a changed body is a new version, an identical one none."""
+    """Create a script, or (from its edit form) save a new version of it.
+
+    Creating never touches an existing script: a name already taken is refused
+    with a link to that script, whose edit form is the way to a new version. A
+    changed body is a new version, an identical one none.
+    """
     store = web_context(request).store
     data = await form_data(request)
     form = script_form(data)
     script_id = (data.get("script_id") or [""])[-1] or None
+    existing = await in_thread(_same_name, store, form.name)
+    if script_id is None and existing is not None:
+        taken = {"name": f"a script named {form.name!r} already exists"}
+        return _edit_page(
+            request, form, script_id=None, problems=taken, existing=existing, status_code=409
+        )
+    if script_id is not None and (existing is None or existing.id != script_id):
+        # The edit form's name is read-only: a changed one would write another script.
+        moved = {"name": "the name of a script cannot change here"}
+        return _edit_page(request, form, script_id=script_id, problems=moved, status_code=422)
     try:
         content, tags = form_to_version(form)
         check_script(
@@ -174,16 +199,7 @@ def diff_versions(
     left = store.get_version(script.id, left_no)
     right = store.get_version(script.id, right_no)
     rows = side_by_side(left.body, right.body)
-    meta = [
-        (label, getattr(left, attr), getattr(right, attr))
-        for label, attr in (
-            ("shell", "shell"),
-            ("timeout", "timeout"),
-            ("requires approval", "requires_approval"),
-            ("parameters", "parameters"),
-        )
-        if getattr(left, attr) != getattr(right, attr)
-    ]
+    meta = setting_changes(left, right)
     return page(
         request,
         "diff.html",

@@ -71,6 +71,21 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m{sec:02d}s"
 
 
+def _show(value: Any) -> str:
+    """A parameter value as the console writes it: booleans as ``true``/``false``
+    (what the form and the API take), nothing for no value."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _seconds(value: float | None) -> str:
+    """A timeout as a person reads it: ``120 s``, ``0.5 s`` (never ``120.0``)."""
+    return "—" if value is None else f"{value:g} s"
+
+
 def _query(params: Mapping[str, Any], **changes: Any) -> str:
     merged = {k: v for k, v in {**params, **changes}.items() if v not in (None, "")}
     return "?" + urlencode(merged) if merged else ""
@@ -78,6 +93,8 @@ def _query(params: Mapping[str, Any], **changes: Any) -> str:
 
 _env.filters["when"] = _when
 _env.filters["duration"] = _duration
+_env.filters["show"] = _show
+_env.filters["seconds"] = _seconds
 _env.globals["query"] = _query
 
 

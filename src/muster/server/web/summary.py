@@ -60,6 +60,22 @@ class GroupCache:
         return grouped
 
 
+def _cancelling(store: Store, record: ExecutionRecord, counts: dict[str, int]) -> bool:
+    """Whether a cancel is under way: nothing waits any more, some host was cancelled,
+    and a running host has been asked to stop (one host is enough to look at: a
+    cancel asks every running host at once)."""
+    if (
+        record.status.terminal
+        or not counts.get(S.CANCELLED.value)
+        or not counts.get(S.RUNNING.value)
+    ):
+        return False
+    if counts.get(S.QUEUED.value) or counts.get(S.PENDING_APPROVAL.value):
+        return False
+    running = store.grid_page(record.id, states=(S.RUNNING,), limit=1)
+    return bool(running.items) and store.get_host_run(running.items[0].run_id).cancel_requested
+
+
 def summary(
     store: Store,
     cache: GroupCache,
@@ -86,6 +102,9 @@ def summary(
     return {
         "id": record.id,
         "status": record.status.value,
+        # What the page shows: "cancelling" from the moment a cancel is asked for
+        # until the killed hosts have ended.
+        "shown": "cancelling" if _cancelling(store, record, counts) else record.status.value,
         "terminal": record.status.terminal,
         "finished_at": record.finished_at.isoformat() if record.finished_at else None,
         "counts": counts,

@@ -18,6 +18,8 @@ let timer = null;
 let inFlight = false;
 let source = null;
 let selected = null;
+let showing = null;
+let panelHost = "";
 
 const label = (state) => state.replaceAll("_", " ");
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -51,9 +53,11 @@ function schedule() {
 }
 
 function render(data) {
-  document.getElementById("status").innerHTML = `<span class="badge s-${data.status}">${escapeHtml(label(data.status))}</span>`;
+  showStatus(data.shown);
   const bar = document.getElementById("progress");
+  bar.className = `progress s-${data.shown}`;
   bar.setAttribute("aria-valuenow", String(data.progress));
+  bar.setAttribute("aria-valuetext", `${data.done} of ${data.total} hosts finished, ${label(data.shown)}`);
   bar.querySelector(".bar").style.width = `${data.progress}%`;
   document.getElementById("progress-text").innerHTML =
     `<strong>${data.done}</strong> of <strong>${data.total}</strong> hosts finished (${data.progress}%)`;
@@ -73,9 +77,37 @@ function render(data) {
   const retry = document.getElementById("retry-form");
   if (retry) retry.hidden = failed === 0;
   const cancel = document.getElementById("cancel-form");
-  if (cancel) cancel.hidden = data.terminal;
+  if (cancel) cancel.hidden = data.terminal || data.shown === "cancelling";
   renderGrid(data.grid);
   renderFilters();
+}
+
+function showStatus(state) {
+  document.getElementById("status").innerHTML = `<span class="badge s-${state}">${escapeHtml(label(state))}</span>`;
+}
+
+// Cancel asks first; once confirmed the page says "cancelling" at once, while
+// the server stops the running hosts.
+const cancelForm = document.getElementById("cancel-form");
+if (cancelForm) {
+  const ask = document.getElementById("cancel-ask");
+  const confirmBox = document.getElementById("cancel-confirm");
+  cancelForm.addEventListener("submit", (event) => {
+    if (event.submitter === ask) {
+      event.preventDefault();
+      ask.hidden = true;
+      confirmBox.hidden = false;
+      document.getElementById("cancel-no").focus();
+      return;
+    }
+    showStatus("cancelling");
+    document.getElementById("progress").className = "progress s-cancelling";
+  });
+  document.getElementById("cancel-no").addEventListener("click", () => {
+    confirmBox.hidden = true;
+    ask.hidden = false;
+    ask.focus();
+  });
 }
 
 function renderGrid(page) {
@@ -192,22 +224,56 @@ function showRun(run) {
   document.getElementById("panel-state").innerHTML = `<span class="badge s-${run.state}">${escapeHtml(label(run.state))}</span>`;
   const bits = [];
   if (run.exit_code !== null) bits.push(`exit ${run.exit_code}`);
-  if (run.attempt > 1) bits.push(`attempt ${run.attempt}`);
+  if (run.attempt > 1 || showing !== selected) bits.push(`attempt ${run.attempt}`);
   if (run.duration !== null) bits.push(`${run.duration.toFixed(1)}s`);
   if (run.waiting_reason) bits.push(`waiting: ${run.waiting_reason}`);
   // Why it did not succeed (host deleted, plan error, transport error...); an exit
   // code already says "command failed".
   if (run.reason && run.state !== "succeeded" && !(run.reason === "command_failed" && run.exit_code !== null)) bits.push(run.reason.replaceAll("_", " "));
-  if (run.message) bits.push(run.message);
+  // The transport's "exit code N" says again what "exit N" said.
+  if (run.message && run.message !== `exit code ${run.exit_code}`) bits.push(run.message);
   if (run.stdout_truncated || run.stderr_truncated) bits.push("output truncated at the storage cap");
   document.getElementById("panel-meta").textContent = bits.join(" · ");
+  showAttempts(run);
+}
+
+// Earlier attempts of a re-run host stay readable: a link back through retry_of,
+// and from an older attempt a way back to the newest.
+function showAttempts(run) {
+  const box = document.getElementById("panel-attempts");
+  box.replaceChildren();
+  if (run.retry_of) {
+    const older = document.createElement("button");
+    older.type = "button";
+    older.className = "small";
+    older.textContent = `Show attempt ${run.attempt - 1}`;
+    older.addEventListener("click", () => openRun(run.retry_of, panelHost));
+    box.append(older);
+  }
+  if (showing !== selected) {
+    const newest = document.createElement("button");
+    newest.type = "button";
+    newest.className = "small";
+    newest.textContent = "Show the newest attempt";
+    newest.addEventListener("click", () => openRun(selected, panelHost));
+    box.append(newest);
+  }
+  box.hidden = box.childElementCount === 0;
 }
 
 function openHost(run, host) {
-  if (source) source.close();
   selected = run;
   for (const c of grid.querySelectorAll(".cell.selected")) c.classList.remove("selected");
   grid.querySelector(`[data-run="${run}"]`)?.classList.add("selected");
+  openRun(run, host);
+  panel.scrollIntoView({ block: "nearest" });
+}
+
+function openRun(run, host) {
+  if (source) source.close();
+  showing = run;
+  panelHost = host;
+  document.getElementById("panel-attempts").hidden = true;
   panel.hidden = false;
   panel.dataset.run = run;
   document.getElementById("panel-host").textContent = host;
@@ -231,7 +297,6 @@ function openHost(run, host) {
     source = null;
   });
   panel.dataset.ended = "false";
-  panel.scrollIntoView({ block: "nearest" });
 }
 
 function closeHost() {

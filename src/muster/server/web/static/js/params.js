@@ -19,13 +19,44 @@ function syncChoices(row) {
   const type = row.querySelector(".ptype");
   const choices = row.querySelector(".choices");
   if (type && choices) choices.hidden = type.value !== "choice";
+  syncDefault(row);
+}
+
+// A boolean's or a choice's default is picked from its possible values, never typed.
+function syncDefault(row) {
+  const type = row.querySelector(".ptype").value;
+  const current = row.querySelector('[id$="_default"]');
+  if (!current) return;
+  let options = null;
+  if (type === "boolean") options = ["true", "false"];
+  if (type === "choice") {
+    const text = row.querySelector('[id$="_choices"]').value;
+    options = text.split(",").map((c) => c.trim()).filter(Boolean);
+  }
+  const value = current.value;
+  let next;
+  if (options) {
+    next = document.createElement("select");
+    next.append(new Option("(no default)", ""));
+    for (const o of options) next.append(new Option(o, o));
+    next.value = options.includes(value) ? value : "";
+  } else {
+    if (current.tagName === "INPUT") return;
+    next = document.createElement("input");
+    next.value = value;
+  }
+  for (const attr of ["id", "name", "aria-invalid", "aria-describedby"]) {
+    const v = current.getAttribute(attr);
+    if (v !== null) next.setAttribute(attr, v);
+  }
+  current.replaceWith(next);
 }
 
 if (rows && add) {
   const template = rows.querySelector(".param-row").cloneNode(true);
   add.addEventListener("click", () => {
     const row = template.cloneNode(true);
-    for (const input of row.querySelectorAll("input")) {
+    for (const input of row.querySelectorAll("input, select:not(.ptype)")) {
       if (input.type === "checkbox") input.checked = false;
       else input.value = "";
       input.removeAttribute("aria-invalid");
@@ -49,5 +80,6 @@ if (rows && add) {
   });
   rows.addEventListener("change", (event) => {
     if (event.target.classList.contains("ptype")) syncChoices(event.target.closest(".param-row"));
+    if (event.target.id.endsWith("_choices")) syncDefault(event.target.closest(".param-row"));
   });
 }
