@@ -1,0 +1,584 @@
+"""The in-process workflow driver: advances instances through the state machine,
+runs host steps with the dispatcher, keeps state in a WorkflowStore.
+
+The library (``muster.Engine``), ``muster workflow run`` and the tests drive
+instances with it. It decides nothing itself: every event goes through
+:func:`muster.domain.workflows.machine.advance` and every host step is
+rendered by :func:`muster.domain.workflows.render.prepare_step`, the two
+functions the server's durable driver uses too, so both faces give the
+same results.
+
+Per instance one asyncio lock serialises events; each is applied, then the
+state is saved with a compare-and-set on its revision, then the actions are
+carried out (a host step becomes a task running a
+:class:`~muster.engine.dispatcher.Dispatcher`; an approval becomes a
+pending :class:`~muster.domain.approvals.ApprovalRequest` decided by
+:meth:`WorkflowEngine.approve` / :meth:`~WorkflowEngine.reject`). A timer
+sends the machine a Tick when :func:`next_wakeup` says (delays, approval
+deadlines, pauses with ``until``, retry back-off); tests on a FakeClock call
+:meth:`WorkflowEngine.tick` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from muster.domain.approvals import ApprovalRequest, Decision, decide, open_request
+from muster.domain.executions import Execution
+from muster.domain.hosts import Host, TransportKind
+from muster.domain.inventory import Inventory
+from muster.domain.params import ParamValue, coerce_values
+from muster.domain.scripts import ScriptVersion
+from muster.domain.states import FailureReason, HostRunState
+from muster.domain.workflows import (
+    HostOutcome,
+    InstanceState,
+    InstanceStatus,
+    ScriptRef,
+    StepResult,
+    StepState,
+    Workflow,
+    WorkflowError,
+    load_workflow_text,
+    merge_events,
+    validate,
+)
+from muster.domain.workflows.machine import (
+    Action,
+    ApprovalDecided,
+    CancelStep,
+    CloseApproval,
+    Event,
+    Finished,
+    Kill,
+    OpenApproval,
+    Pause,
+    Resume,
+    ResumeFailed,
+    Retry,
+    RunStep,
+    Start,
+    StepFinished,
+    Tick,
+    advance,
+    next_wakeup,
+)
+from muster.domain.workflows.render import prepare_step, step_hosts
+from muster.domain.workflows.validate import Graph
+from muster.engine.dispatcher import Dispatcher, DispatchPolicy, ExecutionListener
+from muster.engine.workflow_store import InstanceRecord, WorkflowStore
+from muster.errors import ConflictError, NotFoundError, ValidationError
+from muster.transports.base import Transport
+
+__all__ = ["ScriptResolver", "WorkflowEngine", "WorkflowRun", "step_result_from_execution"]
+
+log = logging.getLogger(__name__)
+
+#: Finds the version a named script step runs (pinned by version or hash, else latest).
+ScriptResolver = Callable[[ScriptRef], ScriptVersion]
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def step_result_from_execution(step_id: str, attempt: int, execution: Execution) -> StepResult:
+    """The :class:`StepResult` of an execution that ran a step's attempt."""
+    hosts = {}
+    for name, run in execution.host_runs.items():
+        hosts[name] = HostOutcome(
+            host=name,
+            state=run.state.value,
+            exit_code=run.exit_code,
+            stdout=run.stdout,
+            stderr=run.stderr,
+            json=merge_events(run.events),
+            message=run.message,
+            duration=run.duration,
+        )
+    return StepResult(step_id=step_id, attempt=attempt, hosts=hosts)
+
+
+def _summary(result: StepResult) -> str:
+    bad = [h for h in result.hosts.values() if not h.succeeded]
+    if not result.hosts:
+        return "ran on no host"
+    if not bad:
+        return f"succeeded on {len(result.hosts)} host(s)"
+    shown = ", ".join(f"{h.host} {h.state}" for h in bad[:5])
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    return f"{len(bad)} of {len(result.hosts)} host(s) did not succeed: {shown}{more}"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRun:
+    """An instance as last saved, with its step results (the library's answer)."""
+
+    record: InstanceRecord
+    results: Mapping[str, StepResult]
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def status(self) -> InstanceStatus:
+        return self.record.state.status
+
+    @property
+    def message(self) -> str:
+        return self.record.state.message
+
+    @property
+    def steps(self) -> Mapping[str, StepState]:
+        return self.record.state.steps
+
+    @property
+    def task_results(self) -> Mapping[str, StepResult]:
+        """Seed 004's name for the per-step (per-task) results."""
+        return self.results
+
+    def _hosts(self) -> dict[str, bool]:
+        ok: dict[str, bool] = {}
+        for result in self.results.values():
+            for name, outcome in result.hosts.items():
+                ok[name] = ok.get(name, True) and outcome.succeeded
+        return ok
+
+    @property
+    def successful_servers(self) -> list[str]:
+        """Hosts where every step that ran on them succeeded."""
+        return sorted(h for h, good in self._hosts().items() if good)
+
+    @property
+    def failed_servers(self) -> list[str]:
+        """Hosts where some step did not succeed (failed, timed out, skipped, lost...)."""
+        return sorted(h for h, good in self._hosts().items() if not good)
+
+    def stdout(self, step_id: str, host: str) -> str:
+        return self.results[step_id].hosts[host].stdout
+
+
+@dataclass(eq=False)
+class _Live:
+    id: str
+    graph: Graph
+    params: dict[str, ParamValue]
+    targets: str | None
+    requester: str
+    state: InstanceState
+    revision: int
+    results: dict[str, StepResult] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    dispatchers: dict[str, Dispatcher] = field(default_factory=dict)
+    approvals: dict[str, ApprovalRequest] = field(default_factory=dict)
+    timer: asyncio.Task[None] | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class WorkflowEngine:
+    """Runs workflow instances in this process (see the module docstring).
+
+    ``inventory`` is where step targets are selected (a plain host list is
+    used whole by steps without targets). ``store`` defaults to a fresh
+    :class:`~muster.testing.InMemoryStore`. ``scripts`` resolves named script
+    steps. ``role_members`` is given to approval requests (``all``/``majority``
+    need it).
+    """
+
+    def __init__(
+        self,
+        transports: Mapping[TransportKind, Transport],
+        inventory: Inventory | Sequence[Host],
+        *,
+        store: WorkflowStore | None = None,
+        scripts: ScriptResolver | None = None,
+        clock: Callable[[], dt.datetime] = _utcnow,
+        policy: DispatchPolicy | None = None,
+        listener: ExecutionListener | None = None,
+        role_members: Mapping[str, Sequence[str]] | None = None,
+        timers: bool = True,
+    ) -> None:
+        if store is None:
+            from muster.testing import InMemoryStore
+
+            store = InMemoryStore(clock=clock)
+        self.store = store
+        self.transports = transports
+        self.inventory = inventory
+        self.scripts = scripts
+        self.clock = clock
+        self.policy = policy or DispatchPolicy()
+        self.listener = listener
+        self.role_members = dict(role_members or {})
+        self.timers = timers
+        self._live: dict[str, _Live] = {}
+
+    # -- starting and waiting --------------------------------------------------
+
+    async def start(
+        self,
+        workflow: Workflow | str,
+        *,
+        params: Mapping[str, object] | None = None,
+        targets: str | None = None,
+        created_by: str = "muster",
+    ) -> str:
+        """Validate, coerce ``params``, save, start; return the instance id.
+
+        Bad input (definition, parameters) raises before anything is stored.
+        """
+        if isinstance(workflow, str):
+            workflow = load_workflow_text(workflow)
+        graph = validate(workflow)
+        values = coerce_values(workflow.parameters, dict(params or {}))
+        record, _ = self.store.save_workflow(workflow, created_by=created_by)
+        state = InstanceState.new(graph.order)
+        instance = self.store.create_instance(
+            record, state, params=values, targets=targets, created_by=created_by
+        )
+        live = _Live(
+            id=instance.id,
+            graph=graph,
+            params=values,
+            targets=targets,
+            requester=created_by,
+            state=state,
+            revision=instance.revision,
+        )
+        self._live[instance.id] = live
+        await self._apply(live, Start())
+        return instance.id
+
+    async def run(
+        self,
+        workflow: Workflow | str,
+        *,
+        params: Mapping[str, object] | None = None,
+        targets: str | None = None,
+        created_by: str = "muster",
+        timeout: float | None = None,
+    ) -> WorkflowRun:
+        """Start an instance and wait for it to finish."""
+        instance_id = await self.start(
+            workflow, params=params, targets=targets, created_by=created_by
+        )
+        return await self.wait(instance_id, timeout=timeout)
+
+    async def wait(self, instance_id: str, *, timeout: float | None = None) -> WorkflowRun:
+        """Wait until the instance is finished and its step tasks have ended."""
+        live = self._get(instance_id)
+        async with asyncio.timeout(timeout):
+            while True:
+                await live.done.wait()
+                tasks = [t for t in live.tasks.values() if not t.done()]
+                if tasks:
+                    await asyncio.wait(tasks)
+                if live.state.status.terminal:
+                    break
+                live.done.clear()
+        return self.get(instance_id)
+
+    async def wait_for(
+        self,
+        instance_id: str,
+        predicate: Callable[[InstanceState], bool],
+        *,
+        timeout: float = 60.0,
+    ) -> WorkflowRun:
+        """Wait until ``predicate(state)`` holds (checked after every event)."""
+        live = self._get(instance_id)
+        async with asyncio.timeout(timeout):
+            while not predicate(live.state):
+                changed = live.done
+                await changed.wait()
+                if changed is live.done and not live.state.status.terminal:
+                    live.done.clear()
+        return self.get(instance_id)
+
+    def get(self, instance_id: str) -> WorkflowRun:
+        record = self.store.get_instance(instance_id)
+        return WorkflowRun(record=record, results=self.store.step_results(instance_id))
+
+    # -- controls ----------------------------------------------------------------
+
+    async def pause(
+        self, instance_id: str, step: str | None = None, *, until: dt.datetime | None = None
+    ) -> None:
+        """Pause the instance (nothing new starts) or a step not yet started;
+        ``until`` resumes it by itself ("pause for 5 minutes")."""
+        await self._apply(self._get(instance_id), Pause(step, until))
+
+    async def pause_for(self, instance_id: str, seconds: float, step: str | None = None) -> None:
+        await self.pause(instance_id, step, until=self.clock() + dt.timedelta(seconds=seconds))
+
+    async def resume(self, instance_id: str, step: str | None = None) -> None:
+        await self._apply(self._get(instance_id), Resume(step))
+
+    async def kill(self, instance_id: str, step: str | None = None) -> None:
+        """Kill the instance (running steps are cancelled) or one step."""
+        await self._apply(self._get(instance_id), Kill(step))
+
+    async def retry(self, instance_id: str, step: str) -> None:
+        """Run a failed (killed, lost) step again, and what was skipped behind it."""
+        await self._apply(self._get(instance_id), Retry(step))
+
+    async def resume_failed(self, instance_id: str) -> None:
+        """Resume a failed instance from its failed steps (succeeded ones stay done)."""
+        await self._apply(self._get(instance_id), ResumeFailed())
+
+    async def tick(self, instance_id: str) -> None:
+        """Let the machine see the clock now (delays, deadlines, pauses, retries)."""
+        await self._apply(self._get(instance_id), Tick())
+
+    async def approve(
+        self,
+        instance_id: str,
+        step: str,
+        user: str,
+        roles: Sequence[str] = (),
+        reason: str | None = None,
+    ) -> ApprovalRequest:
+        return await self._vote(instance_id, step, user, roles, Decision.APPROVE, reason)
+
+    async def reject(
+        self,
+        instance_id: str,
+        step: str,
+        user: str,
+        roles: Sequence[str] = (),
+        reason: str | None = None,
+    ) -> ApprovalRequest:
+        return await self._vote(instance_id, step, user, roles, Decision.REJECT, reason)
+
+    def pending_approvals(self, instance_id: str) -> dict[str, ApprovalRequest]:
+        live = self._get(instance_id)
+        return {k: v for k, v in live.approvals.items() if not v.status.terminal}
+
+    async def close(self) -> None:
+        """Kill what still runs and stop the timers."""
+        for live in self._live.values():
+            if not live.state.status.terminal:
+                with contextlib.suppress(ConflictError):
+                    await self._apply(live, Kill())
+            if live.timer is not None:
+                live.timer.cancel()
+            tasks = [t for t in live.tasks.values() if not t.done()]
+            if tasks:
+                await asyncio.wait(tasks)
+
+    # -- internals -----------------------------------------------------------------
+
+    def _get(self, instance_id: str) -> _Live:
+        live = self._live.get(instance_id)
+        if live is None:
+            raise NotFoundError(f"no running workflow instance {instance_id!r} in this engine")
+        return live
+
+    async def _vote(
+        self,
+        instance_id: str,
+        step: str,
+        user: str,
+        roles: Sequence[str],
+        decision: Decision,
+        reason: str | None,
+    ) -> ApprovalRequest:
+        live = self._get(instance_id)
+        async with live.lock:
+            request = live.approvals.get(step)
+            if request is None:
+                raise NotFoundError(f"step {step} has no approval request")
+            request = decide(request, user, roles, decision, reason, self.clock())
+            live.approvals[step] = request
+        if request.status.terminal:
+            approved = request.status.value == "approved"
+            voters = ", ".join(v.user for v in request.votes)
+            message = f"{'approved' if approved else 'rejected'} by {voters}"
+            if request.reason and not approved:
+                message += f": {request.reason}"
+            await self._apply(live, ApprovalDecided(step, approved, message))
+        return request
+
+    async def _apply(self, live: _Live, event: Event) -> None:
+        async with live.lock:
+            pending: list[Event] = [event]
+            first = True
+            while pending:
+                current = pending.pop(0)
+                try:
+                    actions = advance(
+                        live.graph,
+                        live.state,
+                        current,
+                        now=self.clock(),
+                        params=live.params,
+                        results=live.results,
+                    )
+                except Exception:
+                    if first:
+                        raise
+                    log.exception("workflow %s: event %r failed", live.id, current)
+                    continue
+                first = False
+                for action in actions:
+                    pending.extend(self._act(live, action))
+            live.revision = self.store.save_instance(live.id, live.state, revision=live.revision)
+            self._arm_timer(live)
+            live.done.set()
+
+    def _act(self, live: _Live, action: Action) -> list[Event]:
+        if isinstance(action, RunStep):
+            task = asyncio.ensure_future(self._run_step(live, action.step_id, action.attempt))
+            live.tasks[f"{action.step_id}#{action.attempt}"] = task
+            return []
+        if isinstance(action, OpenApproval):
+            return self._open_approval(live, action)
+        if isinstance(action, CloseApproval):
+            request = live.approvals.get(action.step_id)
+            if request is not None and not request.status.terminal:
+                from dataclasses import replace
+
+                from muster.domain.approvals import ApprovalStatus
+
+                status = (
+                    ApprovalStatus.EXPIRED
+                    if action.reason == "deadline passed"
+                    else ApprovalStatus.REJECTED
+                )
+                live.approvals[action.step_id] = replace(
+                    request, status=status, decided_at=self.clock(), reason=action.reason
+                )
+            return []
+        if isinstance(action, CancelStep):
+            dispatcher = live.dispatchers.get(action.step_id)
+            if dispatcher is not None:
+                dispatcher.cancel()
+            return []
+        assert isinstance(action, Finished)
+        return []
+
+    def _open_approval(self, live: _Live, action: OpenApproval) -> list[Event]:
+        spec = live.graph.steps[action.step_id].approval
+        assert spec is not None
+        try:
+            request = open_request(
+                id=str(uuid.uuid4()),
+                subject=f"workflow {live.graph.workflow.name} instance {live.id} "
+                f"step {action.step_id}",
+                policy=spec.policy,
+                approvers=spec.approvers,
+                requester=live.requester,
+                now=self.clock(),
+                deadline=action.deadline,
+                role_members=self.role_members or None,
+            )
+        except ValidationError as exc:
+            return [
+                ApprovalDecided(action.step_id, False, f"cannot ask for approval: {exc.message}")
+            ]
+        live.approvals[action.step_id] = request
+        return []
+
+    def _arm_timer(self, live: _Live) -> None:
+        if live.timer is not None and live.timer is not asyncio.current_task():
+            live.timer.cancel()
+        live.timer = None
+        when = next_wakeup(live.state)
+        if when is None or not self.timers:
+            return
+        delay = max(0.0, (when - self.clock()).total_seconds())
+        live.timer = asyncio.ensure_future(self._timer(live, delay))
+
+    async def _timer(self, live: _Live, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await self._apply(live, Tick())
+        except Exception:
+            log.exception("workflow %s: timer tick failed", live.id)
+
+    def _resolve_script(self, ref: ScriptRef) -> ScriptVersion | None:
+        if ref.body is not None:
+            return None
+        if self.scripts is None:
+            raise WorkflowError(f"no script library to find script {ref.name!r} in", field="script")
+        return self.scripts(ref)
+
+    async def _run_step(self, live: _Live, step_id: str, attempt: int) -> None:
+        try:
+            result, message = await self._execute(live, step_id, attempt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not leave the step running forever
+            log.exception("workflow %s: step %s failed to run", live.id, step_id)
+            text = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            await self._apply(live, StepFinished(step_id, attempt, False, text))
+            return
+        finally:
+            live.dispatchers.pop(step_id, None)
+        if result is not None:
+            self.store.record_step_result(live.id, result)
+            live.results[step_id] = result
+        hosts = {h: o.state for h, o in result.hosts.items()} if result is not None else None
+        succeeded = result is not None and result.succeeded
+        await self._apply(live, StepFinished(step_id, attempt, succeeded, message, hosts=hosts))
+
+    async def _execute(
+        self, live: _Live, step_id: str, attempt: int
+    ) -> tuple[StepResult | None, str]:
+        graph = live.graph
+        step = graph.steps[step_id]
+        try:
+            hosts = step_hosts(graph, step_id, self.inventory, live.params, live.targets)
+            if not hosts:
+                return None, "its targets match no host"
+            script = self._resolve_script(step.script) if step.script is not None else None
+            launch = prepare_step(
+                graph,
+                step_id,
+                attempt,
+                hosts=hosts,
+                params=live.params,
+                results=live.results,
+                run_prefix=live.id[:8],
+                script=script,
+            )
+        except (WorkflowError, ValidationError, NotFoundError) as exc:
+            return None, getattr(exc, "message", str(exc))
+        execution = Execution.create(
+            id=f"{live.id}-{step_id}-{attempt}", description=launch.description, hosts=hosts
+        )
+        runnable = [h for h in hosts if h.name in launch.plans]
+        for host in hosts:
+            problem = launch.problems.get(host.name)
+            if problem is not None:
+                run = execution.add_host(host)
+                run.transition(
+                    HostRunState.FAILED, reason=FailureReason.PLAN_ERROR, message=problem
+                )
+        throttle = launch.throttle
+        policy = DispatchPolicy(
+            forks=throttle.forks or self.policy.forks,
+            per_group=throttle.per_group
+            if throttle.per_group is not None
+            else self.policy.per_group,
+            delay=throttle.delay or self.policy.delay,
+            output_cap=self.policy.output_cap,
+            output_budget=self.policy.output_budget,
+            min_output_cap=self.policy.min_output_cap,
+        )
+        dispatcher = Dispatcher(self.transports, policy, self.listener)
+        live.dispatchers[step_id] = dispatcher
+        if runnable:
+            await dispatcher.run(
+                execution, launch.plans, runnable, required_shell=launch.shell.value
+            )
+        result = step_result_from_execution(step_id, attempt, execution)
+        return result, _summary(result)
