@@ -43,6 +43,7 @@ from muster.domain.workflows import (
     ScriptRef,
     StepResult,
     StepState,
+    StepStatus,
     Workflow,
     WorkflowError,
     load_workflow_text,
@@ -461,6 +462,10 @@ class WorkflowEngine:
             dispatcher = live.dispatchers.get(action.step_id)
             if dispatcher is not None:
                 dispatcher.cancel()
+            else:  # still rendering: no host started yet
+                for key, task in live.tasks.items():
+                    if key.partition("#")[0] == action.step_id and not task.done():
+                        task.cancel()
             return []
         assert isinstance(action, Finished)
         return []
@@ -515,7 +520,9 @@ class WorkflowEngine:
         try:
             result, message = await self._execute(live, step_id, attempt)
         except asyncio.CancelledError:
-            raise
+            if live.state.steps[step_id].status is StepStatus.RUNNING:
+                raise
+            return  # killed before any host started
         except Exception as exc:  # a bug must not leave the step running forever
             log.exception("workflow %s: step %s failed to run", live.id, step_id)
             text = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"

@@ -105,7 +105,11 @@ def load_workflow_text(text: str, *, source: str = "workflow") -> Workflow:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise WorkflowError(f"{source}: not valid YAML/JSON{where}", field="document") from None
+        problem = getattr(exc, "problem", None)
+        detail = f": {problem}" if problem else ""
+        raise WorkflowError(
+            f"{source}: not valid YAML/JSON{where}{detail}", field="document"
+        ) from None
     if not isinstance(data, Mapping):
         raise WorkflowError(
             f"{source}: a workflow is a mapping with name and steps", field="document"
