@@ -188,8 +188,9 @@ class WorkflowEngine:
     """Runs workflow instances in this process (see the module docstring).
 
     ``inventory`` is where step targets are selected (a plain host list is
-    used whole by steps without targets). ``store`` defaults to a fresh
-    :class:`~muster.testing.InMemoryStore`. ``scripts`` resolves named script
+    used whole by steps without targets). ``store`` keeps definitions and
+    instances (in-process faces pass a :class:`~muster.testing.InMemoryStore`;
+    the engine may not import it). ``scripts`` resolves named script
     steps. ``role_members`` is given to approval requests (``all``/``majority``
     need it).
     """
@@ -199,7 +200,7 @@ class WorkflowEngine:
         transports: Mapping[TransportKind, Transport],
         inventory: Inventory | Sequence[Host],
         *,
-        store: WorkflowStore | None = None,
+        store: WorkflowStore,
         scripts: ScriptResolver | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
         policy: DispatchPolicy | None = None,
@@ -207,10 +208,6 @@ class WorkflowEngine:
         role_members: Mapping[str, Sequence[str]] | None = None,
         timers: bool = True,
     ) -> None:
-        if store is None:
-            from muster.testing import InMemoryStore
-
-            store = InMemoryStore(clock=clock)
         self.store = store
         self.transports = transports
         self.inventory = inventory

@@ -23,6 +23,7 @@ import pytest
 from muster.domain.hosts import Host, TransportKind
 from muster.domain.workflows import HostOutcome, StepStatus
 from muster.engine.workflow import WorkflowEngine, WorkflowRun
+from muster.testing import InMemoryStore
 from muster.transports.local import LocalTransport
 
 #: Engines the shared test bodies run on (the server face appends "server").
@@ -91,7 +92,9 @@ class InProcessHarness:
 
     def __init__(self) -> None:
         hosts = [Host(n, transport=TransportKind.LOCAL, groups=(GROUPS[n],)) for n in HOSTS]
-        self.engine = WorkflowEngine({TransportKind.LOCAL: LocalTransport()}, hosts)
+        self.engine = WorkflowEngine(
+            {TransportKind.LOCAL: LocalTransport()}, hosts, store=InMemoryStore()
+        )
 
     async def start(self, definition: str, params: Mapping[str, Any] | None = None) -> str:
         return await self.engine.start(definition, params=params, created_by="tester")
