@@ -24,17 +24,23 @@ from muster.errors import ValidationError
 
 __all__ = [
     "CLEANUP_TIMEOUT",
+    "ENV_PREFIX",
     "POSIX_TMP_DIR",
     "RUN_ID_ENV",
     "WINDOWS_TMP_DIR",
     "build_command_plan",
     "build_script_plan",
+    "command_env",
     "script_path",
 ]
 
 POSIX_TMP_DIR: Final = "/tmp"
 WINDOWS_TMP_DIR: Final = "C:\\Windows\\Temp"
 RUN_ID_ENV: Final = "MUSTER_RUN_ID"
+#: A command execution's stored values named ``env:NAME`` are its environment
+#: (a workflow's variables): see :func:`command_env`.
+ENV_PREFIX: Final = "env:"
+_ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 CLEANUP_TIMEOUT: Final = 10.0
 
 _RUN_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
@@ -157,3 +163,17 @@ def build_command_plan(
         ),
         env=plan_env,
     )
+
+
+def command_env(values: Mapping[str, object]) -> dict[str, str | Secret]:
+    """The environment a command execution's stored values carry (``env:NAME``
+    entries; a name that is no shell variable is refused, naming it)."""
+    env: dict[str, str | Secret] = {}
+    for key, value in values.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX) :]
+        if not _ENV_NAME_RE.fullmatch(name):
+            raise ValidationError(f"env: {name!r} is not a variable name", field="env")
+        env[name] = value if isinstance(value, Secret) else str(value)
+    return env

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from muster.domain.render import placeholder_problems
 from muster.domain.scripts import ScriptVersion
@@ -25,6 +27,7 @@ from muster.server.schemas.scripts import (
     VersionSummaryOut,
 )
 from muster.server.views import execution_out, script_out, version_out
+from muster.services.preview import preview
 
 __all__ = ["router"]
 
@@ -124,11 +127,22 @@ def restore_version(
     return script_out(saved.script, saved.version, saved.created, approval_required=required)
 
 
-@router.post("/{script_id}/execute", response_model=ExecutionOut, status_code=201)
-def execute_script(script_id: str, body: ExecuteIn, ctx: Ctx, who: CurrentActor) -> ExecutionOut:
+@router.post(
+    "/{script_id}/execute",
+    response_model=ExecutionOut,
+    status_code=201,
+    responses={200: {"description": "``dry_run``: the plan; nothing was queued"}},
+)
+def execute_script(
+    script_id: str, body: ExecuteIn, ctx: Ctx, who: CurrentActor
+) -> ExecutionOut | JSONResponse:
     """Pin the version's exact content hash now and queue one host run per host
     (``pending_approval`` with an approval request if the script's rule or a
-    targeted group's requires one, whichever version is chosen)."""
+    targeted group's requires one, whichever version is chosen).
+
+    With ``"dry_run": true`` the same checks run and the answer (200) is the plan
+    per host: selected or skipped, rendered body (secrets masked), shell,
+    throttling and the approval it would wait for; nothing is queued."""
     check_parameter_values(ctx.settings, body.parameter_values)
     script = ctx.store.get_script(script_id)
     number = None if body.version == "latest" else body.version
@@ -136,6 +150,11 @@ def execute_script(script_id: str, body: ExecuteIn, ctx: Ctx, who: CurrentActor)
         version = ctx.store.get_version(script.id, number)
     except NotFoundError as exc:
         raise ValidationError(str(exc), field="version") from exc
+    if body.dry_run:
+        prepared = ctx.submission.prepare_script(
+            who, version, body.host_ids, body.parameter_values, throttle=body.throttle()
+        )
+        return JSONResponse(jsonable_encoder(preview(prepared)), status_code=200)
     execution = ctx.submission.script(
         who, version, body.host_ids, body.parameter_values, throttle=body.throttle()
     )

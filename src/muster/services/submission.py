@@ -17,14 +17,15 @@ pinned script hash and parameters (secret values already ``***``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from muster.domain.approval_rules import ApprovalGate, approval_policy
+from muster.domain.approval_rules import ApprovalGate, ApprovalNeed, approval_policy
 from muster.domain.hosts import Host
 from muster.domain.inventory import Inventory
 from muster.domain.jobtypes import RenderedJob
 from muster.domain.params import coerce_values
-from muster.domain.planbuilder import build_command_plan, build_script_plan
-from muster.domain.scripts import Shell
+from muster.domain.planbuilder import ENV_PREFIX, build_command_plan, build_script_plan
+from muster.domain.scripts import ScriptVersion, Shell
 from muster.domain.secret import Secret
 from muster.domain.selectors import select
 from muster.domain.states import Priority
@@ -43,7 +44,17 @@ from muster.store.base import (
 )
 from muster.store.protocols import AuditStore
 
-__all__ = ["Submission", "resolve_hosts", "submit_command", "submit_job", "submit_script"]
+__all__ = [
+    "Prepared",
+    "Submission",
+    "prepare_command",
+    "prepare_job",
+    "prepare_script",
+    "resolve_hosts",
+    "submit_command",
+    "submit_job",
+    "submit_script",
+]
 
 _UNLIMITED = Throttle()
 
@@ -103,7 +114,25 @@ def _shell_skip(host: Host, shell: str) -> str | None:
     return None
 
 
-def submit_script(
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A checked request, not stored yet: what ``create_execution`` would persist, the
+    hosts it resolved to and the approval it would wait for.
+
+    The submit functions store it at once; a dry run (:mod:`muster.services.preview`)
+    shows it; the durable workflow driver stores it in the same transaction as the
+    step that dispatches it, so a step never gets two executions.
+    """
+
+    new: NewExecution
+    hosts: tuple[Host, ...]
+    need: ApprovalNeed | None
+    #: Coerced parameter values (secrets as ``Secret``); scripts only.
+    values: Mapping[str, object] = field(default_factory=dict)
+    version: ScriptVersion | None = None
+
+
+def prepare_script(
     store: Store,
     version: VersionRecord,
     host_refs: Sequence[str],
@@ -113,8 +142,9 @@ def submit_script(
     actor: Actor | None = None,
     throttle: Throttle = _UNLIMITED,
     gate: ApprovalGate,
-) -> str:
-    """Validate and queue ``version`` on the hosts; return the execution id.
+    description: str | None = None,
+) -> Prepared:
+    """Check running ``version`` on the hosts; nothing is stored.
 
     ``gate`` alone decides whether it waits for approval (the script's and the
     targeted groups' rules); the version's own ``requires_approval`` does not.
@@ -136,25 +166,99 @@ def submit_script(
             checked.add(host.platform)
         targets.append(HostTarget(host.id, host.name, skip, group_key(host.groups)))
     label = f"{domain.name} v{version.number}"
-    return store.create_execution(
-        NewExecution(
-            kind=ExecutionKind.SCRIPT,
-            targets=targets,
-            timeout=domain.timeout,
-            priority=Priority.NORMAL,
-            parameters=values,
-            script_id=version.script_id,
-            script_version=version.number,
-            content_hash=version.content_hash,
-            idempotent=domain.idempotent,
-            requires_approval=need is not None,
-            policy=approval_policy(need),
-            shell=domain.shell.value,
-            description=f"script {label} ({version.content_hash[:12]})",
-            requested_by=requested_by,
-            throttle=throttle,
-        )
-    ).id
+    new = NewExecution(
+        kind=ExecutionKind.SCRIPT,
+        targets=targets,
+        timeout=domain.timeout,
+        priority=Priority.NORMAL,
+        parameters=values,
+        script_id=version.script_id,
+        script_version=version.number,
+        content_hash=version.content_hash,
+        idempotent=domain.idempotent,
+        requires_approval=need is not None,
+        policy=approval_policy(need),
+        shell=domain.shell.value,
+        description=description or f"script {label} ({version.content_hash[:12]})",
+        requested_by=requested_by,
+        throttle=throttle,
+    )
+    return Prepared(new, tuple(hosts), need, values, domain)
+
+
+def submit_script(
+    store: Store,
+    version: VersionRecord,
+    host_refs: Sequence[str],
+    raw_values: Mapping[str, object],
+    *,
+    requested_by: str | None = None,
+    actor: Actor | None = None,
+    throttle: Throttle = _UNLIMITED,
+    gate: ApprovalGate,
+) -> str:
+    """Validate and queue ``version`` on the hosts; return the execution id."""
+    prepared = prepare_script(
+        store,
+        version,
+        host_refs,
+        raw_values,
+        requested_by=requested_by,
+        actor=actor,
+        throttle=throttle,
+        gate=gate,
+    )
+    return store.create_execution(prepared.new).id
+
+
+def prepare_command(
+    store: Store,
+    command: str,
+    host_refs: Sequence[str],
+    *,
+    timeout: float,
+    shell: str = "sh",
+    requested_by: str | None = None,
+    actor: Actor | None = None,
+    throttle: Throttle = _UNLIMITED,
+    gate: ApprovalGate,
+    description: str | None = None,
+    env: Mapping[str, str | Secret] | None = None,
+) -> Prepared:
+    """Check running one command line on the hosts; nothing is stored.
+
+    ``env`` (a workflow's environment) travels with the execution's parameters as
+    ``env:NAME`` entries; see :func:`command_env`.
+    """
+    try:
+        sh = Shell(shell)
+    except ValueError:
+        allowed = ", ".join(s.value for s in Shell)
+        raise ValidationError(
+            f"unknown shell {shell!r} (one of {allowed})", field="shell"
+        ) from None
+    build_command_plan(command, timeout=timeout, shell=sh)
+    hosts = _resolve_for(store, host_refs, actor)
+    need = gate(ExecutionKind.COMMAND.value, hosts, None)
+    targets = [
+        HostTarget(h.id, h.name, _shell_skip(h, sh.value), group_key(h.groups)) for h in hosts
+    ]
+    parameters: dict[str, object] = {f"{ENV_PREFIX}{k}": v for k, v in (env or {}).items()}
+    new = NewExecution(
+        kind=ExecutionKind.COMMAND,
+        targets=targets,
+        timeout=timeout,
+        priority=Priority.NORMAL,
+        parameters=parameters,
+        command=command,
+        shell=sh.value,
+        requires_approval=need is not None,
+        policy=approval_policy(need),
+        description=description or f"command {command[:200]}",
+        requested_by=requested_by,
+        throttle=throttle,
+    )
+    return Prepared(new, tuple(hosts), need, parameters)
 
 
 def submit_command(
@@ -169,34 +273,18 @@ def submit_command(
     throttle: Throttle = _UNLIMITED,
     gate: ApprovalGate,
 ) -> str:
-    try:
-        sh = Shell(shell)
-    except ValueError:
-        allowed = ", ".join(s.value for s in Shell)
-        raise ValidationError(
-            f"unknown shell {shell!r} (one of {allowed})", field="shell"
-        ) from None
-    build_command_plan(command, timeout=timeout, shell=sh)
-    hosts = _resolve_for(store, host_refs, actor)
-    need = gate(ExecutionKind.COMMAND.value, hosts, None)
-    targets = [
-        HostTarget(h.id, h.name, _shell_skip(h, sh.value), group_key(h.groups)) for h in hosts
-    ]
-    return store.create_execution(
-        NewExecution(
-            kind=ExecutionKind.COMMAND,
-            targets=targets,
-            timeout=timeout,
-            priority=Priority.NORMAL,
-            command=command,
-            shell=sh.value,
-            requires_approval=need is not None,
-            policy=approval_policy(need),
-            description=f"command {command[:200]}",
-            requested_by=requested_by,
-            throttle=throttle,
-        )
-    ).id
+    prepared = prepare_command(
+        store,
+        command,
+        host_refs,
+        timeout=timeout,
+        shell=shell,
+        requested_by=requested_by,
+        actor=actor,
+        throttle=throttle,
+        gate=gate,
+    )
+    return store.create_execution(prepared.new).id
 
 
 def submit_job(
@@ -211,6 +299,32 @@ def submit_job(
     gate: ApprovalGate,
 ) -> str:
     """Queue a built-in job; its fields are stored (password sealed as a secret)."""
+    return store.create_execution(
+        prepare_job(
+            store,
+            job,
+            fields,
+            host_refs,
+            requested_by=requested_by,
+            actor=actor,
+            throttle=throttle,
+            gate=gate,
+        ).new
+    ).id
+
+
+def prepare_job(
+    store: Store,
+    job: RenderedJob,
+    fields: Mapping[str, object],
+    host_refs: Sequence[str],
+    *,
+    requested_by: str | None = None,
+    actor: Actor | None = None,
+    throttle: Throttle = _UNLIMITED,
+    gate: ApprovalGate,
+) -> Prepared:
+    """Check a built-in job on the hosts; nothing is stored."""
     hosts = _resolve_for(store, host_refs, actor)
     need = gate(ExecutionKind.JOB.value, hosts, None)
     targets = [
@@ -227,21 +341,20 @@ def submit_job(
     stored: dict[str, object] = {
         k: Secret(v) if k == "password" and isinstance(v, str) else v for k, v in fields.items()
     }
-    return store.create_execution(
-        NewExecution(
-            kind=ExecutionKind.JOB,
-            targets=targets,
-            timeout=job.timeout,
-            priority=job.priority,
-            parameters=stored,
-            job_type=job.type.value,
-            description=job.description,
-            requested_by=requested_by,
-            requires_approval=need is not None,
-            policy={"windows": job.windows, **approval_policy(need)},
-            throttle=throttle,
-        )
-    ).id
+    new = NewExecution(
+        kind=ExecutionKind.JOB,
+        targets=targets,
+        timeout=job.timeout,
+        priority=job.priority,
+        parameters=stored,
+        job_type=job.type.value,
+        description=job.description,
+        requested_by=requested_by,
+        requires_approval=need is not None,
+        policy={"windows": job.windows, **approval_policy(need)},
+        throttle=throttle,
+    )
+    return Prepared(new, tuple(hosts), need, stored)
 
 
 class Submission:
@@ -285,6 +398,28 @@ class Submission:
             gate=self.approvals.need_for,
         )
         return self.after_submit(actor, execution_id)
+
+    def prepare_script(
+        self,
+        actor: Actor | None,
+        version: VersionRecord,
+        host_refs: Sequence[str],
+        values: Mapping[str, object],
+        *,
+        throttle: Throttle = _UNLIMITED,
+    ) -> Prepared:
+        """What :meth:`script` would store, checked the same way; nothing is stored
+        (a dry run)."""
+        return prepare_script(
+            self.store,
+            version,
+            host_refs,
+            values,
+            requested_by=actor.name if actor is not None else None,
+            actor=actor,
+            throttle=throttle,
+            gate=self.approvals.need_for,
+        )
 
     def command(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from muster.domain.hosts import Host
 from muster.domain.jobtypes import render_job
-from muster.domain.planbuilder import build_command_plan, build_script_plan
+from muster.domain.planbuilder import build_command_plan, build_script_plan, command_env
 from muster.domain.plans import Plan
 from muster.domain.scripts import Shell
 from muster.errors import ValidationError
@@ -26,7 +26,11 @@ def plan_for(claim: ClaimedRun, host: Host) -> Plan:
         if not ex.command:
             raise ValidationError("a command execution without a command", field="command")
         return build_command_plan(
-            ex.command, timeout=ex.timeout, shell=Shell(ex.shell or "sh"), run_id=claim.run.id
+            ex.command,
+            timeout=ex.timeout,
+            shell=Shell(ex.shell or "sh"),
+            run_id=claim.run.id,
+            env=command_env(claim.values),
         )
     if not ex.job_type:
         raise ValidationError("a job execution without a job type", field="type")

@@ -164,6 +164,9 @@ class ExecuteIn(Request, ThrottleFields):
     host_ids: list[str] = Field(min_length=1)
     parameter_values: dict[str, Any] = Field(default_factory=dict)
     version: VersionNumber | Literal["latest"] = "latest"
+    #: Answer with the plan (hosts, rendered body, shell, throttling, approval it
+    #: would wait for); nothing is queued or sent.
+    dry_run: bool = False
 
     @field_validator("version", mode="before")
     @classmethod
