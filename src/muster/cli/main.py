@@ -57,6 +57,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "inventory": LazyCommand("muster.cli.inventory_cmd:app", "Inspect inventories and selectors."),
     "script": LazyCommand("muster.cli.script_cmd:app", "Manage the server's script library."),
     "exec": LazyCommand("muster.cli.exec_cmd:app", "Start, follow, cancel and retry executions."),
+    "approval": LazyCommand("muster.cli.approval_cmd:app", "List and decide approval requests."),
     "user": LazyCommand("muster.cli.user_cmd:user_app", "Manage local users and their API tokens."),
     "audit": LazyCommand("muster.cli.audit_cmd:audit_app", "Query and verify the audit log."),
     "secrets": LazyCommand(

@@ -26,7 +26,7 @@ from muster.domain.states import (
     rollup,
 )
 from muster.errors import ConflictError, NotFoundError, ValidationError
-from muster.security.vault import VaultError
+from muster.security.vault import Vault, VaultError
 from muster.store._core import StoreCore, new_id
 from muster.store._ledger import Deltas, transition
 from muster.store._rows import execution_record, host_run_record
@@ -44,7 +44,13 @@ from muster.store.base import (
 from muster.store.notify import QUEUE_KEY, execution_key
 from muster.store.tables import STATE_COUNTERS, execution_secrets, executions, host_runs
 
-__all__ = ["RETRYABLE_STATES", "ExecutionOps", "insert_attempt", "secret_aad"]
+__all__ = [
+    "RETRYABLE_STATES",
+    "ExecutionOps",
+    "insert_attempt",
+    "insert_execution",
+    "secret_aad",
+]
 
 S = HostRunState
 _CANCELLABLE = CANCELLABLE_STATES
@@ -99,95 +105,111 @@ def insert_attempt(
     return run_id
 
 
+def insert_execution(
+    conn: Connection, new: NewExecution, now: dt.datetime, vault: Vault | None
+) -> str:
+    """Store ``new`` (execution, sealed secrets, host runs) inside the caller's
+    transaction; return its id. The caller notifies ``QUEUE_KEY`` and the
+    execution's key when it commits.
+
+    The workflow driver stores a step's executions in the same transaction as
+    the step that dispatches them, so a step never gets two.
+    """
+    if not new.targets:
+        raise ValidationError("an execution needs at least one host", field="host_ids")
+    params: dict[str, Any] = {}
+    secrets: dict[str, str] = {}
+    for name, value in new.parameters.items():
+        if isinstance(value, Secret):
+            params[name] = MASK
+            secrets[name] = value.reveal()
+        else:
+            params[name] = _json_value(name, value)
+    if secrets and vault is None:
+        raise VaultError(
+            "this execution has secret values but no secret key is configured "
+            "(MUSTER_SECRET_KEY or the key file): refusing to store them"
+        )
+    execution_id = new_id()
+    initial = S.PENDING_APPROVAL if new.requires_approval else S.QUEUED
+    waiting = WAITING_FOR_APPROVAL if new.requires_approval else WAITING_FOR_WORKER
+    runs: list[dict[str, Any]] = []
+    for t in new.targets:
+        skipped = t.skip_reason is not None
+        runs.append(
+            {
+                "id": new_id(),
+                "execution_id": execution_id,
+                "host_id": t.host_id,
+                "host_name": t.host_name,
+                "state": (S.SKIPPED if skipped else initial).value,
+                "priority": int(new.priority),
+                "timeout": new.timeout,
+                "queued_at": now,
+                "available_at": now,
+                "finished_at": now if skipped else None,
+                "message": t.skip_reason,
+                "waiting_reason": None if skipped else waiting,
+                "group_key": t.group_key,
+                "throttled": new.throttle.limited,
+            }
+        )
+    counts = {s: 0 for s in STATE_COUNTERS}
+    for r in runs:
+        counts[r["state"]] += 1
+    status = rollup(S(s) for s, n in counts.items() if n)
+    conn.execute(
+        insert(executions).values(
+            id=execution_id,
+            kind=new.kind.value,
+            job_type=new.job_type,
+            description=new.description,
+            script_id=new.script_id,
+            script_version=new.script_version,
+            content_hash=new.content_hash,
+            command=new.command,
+            shell=new.shell,
+            timeout=new.timeout,
+            idempotent=new.idempotent,
+            parameters=params,
+            secret_fields=sorted(secrets),
+            priority=int(new.priority),
+            requested_by=new.requested_by,
+            policy=dict(new.policy),
+            forks=new.throttle.forks,
+            per_group=new.throttle.per_group,
+            delay_seconds=new.throttle.delay,
+            created_at=now,
+            finished_at=now if status.terminal else None,
+            status=status.value,
+            **{f"n_{s}": n for s, n in counts.items()},
+        )
+    )
+    if secrets:
+        assert vault is not None
+        conn.execute(
+            insert(execution_secrets),
+            [
+                {
+                    "execution_id": execution_id,
+                    "field": name,
+                    "key_id": vault.key_id,
+                    "token": vault.seal(value, secret_aad(execution_id, name)),
+                }
+                for name, value in secrets.items()
+            ],
+        )
+    conn.execute(insert(host_runs), runs)
+    return execution_id
+
+
 class ExecutionOps(StoreCore):
     def create_execution(self, new: NewExecution) -> ExecutionRecord:
         if not new.targets:
             raise ValidationError("an execution needs at least one host", field="host_ids")
-        params: dict[str, Any] = {}
-        secrets: dict[str, str] = {}
-        for name, value in new.parameters.items():
-            if isinstance(value, Secret):
-                params[name] = MASK
-                secrets[name] = value.reveal()
-            else:
-                params[name] = _json_value(name, value)
-        if secrets and self.vault is None:
-            raise VaultError(
-                "this execution has secret values but no secret key is configured "
-                "(MUSTER_SECRET_KEY or the key file): refusing to store them"
-            )
-        now = self.clock()
-        execution_id = new_id()
-        initial = S.PENDING_APPROVAL if new.requires_approval else S.QUEUED
-        waiting = WAITING_FOR_APPROVAL if new.requires_approval else WAITING_FOR_WORKER
-        runs: list[dict[str, Any]] = []
-        for t in new.targets:
-            skipped = t.skip_reason is not None
-            runs.append(
-                {
-                    "id": new_id(),
-                    "execution_id": execution_id,
-                    "host_id": t.host_id,
-                    "host_name": t.host_name,
-                    "state": (S.SKIPPED if skipped else initial).value,
-                    "priority": int(new.priority),
-                    "timeout": new.timeout,
-                    "queued_at": now,
-                    "available_at": now,
-                    "finished_at": now if skipped else None,
-                    "message": t.skip_reason,
-                    "waiting_reason": None if skipped else waiting,
-                    "group_key": t.group_key,
-                    "throttled": new.throttle.limited,
-                }
-            )
-        counts = {s: 0 for s in STATE_COUNTERS}
-        for r in runs:
-            counts[r["state"]] += 1
-        status = rollup(S(s) for s, n in counts.items() if n)
-        with self._tx(notify=(QUEUE_KEY, execution_key(execution_id))) as tx:
-            tx.conn.execute(
-                insert(executions).values(
-                    id=execution_id,
-                    kind=new.kind.value,
-                    job_type=new.job_type,
-                    description=new.description,
-                    script_id=new.script_id,
-                    script_version=new.script_version,
-                    content_hash=new.content_hash,
-                    command=new.command,
-                    shell=new.shell,
-                    timeout=new.timeout,
-                    idempotent=new.idempotent,
-                    parameters=params,
-                    secret_fields=sorted(secrets),
-                    priority=int(new.priority),
-                    requested_by=new.requested_by,
-                    policy=dict(new.policy),
-                    forks=new.throttle.forks,
-                    per_group=new.throttle.per_group,
-                    delay_seconds=new.throttle.delay,
-                    created_at=now,
-                    finished_at=now if status.terminal else None,
-                    status=status.value,
-                    **{f"n_{s}": n for s, n in counts.items()},
-                )
-            )
-            if secrets:
-                assert self.vault is not None
-                tx.conn.execute(
-                    insert(execution_secrets),
-                    [
-                        {
-                            "execution_id": execution_id,
-                            "field": name,
-                            "key_id": self.vault.key_id,
-                            "token": self.vault.seal(value, secret_aad(execution_id, name)),
-                        }
-                        for name, value in secrets.items()
-                    ],
-                )
-            tx.conn.execute(insert(host_runs), runs)
+        with self._tx(notify=(QUEUE_KEY,)) as tx:
+            execution_id = insert_execution(tx.conn, new, self.clock(), self.vault)
+            tx.notify(execution_key(execution_id))
             return self._execution(tx.conn, execution_id, with_runs=True)
 
     def _execution(

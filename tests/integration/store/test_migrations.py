@@ -7,7 +7,8 @@ from alembic.runtime.migration import MigrationContext
 
 # Tables other modules hang on the same metadata must be imported to be compared.
 import muster.store.security_tables
-import muster.store.webhooks  # noqa: F401
+import muster.store.webhooks
+import muster.store.workflow_tables  # noqa: F401
 from muster.store.migrations import current_revision, head_revision, upgrade
 from muster.store.tables import metadata
 

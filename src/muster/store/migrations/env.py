@@ -12,7 +12,8 @@ from muster.store.tables import metadata
 with contextlib.suppress(ImportError):
     import muster.store.security_tables
     import muster.store.webhooks
-    import muster.store.window_tables  # noqa: F401
+    import muster.store.window_tables
+    import muster.store.workflow_tables  # noqa: F401
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reachable by running alembic by hand
