@@ -128,7 +128,8 @@ def render_svg(
         "<defs>",
         *(
             f'<marker id="arrow-{kind}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-            f'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
+            f'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" '
+            f'fill="{colour}"/></marker>'
             for kind, (colour, _) in _EDGE.items()
         ),
         "</defs>",
