@@ -81,6 +81,9 @@ workflow_instances = Table(
     Column("secrets", JSON, nullable=False),
     Column("targets", Text),
     Column("machine", JSON, nullable=False),
+    #: What the durable driver keeps beside the state: pinned script versions, who
+    #: started it (the permissions its steps run with).
+    Column("context", JSON, nullable=False),
     Column("revision", Integer, nullable=False, default=0),
     Column("owner", String(128)),
     Column("lease_expires_at", UTCDateTime),
@@ -105,7 +108,6 @@ workflow_steps = Table(
         primary_key=True,
     ),
     Column("step_id", String(64), primary_key=True),
-    Column("type", String(16), nullable=False),
     Column("state", String(16), nullable=False),
     Column("attempt", Integer, nullable=False, default=0),
     Column("execution_ids", JSON, nullable=False),
