@@ -138,8 +138,8 @@ def render_svg(
         x1, y1 = pos[e.src]
         x2, y2 = pos[e.dst]
         colour, dash = _EDGE[e.kind]
-        sx, sy = x1 + _W, y1 + _H / 2
-        ex, ey = x2, y2 + _H / 2
+        sx, sy = float(x1 + _W), y1 + _H / 2
+        ex, ey = float(x2), y2 + _H / 2
         if x2 <= x1:  # a route back or within a layer: go round below
             sx, sy, ex, ey = x1 + _W / 2, y1 + _H, x2 + _W / 2, y2 + _H
             mid = max(sy, ey) + _GAP_Y

@@ -35,6 +35,7 @@ from muster.store.security_ops import SecurityOps
 from muster.store.session_store import SessionOps
 from muster.store.webhooks import WebhookOps
 from muster.store.window_ops import WindowOps
+from muster.store.workflow_store import WorkflowSqlOps
 
 __all__ = ["SqlStore", "libpq_conninfo", "open_store"]
 
@@ -55,6 +56,7 @@ class SqlStore(
     ApprovalPolicyOps,
     WebhookOps,
     WindowOps,
+    WorkflowSqlOps,
 ):
     """The :class:`~muster.store.base.Store` over SQLAlchemy, and every area of
     :class:`~muster.store.protocols.ServerStore`; see those for the contracts."""

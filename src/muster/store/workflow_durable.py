@@ -24,7 +24,7 @@ from muster.domain.workflows import InstanceState, StepResult
 from muster.engine.workflow_store import InstanceRecord, WorkflowStore
 from muster.store.base import NewExecution
 
-__all__ = ["DurableWorkflowStore", "Dispatch", "InstanceDetail", "StepLink"]
+__all__ = ["Dispatch", "DurableWorkflowStore", "InstanceDetail", "StepLink"]
 
 
 @dataclass(frozen=True, slots=True)

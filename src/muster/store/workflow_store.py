@@ -136,9 +136,9 @@ class WorkflowSqlOps(StoreCore):
                 latest = 0
             else:
                 wid, latest = row["id"], int(row["latest_version"])
-                current = self._version_row(conn, wid, latest)
+                current = self._wf_version_row(conn, wid, latest)
                 if current is not None and current["content_hash"] == digest:
-                    return self._record(row["name"], current), False
+                    return self._wf_record(row["name"], current), False
             number = latest + 1
             values = {
                 "workflow_id": wid,
@@ -169,7 +169,7 @@ class WorkflowSqlOps(StoreCore):
             )
 
     @staticmethod
-    def _version_row(conn: Connection, wid: str, number: int) -> RowMapping | None:
+    def _wf_version_row(conn: Connection, wid: str, number: int) -> RowMapping | None:
         return (
             conn.execute(
                 select(workflow_versions).where(
@@ -181,7 +181,7 @@ class WorkflowSqlOps(StoreCore):
         )
 
     @staticmethod
-    def _record(name: str, v: RowMapping) -> WorkflowRecord:
+    def _wf_record(name: str, v: RowMapping) -> WorkflowRecord:
         return WorkflowRecord(
             name=name,
             version=int(v["number"]),
@@ -191,7 +191,7 @@ class WorkflowSqlOps(StoreCore):
             created_by=v["created_by"],
         )
 
-    def _workflow_row(self, conn: Connection, name: str) -> RowMapping:
+    def _wf_row(self, conn: Connection, name: str) -> RowMapping:
         row = (
             conn.execute(
                 select(workflows).where(or_(workflows.c.name == name, workflows.c.id == name))
@@ -205,19 +205,19 @@ class WorkflowSqlOps(StoreCore):
 
     def get_workflow(self, name: str, version: int | None = None) -> WorkflowRecord:
         with self._read() as conn:
-            row = self._workflow_row(conn, name)
+            row = self._wf_row(conn, name)
             number = int(row["latest_version"]) if version is None else version
-            v = self._version_row(conn, row["id"], number)
+            v = self._wf_version_row(conn, row["id"], number)
             if v is None:
                 raise NotFoundError(f"workflow {row['name']!r} has no version {version}")
-            return self._record(row["name"], v)
+            return self._wf_record(row["name"], v)
 
     def workflow_source(self, name: str, version: int | None = None) -> str:
         """The text a version was pushed as (YAML or JSON), for editors and ``show``."""
         with self._read() as conn:
-            row = self._workflow_row(conn, name)
+            row = self._wf_row(conn, name)
             number = int(row["latest_version"]) if version is None else version
-            v = self._version_row(conn, row["id"], number)
+            v = self._wf_version_row(conn, row["id"], number)
             if v is None:
                 raise NotFoundError(f"workflow {row['name']!r} has no version {version}")
             return str(v["source"])
@@ -235,21 +235,21 @@ class WorkflowSqlOps(StoreCore):
                 )
                 .order_by(workflows.c.name)
             ).mappings()
-            return [self._record(r["name"], r) for r in rows]
+            return [self._wf_record(r["name"], r) for r in rows]
 
     def list_workflow_versions(self, name: str) -> list[WorkflowRecord]:
         with self._read() as conn:
-            row = self._workflow_row(conn, name)
+            row = self._wf_row(conn, name)
             rows = conn.execute(
                 select(workflow_versions)
                 .where(workflow_versions.c.workflow_id == row["id"])
                 .order_by(workflow_versions.c.number)
             ).mappings()
-            return [self._record(row["name"], v) for v in rows]
+            return [self._wf_record(row["name"], v) for v in rows]
 
     def delete_workflow(self, name: str) -> None:
         with self._tx() as tx:
-            row = self._workflow_row(tx.conn, name)
+            row = self._wf_row(tx.conn, name)
             busy = tx.conn.execute(
                 select(_i.c.id)
                 .where(_i.c.workflow_id == row["id"], _i.c.status.not_in(_TERMINAL))
@@ -280,13 +280,11 @@ class WorkflowSqlOps(StoreCore):
         now = self.clock()
         iid = new_id()
         with self._tx(notify=(WORKFLOWS_KEY,)) as tx:
-            wf = self._workflow_row(tx.conn, workflow.name)
+            wf = self._wf_row(tx.conn, workflow.name)
             sealed = {}
             if secrets:
                 assert self.vault is not None
-                sealed = {
-                    k: self.vault.seal(v, _secret_aad(iid, k)) for k, v in secrets.items()
-                }
+                sealed = {k: self.vault.seal(v, _secret_aad(iid, k)) for k, v in secrets.items()}
             tx.conn.execute(
                 insert(_i).values(
                     id=iid,
@@ -305,23 +303,28 @@ class WorkflowSqlOps(StoreCore):
                 )
             )
             rows = [
-                {"instance_id": iid, "step_id": sid, "execution_ids": [], **_step_values(state, sid)}
+                {
+                    "instance_id": iid,
+                    "step_id": sid,
+                    "execution_ids": [],
+                    **_step_values(state, sid),
+                }
                 for sid in state.steps
             ]
             if rows:
                 tx.conn.execute(insert(_s), rows)
             state.changed.clear()
-            return self._instance(tx.conn, iid)
+            return self._wf_instance(tx.conn, iid)
 
-    def _instance(self, conn: Connection, instance_id: str) -> InstanceRecord:
+    def _wf_instance(self, conn: Connection, instance_id: str) -> InstanceRecord:
         row = conn.execute(select(_i).where(_i.c.id == instance_id)).mappings().first()
         if row is None:
             raise NotFoundError(f"no workflow instance {instance_id!r}")
         steps = conn.execute(select(_s.c.data).where(_s.c.instance_id == instance_id)).scalars()
-        return self._instance_record(row, list(steps))
+        return self._wf_instance_record(row, list(steps))
 
     @staticmethod
-    def _instance_record(row: RowMapping, steps: Sequence[Mapping[str, Any]]) -> InstanceRecord:
+    def _wf_instance_record(row: RowMapping, steps: Sequence[Mapping[str, Any]]) -> InstanceRecord:
         data = dict(row["machine"])
         data["steps"] = list(steps)
         return InstanceRecord(
@@ -339,7 +342,7 @@ class WorkflowSqlOps(StoreCore):
 
     def get_instance(self, instance_id: str) -> InstanceRecord:
         with self._read() as conn:
-            return self._instance(conn, instance_id)
+            return self._wf_instance(conn, instance_id)
 
     def list_instances(
         self,
@@ -364,7 +367,7 @@ class WorkflowSqlOps(StoreCore):
                     select(_s.c.instance_id, _s.c.data).where(_s.c.instance_id.in_(ids))
                 ):
                     by[iid].append(data)
-            return [self._instance_record(r, by[r["id"]]) for r in rows]
+            return [self._wf_instance_record(r, by[r["id"]]) for r in rows]
 
     def count_instances(
         self, *, workflow: str | None = None, status: InstanceStatus | str | None = None
@@ -377,7 +380,9 @@ class WorkflowSqlOps(StoreCore):
         with self._read() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def _save(self, conn: Connection, instance_id: str, state: InstanceState, revision: int) -> int:
+    def _save_instance_state(
+        self, conn: Connection, instance_id: str, state: InstanceState, revision: int
+    ) -> int:
         done = conn.execute(
             update(_i)
             .where(_i.c.id == instance_id, _i.c.revision == revision)
@@ -387,15 +392,15 @@ class WorkflowSqlOps(StoreCore):
             exists = conn.execute(select(_i.c.revision).where(_i.c.id == instance_id)).scalar()
             if exists is None:
                 raise NotFoundError(f"no workflow instance {instance_id!r}")
-            raise ConflictError(
-                f"instance {instance_id} moved (revision {exists}, not {revision})"
-            )
+            raise ConflictError(f"instance {instance_id} moved (revision {exists}, not {revision})")
         for sid in sorted(state.changed):
             if sid not in state.steps:
                 continue
             values = _step_values(state, sid)
             moved = conn.execute(
-                update(_s).where(_s.c.instance_id == instance_id, _s.c.step_id == sid).values(**values)
+                update(_s)
+                .where(_s.c.instance_id == instance_id, _s.c.step_id == sid)
+                .values(**values)
             )
             if moved.rowcount == 0:
                 conn.execute(
@@ -408,11 +413,13 @@ class WorkflowSqlOps(StoreCore):
 
     def save_instance(self, instance_id: str, state: InstanceState, *, revision: int) -> int:
         with self._tx(notify=(instance_key(instance_id),)) as tx:
-            return self._save(tx.conn, instance_id, state, revision)
+            return self._save_instance_state(tx.conn, instance_id, state, revision)
 
-    def _record_result(self, conn: Connection, instance_id: str, result: StepResult) -> None:
+    def _wf_record_result(self, conn: Connection, instance_id: str, result: StepResult) -> None:
         old = conn.execute(
-            select(_s.c.result).where(_s.c.instance_id == instance_id, _s.c.step_id == result.step_id)
+            select(_s.c.result).where(
+                _s.c.instance_id == instance_id, _s.c.step_id == result.step_id
+            )
         ).first()
         if old is None:
             raise NotFoundError(f"instance {instance_id} has no step {result.step_id!r}")
@@ -426,7 +433,7 @@ class WorkflowSqlOps(StoreCore):
 
     def record_step_result(self, instance_id: str, result: StepResult) -> None:
         with self._tx(notify=(instance_key(instance_id),)) as tx:
-            self._record_result(tx.conn, instance_id, result)
+            self._wf_record_result(tx.conn, instance_id, result)
 
     def step_results(self, instance_id: str) -> dict[str, StepResult]:
         with self._read() as conn:
@@ -446,7 +453,7 @@ class WorkflowSqlOps(StoreCore):
             if row is None:
                 raise NotFoundError(f"no workflow instance {instance_id!r}")
             steps = list(conn.execute(select(_s).where(_s.c.instance_id == instance_id)).mappings())
-        record = self._instance_record(row, [s["data"] for s in steps])
+        record = self._wf_instance_record(row, [s["data"] for s in steps])
         return InstanceDetail(
             record=record,
             links={
@@ -542,9 +549,9 @@ class WorkflowSqlOps(StoreCore):
         dispatched: dict[str, tuple[str, ...]] = {}
         with self._tx(notify=(instance_key(instance_id),)) as tx:
             conn = tx.conn
-            new_revision = self._save(conn, instance_id, state, revision)
+            new_revision = self._save_instance_state(conn, instance_id, state, revision)
             for result in results:
-                self._record_result(conn, instance_id, result)
+                self._wf_record_result(conn, instance_id, result)
             for d in dispatches:
                 ids = tuple(insert_execution(conn, new, now, self.vault) for new in d.executions)
                 for eid in ids:

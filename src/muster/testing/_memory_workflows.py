@@ -86,7 +86,7 @@ class WorkflowOps(MemoryCore):
             if name not in versions:
                 raise NotFoundError(f"no workflow {name!r}")
             for row in instances.values():
-                if row.record.workflow == name and not row.record.state.status.terminal:
+                if row.record.workflow == name and not InstanceStatus(row.state["status"]).terminal:
                     raise ConflictError(
                         f"workflow {name!r} has an unfinished instance {row.record.id}"
                     )
