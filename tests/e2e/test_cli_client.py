@@ -70,12 +70,12 @@ def test_push_history_diff_and_execute(
         "--follow",
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "localhost one 7" in done.stdout
+    assert "localhost | SUCCEEDED" in done.stdout and "\none 7\n" in done.stdout
     execution_id = done.stdout.split()[1].rstrip(":")
     status = json.loads(run(env, "exec", "status", execution_id, "--json").stdout)
     assert status["status"] == "succeeded" and status["script_version"] == 1
     logs = run(env, "exec", "logs", execution_id)
-    assert "localhost one 7" in logs.stdout
+    assert "localhost | one 7" in logs.stdout
 
     limited = run(
         env, "exec", "start", "greet", "--hosts", "localhost", "-p", "n=1",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -11,10 +13,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from muster.cli.client import ApiClient
-from muster.cli.common import EXIT_HOSTS_FAILED
+from muster.cli.common import EXIT_HOSTS_FAILED, fail
+from muster.cli.host_text import LineSplitter, terminal_safe
+from muster.cli.human import FEW_HOSTS, SUMMARY_EVENTS, HostEnd, HumanReport, OutputMode, Terminal
+from muster.cli.output_files import OutputDir
+from muster.cli.present import summary_table
 from muster.cli.run_cmd import parse_params
 from muster.cli.script_cmd import find_script
 from muster.domain.durations import parse_duration
+from muster.domain.states import HostRunState
 from muster.errors import ValidationError
 
 app = typer.Typer(help="Start, follow, cancel and retry executions.", no_args_is_help=True)
@@ -22,6 +29,23 @@ _console = Console()
 
 Url = Annotated[str | None, typer.Option("--url", help="Server URL (or MUSTER_URL).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+OutputOption = Annotated[
+    OutputMode | None,
+    typer.Option(
+        "--output",
+        help=f"With --follow: grouped (the default above {FEW_HOSTS} hosts), full or none.",
+        show_default=False,
+    ),
+]
+StreamOption = Annotated[
+    bool, typer.Option("--stream", help="With --follow: lines as they arrive, 'host | line'.")
+]
+OutputDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output-dir", help="With --follow: every host's output in DIR/HOST.stdout|stderr."
+    ),
+]
 _BASE = "/api/v1/automation/executions"
 _TERMINAL = {"succeeded", "failed", "timed_out", "cancelled", "rejected", "skipped"}
 
@@ -32,7 +56,9 @@ def start(
     hosts: Annotated[str, typer.Option("--hosts", "-H", help="Comma-separated host names/ids.")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE.")] = None,
     version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream output.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Follow it to the end, as `muster run` shows it.")
+    ] = False,
     forks: Annotated[
         int | None, typer.Option(help="Hosts running at once (default: as workers allow).", min=1)
     ] = None,
@@ -42,12 +68,19 @@ def start(
     delay: Annotated[str | None, typer.Option(help="Time between host starts, e.g. 2s.")] = None,
     url: Url = None,
     as_json: AsJson = False,
+    output: OutputOption = None,
+    stream: StreamOption = False,
+    output_dir: OutputDirOption = None,
 ) -> None:
     """Execute a saved script; the version is pinned by hash when the request is made.
 
     ``--forks``, ``--per-group`` and ``--delay`` are kept by the server's
     workers together, however many there are.
     """
+    if (output is not None or stream or output_dir is not None) and not follow:
+        raise fail("--output, --stream and --output-dir apply with --follow")
+    if stream and output is not None:
+        raise fail("--stream prints lines as they arrive: it does not go with --output")
     client = ApiClient(url)
     found = find_script(client, script)
     body: dict[str, Any] = {
@@ -73,8 +106,12 @@ def start(
     for skipped in result.get("skipped_hosts") or []:
         _console.print(f"  skipped {skipped}", style="dim")
     if follow:
-        _follow(client, result["id"])
-        status(result["id"], url=url)
+        files = _output_dir(output_dir)
+        total = len(result.get("hosts") or []) or len(body["host_ids"])
+        report = HumanReport(Terminal(), total, mode=output, stream=stream, output_dir=files)
+        events = _follow(client, result["id"], report)
+        report.close()
+        _summary(client, result["id"], report, events)
 
 
 @app.command("status")
@@ -117,14 +154,18 @@ def logs(
     """Output of every host, prefixed by host name; --follow streams it live."""
     client = ApiClient(url)
     if follow:
-        _follow(client, execution_id)
+        report = HumanReport(Terminal(), 0, stream=True)
+        _follow(client, execution_id, report)
+        report.close()
         return
     data = client.request("GET", f"{_BASE}/{execution_id}")
+    term = Terminal()
     for r in data.get("hosts") or data.get("host_results") or []:
         for stream in ("stdout", "stderr"):
             text = r.get(f"{stream}_tail") or r.get(stream) or ""
-            for line in text.splitlines():
-                _print_line(r.get("host", "?"), stream, line)
+            mark = "|" if stream == "stdout" else "!"
+            lines = LineSplitter(f"{terminal_safe(str(r.get('host', '?')))} {mark} ")
+            term.write(lines.feed(text) + lines.close())
 
 
 @app.command("cancel")
@@ -141,23 +182,83 @@ def retry(execution_id: Annotated[str, typer.Argument()], url: Url = None) -> No
     _console.print(f"execution {execution_id}: {data.get('status', 'retried')}")
 
 
-def _follow(client: ApiClient, execution_id: str) -> None:
-    """Print SSE output events until the server says the execution ended."""
+def _follow(
+    client: ApiClient, execution_id: str, report: HumanReport
+) -> dict[str, tuple[list[dict[str, Any]], int]]:
+    """Feed the server's event stream to ``report`` until the execution ends.
+
+    Returns each host's first events and their count, for the summary.
+    """
     event = ""
+    events: dict[str, tuple[list[dict[str, Any]], int]] = {}
     for line in client.stream_lines(f"{_BASE}/{execution_id}/stream"):
         if line.startswith("event:"):
             event = line[6:].strip()
         elif line.startswith("data:"):
             payload = json.loads(line[5:].strip() or "{}")
+            host = str(payload.get("host", "?"))
             if event == "output":
-                for text in str(payload.get("data", "")).splitlines():
-                    _print_line(payload.get("host", "?"), payload.get("stream", "stdout"), text)
+                stream = "stderr" if payload.get("stream") == "stderr" else "stdout"
+                report.output(host, stream, str(payload.get("data", "")))
+            elif event == "event" and isinstance(payload.get("data"), dict):
+                first, count = events.get(host, ([], 0))
+                if len(first) < SUMMARY_EVENTS:
+                    first.append(payload["data"])
+                events[host] = (first, count + 1)
             elif event == "state" and payload.get("state") in _TERMINAL:
-                _console.print(f"[bold]{escape(str(payload.get('host')))}[/] {payload['state']}")
+                first, count = events.get(host, ([], 0))
+                report.finished(
+                    HostEnd(
+                        host=host,
+                        state=HostRunState(payload["state"]),
+                        exit_code=payload.get("exit_code"),
+                        reason=payload.get("reason"),
+                        events=first,
+                        event_count=count,
+                    )
+                )
             elif event == "end":
-                return
+                break
+    return events
 
 
-def _print_line(host: str, stream: str, text: str) -> None:
-    style = "red" if stream == "stderr" else "cyan"
-    _console.print(f"[{style}]{escape(host)}[/] {escape(text)}", highlight=False)
+def _summary(
+    client: ApiClient,
+    execution_id: str,
+    report: HumanReport,
+    events: dict[str, tuple[list[dict[str, Any]], int]],
+) -> None:
+    """The closing table from the server's final view (durations, messages) and the
+    events the stream carried; exits 1 when a host did not succeed."""
+    data = client.request("GET", f"{_BASE}/{execution_id}")
+    ends = []
+    for r in data.get("hosts") or []:
+        host = str(r.get("host"))
+        first, count = events.get(host, ([], 0))
+        seen = report.ends.get(host)
+        ends.append(
+            HostEnd(
+                host=host,
+                state=HostRunState(r["state"]),
+                exit_code=r.get("exit_code"),
+                duration=r.get("duration"),
+                reason=r.get("reason"),
+                message=r.get("message") or "",
+                events=first,
+                event_count=count,
+                first_error=seen.first_error if seen is not None else "",
+            )
+        )
+    sys.stdout.flush()
+    _console.print(summary_table(ends, f"execution {data['id']}: {data['status']}"))
+    if data["status"] in _TERMINAL and data["status"] != "succeeded":
+        raise typer.Exit(EXIT_HOSTS_FAILED)
+
+
+def _output_dir(directory: Path | None) -> OutputDir | None:
+    if directory is None:
+        return None
+    try:
+        return OutputDir(directory)
+    except ValidationError as exc:
+        raise fail(str(exc)) from exc

@@ -1,18 +1,34 @@
-"""How ``muster run`` shows an execution: live progress, per-host lines, summary."""
+"""How ``muster run`` and ``muster exec start --follow`` show an execution to a person.
+
+:class:`LiveReport` feeds the in-process dispatcher's output and host ends
+to a :class:`~muster.cli.human.HumanReport` (which prints host output as
+plain, terminal-safe text); :func:`summary_table` is the closing table.
+The table is Rich, but every cell that came from a host is a ``Text`` (no
+markup parsed) made terminal-safe first; with many hosts it lists only the
+hosts worth a look (not succeeded, or printing ``@@`` events), since the
+groups above it already say what the rest did.
+"""
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from collections.abc import Sequence
 
+from rich.table import Table
+from rich.text import Text
+
+from muster.cli.host_text import render_event, terminal_safe
+from muster.cli.human import SUMMARY_EVENTS, HostEnd, HumanReport
 from muster.domain.executions import Execution, HostRun
-from muster.domain.states import HostRunState
+from muster.domain.states import FailureReason, HostRunState
 from muster.engine.dispatcher import ExecutionListener
 from muster.transports.base import Stream
 
-__all__ = ["LiveReport", "summary_table"]
+__all__ = ["LiveReport", "host_end", "summary_table"]
+
+#: Up to this many hosts, the summary lists every one.
+EVERY_HOST_UP_TO = 20
+#: Rows the summary shows at most; the rest are counted (``--json`` has all).
+MAX_ROWS = 50
 
 _STYLE = {
     HostRunState.SUCCEEDED: "green",
@@ -25,83 +41,68 @@ _STYLE = {
 }
 
 
+def host_end(run: HostRun) -> HostEnd:
+    """A finished in-process host run as the report shows it."""
+    return HostEnd(
+        host=run.host,
+        state=run.state,
+        exit_code=run.exit_code,
+        duration=run.duration,
+        reason=run.reason.value if isinstance(run.reason, FailureReason) else None,
+        message=run.message,
+        events=list(run.events[:SUMMARY_EVENTS]),
+        event_count=len(run.events),
+    )
+
+
 class LiveReport(ExecutionListener):
-    """A progress bar, and a line per host (with its output) as each one ends."""
+    """The dispatcher's listener for ``muster run``'s human output."""
 
-    def __init__(
-        self, console: Console, total: int, *, progress: bool = True, show_output: bool = True
-    ) -> None:
-        self._console = console
-        self._show_progress = progress
-        self._show_output = show_output
-        self._progress = Progress(
-            TextColumn("[bold]running"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[failed]} failed", style="red"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        )
-        self._task = self._progress.add_task("run", total=total, failed=0)
-        self._failed = 0
-
-    def __enter__(self) -> LiveReport:
-        if self._show_progress:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+    def __init__(self, report: HumanReport) -> None:
+        self.report = report
 
     def on_state(self, execution: Execution, host_run: HostRun) -> None:
-        if not host_run.state.terminal:
-            return
-        if host_run.state not in (HostRunState.SUCCEEDED, HostRunState.SKIPPED):
-            self._failed += 1
-        self._progress.update(self._task, advance=1, failed=self._failed)
-        self._console.print(_host_line(host_run), highlight=False)
-        if self._show_output:
-            for text, style in ((host_run.stdout, ""), (host_run.stderr, "red")):
-                body = text.rstrip("\n")
-                if body:
-                    self._console.print(f"[{style}]{escape(body)}[/]" if style else escape(body))
+        if host_run.state.terminal:
+            self.report.finished(host_end(host_run))
 
     def on_output(self, execution: Execution, host_run: HostRun, stream: Stream, text: str) -> None:
-        """Output is shown per host when it ends, so lines of hosts never interleave."""
+        self.report.output(host_run.host, stream.value, text)
 
 
-def _host_line(run: HostRun) -> str:
-    style = _STYLE.get(run.state, "white")
-    parts = [f"[bold]{escape(run.host)}[/]", f"[{style}]{run.state.value.upper()}[/]"]
-    if run.exit_code is not None:
-        parts.append(f"rc={run.exit_code}")
-    if run.duration is not None:
-        parts.append(f"{run.duration:.2f}s")
-    if run.state != HostRunState.SUCCEEDED and run.message:
-        parts.append(escape(run.message))
-    return " | ".join(parts)
+def _events_cell(end: HostEnd) -> str:
+    if not end.event_count:
+        return ""
+    if end.event_count > SUMMARY_EVENTS:
+        return f"{end.event_count} events (--json has them all)"
+    return "; ".join(render_event(e, limit=200) for e in end.events)
 
 
-def summary_table(execution: Execution) -> Table:
-    runs = list(execution.host_runs.values())
+def summary_table(ends: Sequence[HostEnd], title: str) -> Table:
+    """The closing table: counts, and a row per host (or per host worth a look)."""
     counts: dict[str, int] = {}
-    for r in runs:
-        counts[r.state.value] = counts.get(r.state.value, 0) + 1
+    for end in ends:
+        counts[end.state.value] = counts.get(end.state.value, 0) + 1
     caption = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    table = Table(title=f"execution {execution.status.value}", caption=caption)
-    for col in ("host", "state", "exit", "duration", "detail"):
+    rows = list(ends)
+    if len(rows) > EVERY_HOST_UP_TO:
+        rows = [e for e in rows if e.state is not HostRunState.SUCCEEDED or e.event_count]
+    hidden = len(ends) - len(rows[:MAX_ROWS])
+    if hidden:
+        caption += f"; {hidden} hosts not listed (--json lists every host)"
+    table = Table(title=title, caption=caption)
+    with_events = any(e.event_count for e in rows)
+    for col in ("host", "state", "exit", "duration", "detail", "events")[: 6 if with_events else 5]:
         table.add_column(col, overflow="fold")
-    for r in runs:
+    for end in rows[:MAX_ROWS]:
         detail = ""
-        if r.state != HostRunState.SUCCEEDED:
-            first_err = next((ln for ln in r.stderr.splitlines() if ln.strip()), "")
-            detail = first_err or r.message or (r.reason.value if r.reason else "")
+        if end.state is not HostRunState.SUCCEEDED:
+            detail = end.first_error or end.message or (end.reason or "")
         table.add_row(
-            escape(r.host),
-            f"[{_STYLE.get(r.state, 'white')}]{r.state.value}[/]",
-            "" if r.exit_code is None else str(r.exit_code),
-            "" if r.duration is None else f"{r.duration:.2f}s",
-            escape(detail),
+            Text(terminal_safe(end.host)),
+            Text(end.state.value, style=_STYLE.get(end.state, "white")),
+            "" if end.exit_code is None else str(end.exit_code),
+            "" if end.duration is None else f"{end.duration:.2f}s",
+            Text(terminal_safe(detail[:300])),
+            *([Text(_events_cell(end))] if with_events else []),
         )
     return table

@@ -14,15 +14,18 @@ from rich.console import Console
 
 from muster.app import SshOptions, default_transports
 from muster.cli.common import EXIT_HOSTS_FAILED, fail, pick_hosts
-from muster.cli.present import LiveReport, summary_table
+from muster.cli.human import FEW_HOSTS, HumanReport, OutputMode, Terminal
+from muster.cli.output_files import OutputDir
+from muster.cli.present import LiveReport, host_end, summary_table
 from muster.domain.durations import parse_duration
-from muster.domain.executions import Execution
+from muster.domain.executions import Execution, HostRun
 from muster.domain.hosts import Host
 from muster.domain.states import ExecutionStatus
-from muster.engine.dispatcher import Dispatcher, DispatchPolicy
+from muster.engine.dispatcher import Dispatcher, DispatchPolicy, ExecutionListener
 from muster.engine.runner import Job, command_job, run_job, script_job
 from muster.engine.script_files import load_script_file
 from muster.errors import MusterError
+from muster.transports.base import Stream
 from muster.transports.ssh_policy import HostKeyPolicy
 
 
@@ -64,18 +67,43 @@ def run(
         HostKeyPolicy, typer.Option(help="Unknown host keys: strict refuses, accept-new records.")
     ] = HostKeyPolicy.STRICT,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    output: Annotated[
+        OutputMode | None,
+        typer.Option(
+            "--output",
+            help="Host output: grouped (identical results once, the default above "
+            f"{FEW_HOSTS} hosts), full (every host), none (summary only).",
+            show_default=False,
+        ),
+    ] = None,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Print lines as they arrive, as 'host | line'.")
+    ] = False,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir", help="Write every host's whole output to DIR/HOST.stdout|stderr."
+        ),
+    ] = None,
 ) -> None:
     """Run a command (after --) or a script (--script) on the hosts SELECTOR picks.
 
     Without -i, the selector 'localhost' means this machine (local transport).
+    The terminal shows at most 100 lines or 16 KiB of each host's stdout and
+    stderr; --output-dir keeps all of it, --json up to the output budget.
     Exits 0 when every host succeeded, 1 when any did not, 2 on bad input.
     """
     if (script is None) == (not command):
         raise fail("give either a command after -- or --script FILE (not both)")
+    if stream and (output is not None or as_json):
+        raise fail("--stream prints lines as they arrive: it goes with neither --output nor --json")
+    if as_json and output is not None:
+        raise fail("--json prints one document: --output does not apply")
     job = _job(command, script, param or [], shell, timeout)
     hosts = pick_hosts(inventory or [], selector)
     if not hosts:
         raise fail(f"selector {selector!r} matches no host", code=EXIT_HOSTS_FAILED)
+    files = _output_dir(output_dir, hosts)
     try:
         policy = DispatchPolicy(
             forks=forks, per_group=per_group, delay=parse_duration(delay, field="delay")
@@ -88,13 +116,21 @@ def run(
         username=user,
         client_keys=tuple(key or ()),
     )
-    execution = asyncio.run(_dispatch(job, hosts, policy, ssh, live=not as_json))
-    if as_json:
+    report = None
+    if not as_json:
+        report = HumanReport(Terminal(), len(hosts), mode=output, stream=stream, output_dir=files)
+    execution = asyncio.run(_dispatch(job, hosts, policy, ssh, report, files))
+    if report is None:
         json.dump(execution.to_dict(), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
-        console = Console()
-        console.print(summary_table(execution))
+        report.close()
+        ends = [host_end(run) for run in execution.host_runs.values()]
+        for end in ends:
+            if end.host in report.ends:
+                end.first_error = report.ends[end.host].first_error
+        sys.stdout.flush()
+        Console().print(summary_table(ends, f"execution {execution.status.value}"))
     if execution.status != ExecutionStatus.SUCCEEDED:
         raise typer.Exit(EXIT_HOSTS_FAILED)
 
@@ -131,22 +167,57 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     return values
 
 
+def _output_dir(directory: Path | None, hosts: list[Host]) -> OutputDir | None:
+    """The --output-dir writer, refusing before anything runs a host name that cannot
+    be a file name there."""
+    if directory is None:
+        return None
+    try:
+        files = OutputDir(directory)
+        for host in hosts:
+            files.path(host.name, "stdout")
+    except MusterError as exc:
+        raise fail(str(exc)) from exc
+    return files
+
+
+class _FilesOnly(ExecutionListener):
+    """--json with --output-dir: the files are written, nothing is printed."""
+
+    def __init__(self, files: OutputDir) -> None:
+        self._files = files
+
+    def on_state(self, execution: Execution, host_run: HostRun) -> None:
+        if host_run.state.terminal:
+            self._files.finish(host_run.host)
+
+    def on_output(self, execution: Execution, host_run: HostRun, stream: Stream, text: str) -> None:
+        self._files.write(host_run.host, stream.value, text)
+
+
 async def _dispatch(
-    job: Job, hosts: list[Host], policy: DispatchPolicy, ssh: SshOptions, *, live: bool
+    job: Job,
+    hosts: list[Host],
+    policy: DispatchPolicy,
+    ssh: SshOptions,
+    report: HumanReport | None,
+    files: OutputDir | None,
 ) -> Execution:
     transports = default_transports(ssh, kinds={host.transport for host in hosts})
-    console = Console()
-    report = LiveReport(console, len(hosts), progress=console.is_terminal) if live else None
-    dispatcher = Dispatcher(transports, policy, report)
+    listener: ExecutionListener | None = None
+    if report is not None:
+        listener = LiveReport(report)
+    elif files is not None:
+        listener = _FilesOnly(files)
+    dispatcher = Dispatcher(transports, policy, listener)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, dispatcher.cancel)
     try:
-        if report is None:
-            return await run_job(dispatcher, job, hosts)
-        with report:
-            return await run_job(dispatcher, job, hosts)
+        return await run_job(dispatcher, job, hosts)
     finally:
+        if report is None and files is not None:
+            files.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         for t in transports.values():

@@ -34,6 +34,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from muster.domain.approvals import ApprovalRequest
 from muster.domain.hosts import Host, TransportKind
 from muster.domain.params import ParameterSpec
+from muster.domain.result_groups import RunDigest
 from muster.domain.scripts import Library, ScriptVersion, Shell
 from muster.domain.states import ExecutionStatus, FailureReason, HostRunState, Priority
 from muster.domain.throttle import Throttle
@@ -413,21 +414,6 @@ class GridCell:
     state: HostRunState
     exit_code: int | None
     attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class RunDigest:
-    """What decides whether two host results are "the same": grouped by the console."""
-
-    state: HostRunState
-    exit_code: int | None
-    reason: str | None
-    message: str | None
-    #: The end of the stored stdout tail (a few hundred characters).
-    stdout_end: str
-    #: The start of the stored stderr tail (a few hundred characters).
-    stderr_start: str
-    host_name: str
 
 
 @dataclass(frozen=True, slots=True)
