@@ -9,7 +9,8 @@ of it reaches the terminal, :func:`terminal_safe`:
   asks for colour (a terminal without ``NO_COLOR``), and removes them
   otherwise (a pipe or file gets plain text). A line that used one ends with
   a reset, so a colour never leaks into the next host's line. SGR cannot
-  move the cursor or touch anything outside the line being written;
+  move the cursor or touch anything outside the line being written; the
+  one SGR that hides text (8, conceal) is dropped;
 - makes every other control character visible in caret notation (``ESC [2J``
   prints as ``^[[2J``, NUL as ``^@``, DEL as ``^?``), and C1 controls
   (U+0080..U+009F, where U+009B is a one-character CSI on some terminals)
@@ -100,6 +101,22 @@ def _longest_line_over(block: str, cap: int) -> bool:
     return False
 
 
+def _sgr_shows_text(params: str) -> bool:
+    """False for an SGR that conceals text (parameter 8); colour indexes such as
+    ``38;5;8`` are not that parameter."""
+    tokens = params.replace(":", ";").split(";")
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in ("38", "48", "58"):
+            i += 3 if i + 1 < len(tokens) and tokens[i + 1] == "5" else 5
+            continue
+        if token == "8":
+            return False
+        i += 1
+    return True
+
+
 def terminal_safe(text: str, *, colour: bool = False) -> str:
     """``text`` as it may be written to a terminal (see the module docstring)."""
     if "\r" in text:
@@ -113,7 +130,7 @@ def terminal_safe(text: str, *, colour: bool = False) -> str:
     def one(m: re.Match[str]) -> str:
         nonlocal kept
         if m.group(1) is not None:
-            if colour:
+            if colour and _sgr_shows_text(m.group(1)[2:-1]):
                 kept = True
                 return m.group(1)
             return ""
@@ -127,7 +144,9 @@ def terminal_safe(text: str, *, colour: bool = False) -> str:
 
 def _scalar(value: Any) -> str:
     if isinstance(value, str):
-        needs_quotes = not value or any(c.isspace() or c in "\"'=" for c in value)
+        needs_quotes = (
+            not value or not value.isprintable() or any(c.isspace() or c in "\"'=" for c in value)
+        )
         return json.dumps(value, ensure_ascii=False) if needs_quotes else value
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 

@@ -3,7 +3,7 @@
 
 The terminal shows a capped head per host; these files are where the rest
 is. They hold exactly what the host printed after masking (no terminal
-sanitising, no cap), written as it arrives, so memory stays flat. Host names
+sanitising, no newline translation, no cap), written as it arrives, so memory stays flat. Host names
 are validated by the inventory already; a name is still checked here before
 it becomes a path (no separator, no ``..``, nothing that resolves outside
 ``DIR``), because a file name is the one place a host name could escape.
@@ -85,9 +85,9 @@ class OutputDir:
             return handle
         path = self.path(host, stream)
         if key in self._created:
-            opened = path.open("a", encoding="utf-8", errors="replace")
+            opened = path.open("a", encoding="utf-8", errors="replace", newline="")
         else:
-            opened = path.open("w", encoding="utf-8", errors="replace")
+            opened = path.open("w", encoding="utf-8", errors="replace", newline="")
         self._created.add(key)
         self._open[key] = opened
         while len(self._open) > OPEN_FILES:
