@@ -54,8 +54,8 @@ def test_grouped_prints_identical_results_once_with_their_hosts() -> None:
     headers = [ln for ln in text.splitlines() if ln.startswith("===")]
     assert headers == [
         "=== 8 hosts: SUCCEEDED, same output, exit 0",
+        "=== db2: SUCCEEDED, exit 0",
         "=== db1: FAILED, exit 3, 'disk full'",
-        "=== db2: SUCCEEDED, same output, exit 0",
     ]
     assert "    web0, web1, web2, web3, web4, web5, web6, web7\n" in text
     assert text.count("ok [bold]markup[/] [/x]\n") == 3
