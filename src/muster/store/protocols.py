@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from muster.engine.workflow_store import WorkflowStore
 from muster.store.base import Page, Store
 from muster.store.outbox import WebhookStore
+from muster.store.schedule_records import ScheduleStore
 from muster.store.workflow_durable import DurableWorkflowStore
 
 if TYPE_CHECKING:
@@ -227,6 +228,7 @@ class ServerStore(
     CredentialStore,
     WebhookStore,
     DurableWorkflowStore,
+    ScheduleStore,
     Protocol,
 ):
     """Every area at once, as the server, ``muster worker`` and the CLI's database

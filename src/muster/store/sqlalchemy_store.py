@@ -31,6 +31,7 @@ from muster.store.console_reads import ConsoleReadOps
 from muster.store.credential_store import CredentialOps
 from muster.store.migrations import upgrade
 from muster.store.notify import Notifier, PostgresListener
+from muster.store.schedule_store import ScheduleOps
 from muster.store.security_ops import SecurityOps
 from muster.store.session_store import SessionOps
 from muster.store.webhooks import WebhookOps
@@ -41,6 +42,7 @@ __all__ = ["SqlStore", "libpq_conninfo", "open_store"]
 
 
 class SqlStore(
+    ScheduleOps,
     ScriptOps,
     HostOps,
     ExecutionOps,

@@ -36,6 +36,10 @@ And it keeps workflow definitions and instances
 (:class:`~muster.engine.workflow_store.WorkflowStore`: versions by content
 hash, compare-and-set on an instance's revision, secrets never kept).
 
+And the schedules' contract (:class:`~muster.store.schedule_records.ScheduleStore`:
+one firing per (schedule, due time), fired atomically with its execution), so
+the scheduler runs on it.
+
 It needs no vault (there is nothing to seal) and imports no SQLAlchemy.
 """
 
@@ -46,6 +50,7 @@ from typing import TYPE_CHECKING
 from muster.testing._memory_catalog import CatalogOps
 from muster.testing._memory_executions import ExecutionOps
 from muster.testing._memory_queue import QueueOps
+from muster.testing._memory_schedules import ScheduleOps
 from muster.testing._memory_webhooks import WebhookOps
 from muster.testing._memory_windows import WindowOps
 from muster.testing._memory_workflows import WorkflowOps
@@ -54,11 +59,14 @@ if TYPE_CHECKING:
     from muster.engine.workflow_store import WorkflowStore
     from muster.store.base import Store
     from muster.store.outbox import WebhookStore
+    from muster.store.schedule_records import ScheduleStore
 
 __all__ = ["InMemoryStore"]
 
 
-class InMemoryStore(CatalogOps, ExecutionOps, QueueOps, WebhookOps, WindowOps, WorkflowOps):
+class InMemoryStore(
+    CatalogOps, ExecutionOps, QueueOps, WebhookOps, WindowOps, WorkflowOps, ScheduleOps
+):
     """The Store contract in memory; see the module docstring.
 
     ``clock``, ``output_cap_bytes``, ``tail_chars`` and ``queued_timeout``
@@ -78,4 +86,7 @@ if TYPE_CHECKING:
         return store
 
     def _keeps_the_workflow_protocol(store: InMemoryStore) -> WorkflowStore:
+        return store
+
+    def _keeps_the_schedule_protocol(store: InMemoryStore) -> ScheduleStore:
         return store
