@@ -13,6 +13,7 @@ lead per process and database file; the unique firing key still guards it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections.abc import Sequence
@@ -401,10 +402,8 @@ class _PgLeaderLock:
 
     def release(self) -> None:
         if self._conn is not None and self._held:
-            try:
+            with contextlib.suppress(DBAPIError):
                 self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LEAD_KEY})
-            except DBAPIError:
-                pass
         self._drop()
 
 
