@@ -50,8 +50,10 @@ __all__ = ["SCHEDULES_KEY", "ScheduleOps"]
 
 #: Wake-up key sent when a schedule is created or changed (the scheduler re-reads).
 SCHEDULES_KEY: Final = "schedules"
-#: pg_advisory_lock key of the scheduler lead ("mstr" "schd").
-_LEAD_KEY: Final = 0x6D737472_73636864
+#: pg_advisory_lock's first key for the scheduler lead ("must"); the second is the
+#: schema's hash, so deployments in different schemas of one database lead apart.
+_LEAD_KEY: Final = 0x6D757374
+_LEAD_ARGS: Final = ":k, hashtext(current_schema())"
 _s = schedules
 _f = schedule_firings
 
@@ -382,7 +384,7 @@ class _PgLeaderLock:
             if self._conn is None:
                 self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             got = self._conn.execute(
-                text("SELECT pg_try_advisory_lock(:k)"), {"k": _LEAD_KEY}
+                text(f"SELECT pg_try_advisory_lock({_LEAD_ARGS})"), {"k": _LEAD_KEY}
             ).scalar()
         except DBAPIError:
             self._drop()
@@ -403,7 +405,9 @@ class _PgLeaderLock:
     def release(self) -> None:
         if self._conn is not None and self._held:
             with contextlib.suppress(DBAPIError):
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LEAD_KEY})
+                self._conn.execute(
+                    text(f"SELECT pg_advisory_unlock({_LEAD_ARGS})"), {"k": _LEAD_KEY}
+                )
         self._drop()
 
 
