@@ -90,6 +90,17 @@ class _Tok:
     pos: int
 
 
+def _reference(raw: str, step: str | None) -> Reference:
+    try:
+        return parse_reference(raw, step=step, where="condition")
+    except ExpressionError:
+        raise
+    except WorkflowError as exc:
+        raise ExpressionError(
+            exc.message.removeprefix(f"step '{step}': "), step=step, field="condition"
+        ) from None
+
+
 def _tokens(text: str, step: str | None) -> list[_Tok]:
     out: list[_Tok] = []
     pos = 0
@@ -106,9 +117,7 @@ def _tokens(text: str, step: str | None) -> list[_Tok]:
         assert kind is not None
         raw = m.group(kind)
         if kind == "ref":
-            out.append(
-                _Tok("ref", parse_reference(raw[2:-2], step=step, where="condition"), m.start(kind))
-            )
+            out.append(_Tok("ref", _reference(raw[2:-2], step), m.start(kind)))
         elif kind == "num":
             out.append(
                 _Tok("lit", float(raw) if any(c in raw for c in ".eE") else int(raw), m.start(kind))
@@ -124,9 +133,7 @@ def _tokens(text: str, step: str | None) -> list[_Tok]:
             elif low in _WORD_OPS:
                 out.append(_Tok("op", _WORD_OPS[low], m.start(kind)))
             else:
-                out.append(
-                    _Tok("ref", parse_reference(raw, step=step, where="condition"), m.start(kind))
-                )
+                out.append(_Tok("ref", _reference(raw, step), m.start(kind)))
         pos = m.end()
     return out
 

@@ -176,8 +176,10 @@ def _check_reachable(
     can_run: set[str] = set()
     route_sources: dict[str, list[str]] = {}
     for sid, step in steps.items():
-        for _, target in step.routes():
-            if target in steps:
+        for where, target in step.routes():
+            # A failure route into a step that depends on the failed one can never
+            # lead anywhere: that step needs its dependency to have succeeded.
+            if target in steps and not (where == "on_failure" and sid in steps[target].depends_on):
                 route_sources.setdefault(target, []).append(sid)
     for sid in order:
         step = steps[sid]
