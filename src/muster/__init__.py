@@ -2,6 +2,8 @@
 
 The library face. Build a :class:`ScriptVersion`, load an inventory, and
 :func:`run` it on a selector; read the :class:`Execution` that comes back.
+For multi-step work, build a :class:`MaintenanceWorkflow` (or load a YAML
+:class:`Workflow`) and run it with :class:`Engine`.
 Names are imported on first use, so ``import muster.cli`` and friends do not
 pay for SSH and HTTP libraries they may not need.
 """
@@ -35,6 +37,13 @@ _EXPORTS: dict[str, str] = {
     "DispatchPolicy": "muster.engine.dispatcher",
     "ExecutionListener": "muster.engine.dispatcher",
     "load_inventory": "muster.engine.inventory_files",
+    "Workflow": "muster.domain.workflows",
+    "WorkflowError": "muster.domain.workflows",
+    "load_workflow_text": "muster.domain.workflows",
+    "WorkflowRun": "muster.engine.workflow",
+    "Engine": "muster.maintenance",
+    "MaintenanceWorkflow": "muster.maintenance",
+    "SSHAuth": "muster.maintenance",
     "MusterError": "muster.errors",
     "ParameterError": "muster.errors",
     "ValidationError": "muster.errors",
@@ -44,6 +53,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "DispatchPolicy",
+    "Engine",
     "Execution",
     "ExecutionListener",
     "ExecutionStatus",
@@ -53,6 +63,7 @@ __all__ = [
     "HostRunState",
     "Inventory",
     "Library",
+    "MaintenanceWorkflow",
     "MusterError",
     "ParameterError",
     "ParameterSpec",
@@ -60,6 +71,7 @@ __all__ = [
     "Plan",
     "PlanCommand",
     "PlanFile",
+    "SSHAuth",
     "Script",
     "ScriptVersion",
     "Secret",
@@ -67,7 +79,11 @@ __all__ = [
     "SshOptions",
     "TransportKind",
     "ValidationError",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowRun",
     "load_inventory",
+    "load_workflow_text",
     "run",
     "run_async",
     "select",
@@ -98,7 +114,10 @@ if TYPE_CHECKING:
     from muster.domain.secret import Secret
     from muster.domain.selectors import select
     from muster.domain.states import ExecutionStatus, FailureReason, HostRunState
+    from muster.domain.workflows import Workflow, WorkflowError, load_workflow_text
     from muster.engine.dispatcher import DispatchPolicy, ExecutionListener
     from muster.engine.inventory_files import load_inventory
+    from muster.engine.workflow import WorkflowRun
     from muster.errors import MusterError, ParameterError, ValidationError
     from muster.library import run, run_async
+    from muster.maintenance import Engine, MaintenanceWorkflow, SSHAuth

@@ -1,0 +1,212 @@
+"""Seed 004's library face: build a maintenance workflow in Python, run it on a fleet.
+
+    import muster
+    inventory = muster.load_inventory("hosts.ini")
+    auth = muster.SSHAuth.from_keyfile("~/.ssh/id_ed25519")
+    wf = muster.MaintenanceWorkflow("os_patching")
+    wf.add_task("backup", "tar -czf /backup/$(hostname).tar.gz /etc", targets=["*"])
+    wf.add_task("update_repos", "apt-get update", targets=["*"])
+    wf.add_task("upgrade_packages", "apt-get -y upgrade", targets=["*"],
+                depends_on=["update_repos"])
+    result = muster.Engine(inventory, auth).execute(wf)
+    result.status, result.successful_servers, result.failed_servers
+    result.task_results["backup"].hosts["web1"].stdout
+
+A MaintenanceWorkflow is only a builder of the one workflow model
+(:class:`muster.domain.workflows.Workflow`): the same definition as YAML runs
+with ``muster workflow run`` and on the server, through the same engine.
+The rollout and verification parts of seed 004's example come with their own
+issue; ``set_parallelization`` is here (it is the workflow's throttle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from muster.app import SshOptions, default_transports
+from muster.domain.hosts import Host
+from muster.domain.inventory import Inventory
+from muster.domain.workflows import Workflow, load_workflow_text, parse_workflow, validate
+from muster.engine.dispatcher import DispatchPolicy, ExecutionListener
+from muster.engine.workflow import ScriptResolver, WorkflowEngine, WorkflowRun
+
+__all__ = ["Engine", "MaintenanceWorkflow", "SSHAuth"]
+
+
+class SSHAuth:
+    """How the engine logs in over SSH (seed 004's name); builds :class:`SshOptions`."""
+
+    @staticmethod
+    def from_keyfile(
+        path: str | os.PathLike[str],
+        *,
+        username: str | None = None,
+        known_hosts: str | os.PathLike[str] | None = None,
+    ) -> SshOptions:
+        """Log in with the private key at ``path``; host keys are checked against
+        ``known_hosts`` (default: ``~/.ssh/known_hosts``), never accepted blindly."""
+        return SshOptions(
+            client_keys=(os.path.expanduser(os.fspath(path)),),
+            username=username,
+            known_hosts=os.fspath(known_hosts) if known_hosts is not None else None,
+        )
+
+
+class MaintenanceWorkflow:
+    """A builder for a workflow of tasks (command steps) with targets and dependencies."""
+
+    def __init__(self, name: str, description: str = "") -> None:
+        self.name = name
+        self.description = description
+        self._steps: list[dict[str, Any]] = []
+        self._throttle: dict[str, Any] = {}
+        self._parameters: list[dict[str, Any]] = []
+        self._env: dict[str, str] = {}
+
+    def add_task(
+        self,
+        name: str,
+        command: str,
+        targets: Sequence[str] | str | None = None,
+        depends_on: Sequence[str] | None = None,
+        *,
+        on_success: str | None = None,
+        on_failure: str | None = None,
+        timeout: float | None = None,
+        retries: int = 0,
+        env: Mapping[str, str] | None = None,
+        shell: str = "sh",
+        idempotent: bool = False,
+    ) -> MaintenanceWorkflow:
+        """Add a command task; ``targets`` are selectors (``*``, groups, hosts, globs)."""
+        step: dict[str, Any] = {"id": name, "type": "command", "command": command, "shell": shell}
+        if targets is not None:
+            step["targets"] = [targets] if isinstance(targets, str) else list(targets)
+        if depends_on:
+            step["depends_on"] = list(depends_on)
+        for key, value in (
+            ("on_success", on_success),
+            ("on_failure", on_failure),
+            ("timeout", timeout),
+        ):
+            if value is not None:
+                step[key] = value
+        if retries:
+            step["retries"] = retries
+        if env:
+            step["env"] = dict(env)
+        if idempotent:
+            step["idempotent"] = True
+        return self.add_step(step)
+
+    def add_step(self, step: Mapping[str, Any]) -> MaintenanceWorkflow:
+        """Add any step as the YAML/JSON form writes it (approval, conditional, delay...)."""
+        self._steps.append(dict(step))
+        return self
+
+    def add_parameter(self, name: str, type: str = "string", **spec: Any) -> MaintenanceWorkflow:
+        self._parameters.append({"name": name, "type": type, **spec})
+        return self
+
+    def set_env(self, env: Mapping[str, str]) -> MaintenanceWorkflow:
+        self._env = dict(env)
+        return self
+
+    def set_parallelization(self, config: Mapping[str, Any]) -> MaintenanceWorkflow:
+        """Seed 004's ``max_parallel_servers``, ``max_parallel_per_group``,
+        ``delay_between_servers`` (or forks, per_group, delay)."""
+        self._throttle = dict(config)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"name": self.name, "steps": list(self._steps)}
+        if self.description:
+            doc["description"] = self.description
+        if self._throttle:
+            doc["throttle"] = dict(self._throttle)
+        if self._parameters:
+            doc["parameters"] = list(self._parameters)
+        if self._env:
+            doc["env"] = dict(self._env)
+        return doc
+
+    def definition(self) -> Workflow:
+        """The checked definition (raises WorkflowError naming the task and field)."""
+        workflow = parse_workflow(self.to_dict())
+        validate(workflow)
+        return workflow
+
+
+class Engine:
+    """Runs workflows on an inventory, in this process (seed 004's ``Engine``).
+
+    ``inventory`` is an Inventory, a list of hosts, or a path to an inventory
+    file; ``auth`` the SSH options (see :class:`SSHAuth`).
+    """
+
+    def __init__(
+        self,
+        inventory: Inventory | Sequence[Host] | str | os.PathLike[str],
+        auth: SshOptions | None = None,
+        *,
+        policy: DispatchPolicy | None = None,
+        scripts: ScriptResolver | None = None,
+        listener: ExecutionListener | None = None,
+    ) -> None:
+        if isinstance(inventory, str | os.PathLike):
+            from muster.engine.inventory_files import load_inventory
+
+            inventory = load_inventory(os.fspath(inventory))
+        self.inventory = inventory
+        self.auth = auth
+        self.policy = policy
+        self.scripts = scripts
+        self.listener = listener
+
+    async def execute_async(
+        self,
+        workflow: MaintenanceWorkflow | Workflow | str,
+        *,
+        params: Mapping[str, object] | None = None,
+        targets: str | None = None,
+    ) -> WorkflowRun:
+        """Run ``workflow`` to its end and return its result."""
+        from muster.testing import InMemoryStore
+
+        if isinstance(workflow, MaintenanceWorkflow):
+            workflow = workflow.definition()
+        elif isinstance(workflow, str):
+            workflow = load_workflow_text(workflow)
+        hosts = (
+            self.inventory.all_hosts()
+            if isinstance(self.inventory, Inventory)
+            else list(self.inventory)
+        )
+        transports = default_transports(self.auth, kinds={h.transport for h in hosts})
+        engine = WorkflowEngine(
+            transports,
+            self.inventory,
+            store=InMemoryStore(),
+            scripts=self.scripts,
+            policy=self.policy,
+            listener=self.listener,
+        )
+        try:
+            return await engine.run(workflow, params=params, targets=targets)
+        finally:
+            await engine.close()
+            for transport in transports.values():
+                await transport.close()
+
+    def execute(
+        self,
+        workflow: MaintenanceWorkflow | Workflow | str,
+        *,
+        params: Mapping[str, object] | None = None,
+        targets: str | None = None,
+    ) -> WorkflowRun:
+        """Blocking form of :meth:`execute_async`."""
+        return asyncio.run(self.execute_async(workflow, params=params, targets=targets))
