@@ -102,7 +102,8 @@ def test_injection_corpus_through_step_stdout_prints_literally(
         )
         show = f"printf '%s\\036' {{{{step_emit_{i}.stdout}}}} \"<{{{{step_emit_{i}.stdout}}}}>\""
         lines.append(
-            f"  - {{id: show_{i}, shell: {shell}, depends_on: emit_{i}, command: {_yaml_string(show)}}}"
+            f"  - {{id: show_{i}, shell: {shell}, depends_on: emit_{i}, "
+            f"command: {_yaml_string(show)}}}"
         )
     definition = "\n".join(lines) + "\n"
     params = {f"p{i}": p for i, p in enumerate(payloads)}
