@@ -35,6 +35,9 @@ def test_permission_names_are_exactly_the_issue_list() -> None:
         "approvals.decide",
         "approvals.manage",
         "audit.view",
+        # issue 12: maintenance windows are a safety control (admin-only by default)
+        "windows.manage",
+        "windows.override",
         "admin",
     }
 

@@ -20,6 +20,10 @@ being allowed to run scripts (Semaphore's CVE-2023-39059 was this class).
 edit a script must not be able to waive the approval its runs need, so
 setting a requirement is separate from deciding one (``approvals.decide``).
 
+``windows.manage`` and ``windows.override`` are in no built-in role but
+``admin``: a window is a safety control, so whoever may run work must not
+be able to widen, delete or skip it as a side effect.
+
 ``audit.view`` is deliberately not in ``viewer``: the audit log names every
 actor, address and parameter, which is more than a read-only dashboard user
 needs; grant it through ``admin`` or a custom role.
@@ -65,6 +69,10 @@ class Permission(enum.StrEnum):
     #: Change whether runs need approval (script, host group, command/job rules).
     APPROVALS_MANAGE = "approvals.manage"
     AUDIT_VIEW = "audit.view"
+    #: Define or delete maintenance windows (deleting one would let everything run).
+    WINDOWS_MANAGE = "windows.manage"
+    #: Run an execution outside its hosts' maintenance windows ("run now anyway").
+    WINDOWS_OVERRIDE = "windows.override"
     ADMIN = "admin"
 
 

@@ -22,7 +22,7 @@ from muster.app import SERVER, open_services
 from muster.config import Settings
 from muster.domain.hosts import Host, TransportKind
 from muster.errors import NotFoundError
-from muster.server import executions, health, hosts, jobs, scripts, stream, webhooks
+from muster.server import executions, health, hosts, jobs, scripts, stream, webhooks, windows
 from muster.server.context import ServerContext, WorkerControl
 from muster.server.errors import install_error_handlers
 from muster.server.health import muster_version
@@ -127,7 +127,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (scripts, executions, stream, hosts, jobs, webhooks, health):
+    for module in (scripts, executions, stream, hosts, jobs, webhooks, windows, health):
         app.include_router(module.router)
     install_security(app)
     install_console(app)

@@ -108,6 +108,13 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
     ("POST", "/api/v1/webhooks"): P.ADMIN,
     ("DELETE", "/api/v1/webhooks/{webhook_id}"): P.ADMIN,
     ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): P.ADMIN,
+    # maintenance windows: seeing them follows jobs; changing or skipping one is its own right
+    ("GET", "/api/v1/maintenance-windows"): P.JOBS_VIEW,
+    ("POST", "/api/v1/maintenance-windows"): Rule(P.WINDOWS_MANAGE, True),
+    ("GET", "/api/v1/maintenance-windows/forecast"): P.JOBS_VIEW,
+    ("POST", "/api/v1/maintenance-windows/overrides"): Rule(P.WINDOWS_OVERRIDE, True),
+    ("GET", "/api/v1/maintenance-windows/{window_id}"): P.JOBS_VIEW,
+    ("DELETE", "/api/v1/maintenance-windows/{window_id}"): Rule(P.WINDOWS_MANAGE, True),
     # identity
     ("POST", "/api/v1/auth/login"): Rule(PUBLIC, True),
     ("POST", "/api/v1/auth/logout"): Rule(AUTHENTICATED, True),
