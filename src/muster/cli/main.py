@@ -58,6 +58,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "script": LazyCommand("muster.cli.script_cmd:app", "Manage the server's script library."),
     "exec": LazyCommand("muster.cli.exec_cmd:app", "Start, follow, cancel and retry executions."),
     "approval": LazyCommand("muster.cli.approval_cmd:app", "List and decide approval requests."),
+    "window": LazyCommand(
+        "muster.cli.window_cmd:window_app", "Maintenance windows: when hosts may start runs."
+    ),
     "user": LazyCommand("muster.cli.user_cmd:user_app", "Manage local users and their API tokens."),
     "audit": LazyCommand("muster.cli.audit_cmd:audit_app", "Query and verify the audit log."),
     "secrets": LazyCommand(
