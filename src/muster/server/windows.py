@@ -61,7 +61,7 @@ class OverrideIn(BaseModel):
 
 
 def _service(ctx: ServerContext) -> WindowService:
-    return WindowService(ctx.store, ctx.store)
+    return WindowService(ctx.store, ctx.store, schedules=ctx.store)
 
 
 def window_json(w: MaintenanceWindow, now: dt.datetime | None = None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from muster.domain.schedules import firings_between
 from muster.domain.windows import (
     ClosePolicy,
     Forecast,
@@ -36,7 +37,9 @@ from muster.domain.windows import (
 from muster.errors import PermissionDeniedError, ValidationError
 from muster.security.rbac import Permission
 from muster.services.actor import Actor
+from muster.services.submission import resolve_hosts
 from muster.store.base import Store
+from muster.store.schedule_records import ScheduleStore
 
 __all__ = [
     "MAX_FORECAST_DAYS",
@@ -178,9 +181,12 @@ class CalendarEntry:
 class WindowService:
     """Windows over a store; changes and overrides are audited through ``audit``."""
 
-    def __init__(self, store: Store, audit: _Audit | None = None) -> None:
+    def __init__(
+        self, store: Store, audit: _Audit | None = None, schedules: ScheduleStore | None = None
+    ) -> None:
         self.store = store
         self.audit = audit
+        self.schedules = schedules
 
     def _record(
         self, who: Actor | None, action: str, target: str, details: Mapping[str, Any]
@@ -229,25 +235,18 @@ class WindowService:
 
     def planned(self, start: dt.datetime, end: dt.datetime) -> list[PlannedRun]:
         """Every schedule firing between ``start`` and ``end`` on today's hosts."""
-        lister = getattr(self.store, "list_schedules", None)
-        if lister is None:
+        if self.schedules is None:
             return []
-        from muster.domain.schedules import firings_between
-        from muster.services.submission import resolve_hosts
-
         out: list[PlannedRun] = []
-        for rec in lister():
-            schedule = getattr(rec, "schedule", rec)
-            if not getattr(schedule, "enabled", True):
-                continue
-            runs = int(getattr(rec, "runs", 0) or 0)
+        for rec in self.schedules.list_schedules(enabled=True):
+            schedule = rec.schedule
             try:
                 hosts = resolve_hosts(self.store, list(schedule.selector))
             except ValidationError:
-                hosts = []
+                hosts = []  # its firing will fail naming them; nothing lands in a window
             targets = tuple((h.name, tuple(h.groups)) for h in hosts)
-            duration = dt.timedelta(seconds=float(getattr(schedule.target, "timeout", 0) or 0))
-            for due in firings_between(schedule, start, end, runs=runs):
+            duration = dt.timedelta(seconds=schedule.target.timeout)
+            for due in firings_between(schedule, start, end, runs=rec.runs):
                 out.append(PlannedRun(schedule.name, due, targets, duration, source_id=schedule.id))
         return out
 
