@@ -6,6 +6,7 @@ that child, so the fleet serving the hosts (a real sshd, or the simulated
 fleet in another process) is never counted. See bench/README.md.
 
     uv run python bench/fanout.py --hosts 1000 --concurrency 100 --fleet sshd
+    uv run python bench/fanout.py --fleet sim --hosts 50 --output-size 20MB
 """
 
 from __future__ import annotations
@@ -25,7 +26,19 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ("bare", "muster", "muster-lib", "ansible", "pssh")
+#: ``muster`` is the CLI with ``--json``; the other ``muster-*`` CLI rows are its
+#: human output: default, ``--output grouped``, ``--output full``, ``--stream``.
+HUMAN = {
+    "muster-human": [],
+    "muster-grouped": ["--output", "grouped"],
+    "muster-full": ["--output", "full"],
+    "muster-stream": ["--stream"],
+}
+TOOLS = ("bare", "muster", *HUMAN, "muster-lib", "ansible", "pssh")
+DEFAULT_TOOLS = "bare,muster,ansible,pssh"
+#: With --output-size: the floor and every way the CLI shows output, in one run.
+OUTPUT_TOOLS = "bare,muster,muster-human,muster-grouped,muster-stream"
+_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3}
 
 
 @dataclass
@@ -54,6 +67,8 @@ class Result:
     hosts_ok: int
     hosts: int
     ratio: float | None = None
+    #: What the tool wrote to its stdout (MB).
+    printed_mb: float = 0.0
     failures: dict[str, str] = field(default_factory=dict)
     note: str = ""
 
@@ -179,7 +194,14 @@ def measure(tool: str, argv: list[str], env: dict[str, str], workdir: Path) -> t
         hosts_ok=0,
         hosts=0,
     )
-    text = out_path.read_text(errors="replace")
+    printed = out_path.stat().st_size
+    result.printed_mb = round(printed / 1e6, 2)
+    if printed > 100_000_000:  # --stream of a big run: only its closing table is needed
+        with out_path.open("rb") as fh:
+            fh.seek(printed - 1_000_000)
+            text = fh.read().decode(errors="replace")
+    else:
+        text = out_path.read_text(errors="replace")
     if proc.returncode not in (0, 1, 2, 4):
         result.note = f"exit {proc.returncode}: {err_path.read_text(errors='replace')[-500:]}"
     return result, text
@@ -188,11 +210,23 @@ def measure(tool: str, argv: list[str], env: dict[str, str], workdir: Path) -> t
 # -- the tools -------------------------------------------------------------------
 
 
+def parse_size(text: str) -> int:
+    """``20MB`` (10**6), ``512KiB`` (2**10), ``100``: bytes."""
+    number = text.rstrip("BbKkMmGgIi")
+    unit = text[len(number) :].lower()
+    if unit not in _UNITS or not number.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 20MB, 512KiB, 1000)")
+    return int(number) * _UNITS[unit]
+
+
 def command(output_bytes: int) -> str:
-    """``echo hi``, or a command printing exactly ``output_bytes`` bytes."""
+    """``echo hi``, or a command printing exactly ``output_bytes`` bytes of 80-byte lines
+    (a log-like stream: ``--stream`` has lines to cut, grouping has lines to hash)."""
     if not output_bytes:
         return "echo hi"
-    return f"head -c {output_bytes} /dev/zero | tr '\\0' x"
+    line = "muster fan-out benchmark output line, the same on every host, 80 bytes long...."
+    assert len(line) == 79
+    return f"yes '{line}' | head -c {output_bytes}"
 
 
 def _child(tool: str, spec: Path) -> list[str]:
@@ -215,6 +249,13 @@ def run_tool(
                 "--", cmd]  # fmt: skip
         result, text = measure(tool, argv, env, workdir)
         ok, failures = _muster_json(text, size)
+    elif tool in HUMAN:
+        muster = Path(sys.executable).with_name("muster")
+        argv = [str(muster), "run", "-i", str(inv), "*", "--forks", str(conc), *HUMAN[tool],
+                "--user", fleet.user, "--key", fleet.key, "--known-hosts", fleet.known_hosts,
+                "--", cmd]  # fmt: skip
+        result, text = measure(tool, argv, env, workdir)
+        ok, failures = _muster_human(text, n)
     elif tool == "ansible":
         ansible = shutil.which("ansible") or str(Path(sys.executable).with_name("ansible"))
         env.update(
@@ -251,6 +292,15 @@ def _muster_json(text: str, size: int) -> tuple[int, dict[str, str]]:
     ]
     failures = {h["host"]: f"{h['state']}: {h['message']}" for h in doc["hosts"] if h not in ok}
     return len(ok), failures
+
+
+def _muster_human(text: str, hosts: int) -> tuple[int, dict[str, str]]:
+    """Hosts the closing table counts as succeeded (its caption: ``50 succeeded``)."""
+    import re
+
+    found = re.findall(r"\b(\d+) succeeded\b", text[-20_000:])
+    ok = int(found[-1]) if found else 0
+    return ok, {} if ok == hosts else {"*": f"{hosts - ok} hosts not succeeded: {text[-300:]}"}
 
 
 def _ansible_text(text: str, fleet: Fleet) -> tuple[int, dict[str, str]]:
@@ -344,7 +394,10 @@ def _pssh(fleet: Fleet, conc: int, size: int) -> dict[str, Any]:
             failures[host_out.host] = repr(host_out.exception)
             continue
         lines = list(host_out.stdout or [])
-        if host_out.exit_code != 0 or (lines != ["hi"] if not size else len(lines[0]) != size):
+        printed = sum(len(line) + 1 for line in lines)  # lines come without their newline
+        if host_out.exit_code != 0 or (
+            lines != ["hi"] if not size else printed - size not in (0, 1)
+        ):
             failures[host_out.host] = f"exit {host_out.exit_code}: {lines!r}"
     return {"ok": len(fleet.addresses) - len(failures), "failures": failures}
 
@@ -384,12 +437,13 @@ def table(results: list[Result], meta: dict[str, Any]) -> str:
         f"{meta['hosts']} hosts, concurrency {meta['concurrency']}, fleet {meta['fleet']}: "
         f"`{meta['command']}` per host\n"
     )
-    cols = ("tool", "wall s", "CPU ms/host", "peak RSS MB", "tree RSS MB", "procs", "ok", "x floor")
+    cols = ("tool", "wall s", "CPU ms/host", "peak RSS MB", "tree RSS MB", "procs", "ok",
+            "x floor", "printed MB")  # fmt: skip
     rows = [
         (
             r.tool, f"{r.wall_s:.1f}", f"{r.cpu_ms_per_host:.2f}", f"{r.peak_rss_mb:.0f}",
             f"{r.tree_rss_mb:.0f}", str(r.max_procs), f"{r.hosts_ok}/{r.hosts}",
-            "" if r.ratio is None else f"{r.ratio:.2f}",
+            "" if r.ratio is None else f"{r.ratio:.2f}", f"{r.printed_mb:g}",
         )
         for r in results
     ]  # fmt: skip
@@ -410,10 +464,19 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--fleet", choices=("sshd", "sim"), default="sshd")
-    parser.add_argument("--tools", default="bare,muster,ansible,pssh")
+    parser.add_argument(
+        "--tools",
+        help=f"comma list of {', '.join(TOOLS)} (default {DEFAULT_TOOLS}; "
+        f"with --output-size: {OUTPUT_TOOLS})",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
-        "--output-bytes", type=int, default=0, help="print this many bytes per host instead"
+        "--output-size",
+        "--output-bytes",
+        dest="output_bytes",
+        type=parse_size,
+        default=0,
+        help="print this much per host instead of 'hi' (20MB, 512KiB, 1000000)",
     )
     parser.add_argument("--child", choices=TOOLS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
@@ -421,7 +484,8 @@ def main() -> int:
     if args.child:
         child_main(args.child, args.spec)
         return 0
-    tools = [t for t in args.tools.split(",") if t]
+    default = OUTPUT_TOOLS if args.output_bytes else DEFAULT_TOOLS
+    tools = [t for t in (args.tools or default).split(",") if t]
     unknown = set(tools) - set(TOOLS)
     if unknown:
         parser.error(f"unknown tools: {', '.join(sorted(unknown))}")

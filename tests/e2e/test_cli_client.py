@@ -109,3 +109,46 @@ def test_unreachable_server_is_one_clear_error(tmp_path: Path) -> None:
     proc = run(env, "script", "list")
     assert proc.returncode == 2
     assert "cannot reach the muster server at http://127.0.0.1:9" in proc.stderr
+
+
+def test_follow_shows_hostile_output_as_run_does(
+    cli: tuple[LiveServer, dict[str, str]], tmp_path: Path
+) -> None:
+    """``exec start --follow`` prints through the same report as ``muster run``:
+    escapes made visible, markup as text, events as key=value, --output-dir files."""
+    _, env = cli
+    script = tmp_path / "hostile.sh"
+    script.write_text(
+        "printf '\\033[2J[bold]x[/x]\\n10%%\\r100%%\\n'\n"
+        """echo '@@{"step": "done", "n": 2}'\n"""
+        "printf '\\377bad\\n'\n"
+        "echo 'oops [red]' >&2\n"
+    )
+    assert run(env, "script", "push", str(script)).returncode == 0
+    streamed = run(env, "exec", "start", "hostile", "--hosts", "localhost", "--follow", "--stream")
+    assert streamed.returncode == 0, streamed.stdout + streamed.stderr
+    lines = streamed.stdout.splitlines()
+    for expected in (
+        "localhost | ^[[2J[bold]x[/x]",
+        "localhost | 100%",
+        "localhost | @@ step=done n=2",
+        "localhost | \ufffdbad",
+        "localhost ! oops [red]",
+    ):
+        assert expected in lines, streamed.stdout
+    assert "\x1b" not in streamed.stdout
+    assert "step=done n=2" in streamed.stdout.split("localhost | SUCCEEDED")[1]  # summary
+
+    out = tmp_path / "out"
+    full = run(
+        env, "exec", "start", "hostile", "--hosts", "localhost", "--follow",
+        "--output", "full", "--output-dir", str(out),
+    )  # fmt: skip
+    assert full.returncode == 0, full.stdout + full.stderr
+    assert "localhost | SUCCEEDED | rc=0\n^[[2J[bold]x[/x]\n100%\n@@ step=done n=2\n" in full.stdout
+    assert "--- stderr\noops [red]\n" in full.stdout
+    kept = (out / "localhost.stdout").read_bytes().decode()
+    assert kept == '\x1b[2J[bold]x[/x]\n10%\r100%\n@@{"step": "done", "n": 2}\n\ufffdbad\n'
+    assert (out / "localhost.stderr").read_text() == "oops [red]\n"
+    refused = run(env, "exec", "start", "hostile", "--hosts", "localhost", "--stream")
+    assert refused.returncode == 2 and "--follow" in refused.stderr
