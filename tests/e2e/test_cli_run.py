@@ -166,3 +166,28 @@ def test_ssh_unknown_host_key_is_refused_under_strict(
     )
     assert proc.returncode == 0, proc.stdout
     assert "127.0.0.3" in empty.read_text()
+
+
+def test_stream_and_output_dir_keep_host_output_apart_and_whole(tmp_path: Path) -> None:
+    """--stream prefixes whole lines; --output-dir keeps the bytes as printed, with
+    --json too; a host's escapes never reach the terminal output."""
+    command = "printf 'one\\n\\033]0;title\\007two [bold]\\n'; printf 'no newline'; echo e >&2"
+    proc = muster("run", "-i", "examples/inventory.ini", "web:&dc1", "--stream", "--", command)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    for host in ("web1.dc1", "web2.dc1"):
+        assert f"{host} | one" in lines
+        assert f"{host} | ^[]0;title^Gtwo [bold]" in lines
+        assert f"{host} | no newline" in lines
+        assert f"{host} ! e" in lines
+    assert "\x1b" not in proc.stdout
+
+    out = tmp_path / "out"
+    proc = muster("run", "localhost", "--json", "--output-dir", str(out), "--", command)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["hosts"][0]["stdout"].startswith("one\n")
+    assert (out / "localhost.stdout").read_bytes() == b"one\n\x1b]0;title\x07two [bold]\nno newline"
+    assert (out / "localhost.stderr").read_bytes() == b"e\n"
+
+    refused = muster("run", "localhost", "--stream", "--json", "--", "true")
+    assert refused.returncode == 2 and "--stream" in refused.stderr

@@ -161,3 +161,21 @@ def test_summary_of_many_hosts_lists_those_worth_a_look() -> None:
     assert "db1" in text and "web1 " not in text
     assert "1 failed, 500 succeeded; 500 hosts not" in text
     assert "listed (--json lists every host)" in text
+
+
+def test_grouped_20_mb_lines_without_newline_group_and_stay_capped() -> None:
+    r, out = report(OutputMode.GROUPED)
+    chunk = "\x1b[31m[b]" + "z" * 65_527  # 64 KiB chunks of one endless line
+    for host in ("a", "b"):
+        for _ in range(320):  # 20 MiB
+            r.output(host, "stdout", chunk)
+        r.finished(HostEnd(host, S.SUCCEEDED, 0))
+    r.output("c", "stdout", chunk)
+    r.finished(HostEnd("c", S.SUCCEEDED, 0))
+    r.close()
+    text = out.getvalue()
+    assert "=== 2 hosts: SUCCEEDED, same output, exit 0\n    a, b\n[b]zzz" in text
+    assert "=== c: SUCCEEDED, exit 0\n[b]zzz" in text
+    assert "of 20.0 MiB (the same on every host of the group)" in text
+    assert len(text) < 2 * 16_384 + 1_000
+    assert not DANGEROUS.search(text)
