@@ -191,3 +191,36 @@ def test_stream_and_output_dir_keep_host_output_apart_and_whole(tmp_path: Path) 
 
     refused = muster("run", "localhost", "--stream", "--json", "--", "true")
     assert refused.returncode == 2 and "--stream" in refused.stderr
+
+
+def test_on_a_terminal_colour_is_kept_and_nothing_else_passes(tmp_path: Path) -> None:
+    """Under a real pseudo-terminal: a host's SGR colour reaches the screen (reset at
+    the line end), its screen-clearing and title sequences are shown, not obeyed, and
+    the status line is erased before output and at the end."""
+    import pty
+
+    command = "printf '\\033[31mred\\n\\033[2J\\033]0;t\\007after\\n'"
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env.update(COLUMNS="120", TERM="xterm")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*MUSTER, "run", "localhost", "--", command],
+        cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+    )  # fmt: skip
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=120) == 0
+    screen = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    assert "\x1b[31mred\x1b[0m\n" in screen
+    assert "^[[2J^[]0;t^Gafter\n" in screen
+    assert "\x1b[2J" not in screen and "\x1b]0;" not in screen
+    assert "\r\x1b[2K" in screen  # the status line was there and was erased
