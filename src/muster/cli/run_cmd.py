@@ -85,6 +85,12 @@ def run(
             "--output-dir", help="Write every host's whole output to DIR/HOST.stdout|stderr."
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show hosts, rendered body, shell and throttling; send nothing."
+        ),
+    ] = False,
 ) -> None:
     """Run a command (after --) or a script (--script) on the hosts SELECTOR picks.
 
@@ -110,6 +116,9 @@ def run(
         )
     except MusterError as exc:
         raise fail(str(exc)) from exc
+    if dry_run:
+        _preview(job, hosts, policy, as_json)
+        return
     ssh = SshOptions(
         known_hosts=known_hosts,
         host_key_policy=host_key_policy,
@@ -153,6 +162,67 @@ def _job(
         return script_job(version, parse_params(params))
     except MusterError as exc:
         raise fail(str(exc)) from exc
+
+
+def _preview(job: Job, hosts: list[Host], policy: DispatchPolicy, as_json: bool) -> None:
+    """``--dry-run``: per host what would run (secrets stay environment references in
+    the body and show as ``***``), which hosts would be skipped, and the throttling."""
+    from muster.domain.hosts import skip_reason
+    from muster.domain.secret import Secret
+
+    run_hosts: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    env: dict[str, str] = {}
+    for host in hosts:
+        why = skip_reason(host, job.shell.value)
+        if why is not None:
+            skipped[host.name] = why
+            continue
+        try:
+            plan = job.plan_for(host, "dryrun")
+        except MusterError as exc:
+            skipped[host.name] = str(exc)
+            continue
+        body = plan.files[0].content if plan.files else plan.commands[0].argv[-1]
+        run_hosts[host.name] = body
+        env = {
+            k: ("***" if isinstance(v, Secret) else v)
+            for k, v in sorted(plan.env.items())
+            if k != "MUSTER_RUN_ID"
+        }
+    doc = {
+        "dry_run": True,
+        "description": job.description,
+        "shell": job.shell.value,
+        "timeout": job.timeout,
+        "throttle": {"forks": policy.forks, "per_group": policy.per_group, "delay": policy.delay},
+        "hosts": list(run_hosts),
+        "skipped": skipped,
+        "bodies": run_hosts,
+        "env": env,
+    }
+    if as_json:
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    out = Console(highlight=False)
+    out.print(f"dry run: {job.description} (nothing is sent)")
+    out.print(
+        f"shell {job.shell.value}, timeout {job.timeout:g}s, forks {policy.forks}, "
+        f"per group {policy.per_group or '-'}, delay {policy.delay:g}s"
+    )
+    out.print(f"hosts ({len(run_hosts)}): {', '.join(run_hosts)}", markup=False)
+    for name, why in skipped.items():
+        out.print(f"skipped {name}: {why}", markup=False)
+    by_body: dict[str, list[str]] = {}
+    for name, body in run_hosts.items():
+        by_body.setdefault(body, []).append(name)
+    for body, names in by_body.items():
+        out.print(f"on {', '.join(names)}:", markup=False)
+        for line in body.splitlines() or [""]:
+            out.print(f"  | {line}", markup=False)
+    if env:
+        out.print("env: " + ", ".join(f"{k}={v}" for k, v in env.items()), markup=False)
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:

@@ -46,6 +46,7 @@ from muster.domain.workflows import (
     StepStatus,
     Workflow,
     WorkflowError,
+    judge_step,
     load_workflow_text,
     merge_events,
     validate,
@@ -104,17 +105,6 @@ def step_result_from_execution(step_id: str, attempt: int, execution: Execution)
             duration=run.duration,
         )
     return StepResult(step_id=step_id, attempt=attempt, hosts=hosts)
-
-
-def _summary(result: StepResult) -> str:
-    bad = [h for h in result.hosts.values() if not h.succeeded]
-    if not result.hosts:
-        return "ran on no host"
-    if not bad:
-        return f"succeeded on {len(result.hosts)} host(s)"
-    shown = ", ".join(f"{h.host} {h.state}" for h in bad[:5])
-    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-    return f"{len(bad)} of {len(result.hosts)} host(s) did not succeed: {shown}{more}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +197,7 @@ class WorkflowEngine:
         listener: ExecutionListener | None = None,
         role_members: Mapping[str, Sequence[str]] | None = None,
         timers: bool = True,
+        observer: Callable[[str, InstanceState, frozenset[str]], None] | None = None,
     ) -> None:
         self.store = store
         self.transports = transports
@@ -217,6 +208,8 @@ class WorkflowEngine:
         self.listener = listener
         self.role_members = dict(role_members or {})
         self.timers = timers
+        #: Hears (instance id, state, ids of the steps that moved) after every save.
+        self.observer = observer
         self._live: dict[str, _Live] = {}
 
     # -- starting and waiting --------------------------------------------------
@@ -289,7 +282,7 @@ class WorkflowEngine:
         instance_id: str,
         predicate: Callable[[InstanceState], bool],
         *,
-        timeout: float = 60.0,
+        timeout: float | None = 60.0,
     ) -> WorkflowRun:
         """Wait until ``predicate(state)`` holds (checked after every event)."""
         live = self._get(instance_id)
@@ -355,6 +348,29 @@ class WorkflowEngine:
         reason: str | None = None,
     ) -> ApprovalRequest:
         return await self._vote(instance_id, step, user, roles, Decision.REJECT, reason)
+
+    async def settle_approval(
+        self, instance_id: str, step: str, approved: bool, by: str, reason: str = ""
+    ) -> None:
+        """Decide an approval step as the operator of a local run (``muster workflow run
+        --approve``), where nobody else could vote: no policy applies, the decision
+        and who made it are recorded in the step's message."""
+        live = self._get(instance_id)
+        async with live.lock:
+            request = live.approvals.get(step)
+            if request is None or request.status.terminal:
+                raise ConflictError(f"step {step} has no pending approval")
+            from dataclasses import replace
+
+            from muster.domain.approvals import ApprovalStatus
+
+            status = ApprovalStatus.APPROVED if approved else ApprovalStatus.REJECTED
+            live.approvals[step] = replace(
+                request, status=status, decided_at=self.clock(), reason=reason or None
+            )
+        verb = "approved" if approved else "rejected"
+        message = f"{verb} by {by} (operator of a local run)" + (f": {reason}" if reason else "")
+        await self._apply(live, ApprovalDecided(step, approved, message))
 
     def pending_approvals(self, instance_id: str) -> dict[str, ApprovalRequest]:
         live = self._get(instance_id)
@@ -428,7 +444,13 @@ class WorkflowEngine:
                 first = False
                 for action in actions:
                     pending.extend(self._act(live, action))
+            moved = frozenset(live.state.changed)
             live.revision = self.store.save_instance(live.id, live.state, revision=live.revision)
+            if self.observer is not None:
+                try:
+                    self.observer(live.id, live.state, moved)
+                except Exception:
+                    log.exception("workflow observer failed")
             self._arm_timer(live)
             live.done.set()
 
@@ -515,7 +537,7 @@ class WorkflowEngine:
 
     async def _run_step(self, live: _Live, step_id: str, attempt: int) -> None:
         try:
-            result, message = await self._execute(live, step_id, attempt)
+            result, why = await self._execute(live, step_id, attempt)
         except asyncio.CancelledError:
             if live.state.steps[step_id].status is StepStatus.RUNNING:
                 raise
@@ -531,8 +553,13 @@ class WorkflowEngine:
             self.store.record_step_result(live.id, result)
             live.results[step_id] = result
         hosts = {h: o.state for h, o in result.hosts.items()} if result is not None else None
-        succeeded = result is not None and result.succeeded
-        await self._apply(live, StepFinished(step_id, attempt, succeeded, message, hosts=hosts))
+        verdict = judge_step(result, no_hosts=why)
+        await self._apply(
+            live,
+            StepFinished(
+                step_id, attempt, verdict.succeeded, verdict.message, hosts=hosts, lost=verdict.lost
+            ),
+        )
 
     async def _execute(
         self, live: _Live, step_id: str, attempt: int
@@ -584,5 +611,4 @@ class WorkflowEngine:
             await dispatcher.run(
                 execution, launch.plans, runnable, required_shell=launch.shell.value
             )
-        result = step_result_from_execution(step_id, attempt, execution)
-        return result, _summary(result)
+        return step_result_from_execution(step_id, attempt, execution), ""

@@ -23,7 +23,13 @@ from muster.domain.workflows.parse import (
     workflow_hash,
     workflow_to_dict,
 )
-from muster.domain.workflows.results import HostOutcome, StepResult, merge_events
+from muster.domain.workflows.results import (
+    HostOutcome,
+    StepResult,
+    StepVerdict,
+    judge_step,
+    merge_events,
+)
 from muster.domain.workflows.state import (
     InstanceState,
     InstanceStatus,
@@ -49,9 +55,11 @@ __all__ = [
     "StepState",
     "StepStatus",
     "StepType",
+    "StepVerdict",
     "WaitReason",
     "Workflow",
     "WorkflowError",
+    "judge_step",
     "load_workflow_text",
     "merge_events",
     "parse_workflow",

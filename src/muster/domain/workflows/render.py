@@ -58,8 +58,11 @@ from muster.errors import ValidationError
 
 __all__ = [
     "PREVIEW",
+    "HostInputs",
     "StepLaunch",
+    "UnresolvedForHost",
     "prepare_step",
+    "render_host_inputs",
     "render_value_text",
     "secrets_of",
     "step_hosts",
@@ -176,7 +179,6 @@ def prepare_step(
     step = graph.steps[step_id]
     if not step.type.runs_on_hosts:
         raise WorkflowError(f"a {step.type.value} step runs on no host", step=step_id, field="type")
-    base_env: dict[str, str | Secret] = dict(parameter_env(graph.workflow.parameters, params))
     version = _script_version(step, script)
     shell = _shell_of(step, version)
     timeout = step.timeout or (version.timeout if version is not None else _DEFAULT_TIMEOUT)
@@ -185,19 +187,18 @@ def prepare_step(
     bodies: dict[str, str] = {}
     for host in hosts:
         try:
-            env = dict(base_env)
-            env.update(_text_env(graph.workflow.env, params, results, host.name, step))
-            env.update(_text_env(step.env, params, results, host.name, step))
-            plan, body = _plan(
-                step, version, shell, timeout, params, results, host, env, run_prefix, attempt
+            inputs = render_host_inputs(
+                graph, step_id, host.name, params=params, results=results, script=script
             )
-        except (WorkflowError, ValidationError) as exc:
-            if (
-                isinstance(exc, WorkflowError)
-                and exc.step == step_id
-                and not isinstance(exc, _HostProblem)
-            ):
-                raise
+            plan, body = _plan(
+                step, version, inputs, host, _run_id(run_prefix, step_id, attempt, host.name)
+            )
+        except UnresolvedForHost as exc:
+            problems[host.name] = exc.message
+            continue
+        except WorkflowError:
+            raise
+        except ValidationError as exc:
             problems[host.name] = exc.message
             continue
         plans[host.name] = plan
@@ -217,8 +218,9 @@ def prepare_step(
     )
 
 
-class _HostProblem(WorkflowError):
-    """A problem of one host's rendering (its reference has no value there)."""
+class UnresolvedForHost(WorkflowError):
+    """A reference has no value on this host (the step it reads did not run there):
+    that host fails, the others run."""
 
 
 def _merge_throttle(outer: Throttle, inner: Throttle) -> Throttle:
@@ -269,7 +271,7 @@ def _value(
     try:
         return resolve(ref, params=params, results=results, host=host)
     except WorkflowError as exc:
-        raise _HostProblem(exc.message.split(": ", 1)[-1], step=step.id) from None
+        raise UnresolvedForHost(exc.message.split(": ", 1)[-1], step=step.id) from None
 
 
 def _substitute_text(
@@ -360,32 +362,61 @@ def _render_code(
     return rendered, specs, values
 
 
-def _plan(
-    step: Step,
-    version: ScriptVersion | None,
-    shell: Shell,
-    timeout: float,
-    params: Mapping[str, Any],
+@dataclass(frozen=True, slots=True)
+class HostInputs:
+    """What one host runs for a step, rendered but not yet a plan.
+
+    Exactly one of ``command`` (a command step), ``body`` (an inline script),
+    ``script_params`` (a named script: values still to be coerced by its
+    version) or ``job_fields`` (a job) is set. ``env`` holds the workflow's
+    parameters (``MUSTER_PARAM_*``, secrets wrapped), the workflow's and the
+    step's env, and the variables that references in ``command``/``body``
+    expand to. The server groups hosts with equal inputs into one execution.
+    """
+
+    step_id: str
+    host: str
+    shell: Shell
+    timeout: float
+    env: Mapping[str, str | Secret]
+    command: str | None = None
+    body: str | None = None
+    script_params: Mapping[str, Any] | None = None
+    job_fields: Mapping[str, Any] | None = None
+
+
+def render_host_inputs(
+    graph: Graph,
+    step_id: str,
+    host: str,
+    *,
+    params: Mapping[str, ParamValue],
     results: Mapping[str, StepResult] | _Preview,
-    host: Host,
-    env: dict[str, str | Secret],
-    run_prefix: str,
-    attempt: int,
-) -> tuple[Plan, str]:
-    run_id = _run_id(run_prefix, step.id, attempt, host.name)
+    script: ScriptVersion | None = None,
+) -> HostInputs:
+    """Render ``step_id`` for ``host``: references resolved (same-host rule), quoted by
+    the shell rules. Raises WorkflowError; a reference without a value on this host
+    raises :class:`UnresolvedForHost` (fail that host only)."""
+    step = graph.steps[step_id]
+    if not step.type.runs_on_hosts:
+        raise WorkflowError(f"a {step.type.value} step runs on no host", step=step_id, field="type")
+    version = _script_version(step, script)
+    shell = _shell_of(step, version)
+    timeout = step.timeout or (version.timeout if version is not None else _DEFAULT_TIMEOUT)
+    env: dict[str, str | Secret] = dict(parameter_env(graph.workflow.parameters, params))
+    env.update(_text_env(graph.workflow.env, params, results, host, step))
+    env.update(_text_env(step.env, params, results, host, step))
     if step.type is StepType.COMMAND:
         assert step.command is not None
-        body, specs, values = _render_code(
-            step.command, shell, params, results, host.name, step, "command"
+        command, specs, values = _render_code(
+            step.command, shell, params, results, host, step, "command"
         )
         env.update(parameter_env(specs, values))
-        plan = build_command_plan(body, timeout=timeout, shell=shell, env=env, run_id=run_id)
-        return plan, body
+        return HostInputs(step_id, host, shell, timeout, env, command=command)
     if step.type is StepType.JOB:
-        assert step.job is not None
         fields = {
             k: (
-                _substitute_text(v, params, results, host.name, step, "fields")
+                _substitute_text(v, params, results, host, step, "fields")
                 if isinstance(v, str)
                 else v
             )
@@ -393,33 +424,56 @@ def _plan(
         }
         if step.timeout is not None and "timeout" not in fields:
             fields["timeout"] = step.timeout
-        try:
-            job = render_job(step.job, fields)
-        except ValidationError as exc:
-            raise WorkflowError(
-                exc.message, step=step.id, field=f"fields.{exc.field or ''}"
-            ) from None
-        plan = dataclasses.replace(job.linux, env={**env, **job.linux.env})
-        return plan, job.description
+        return HostInputs(step_id, host, shell, timeout, env, job_fields=fields)
     assert step.script is not None
     if version is None:
-        body_text = step.script.body
-        assert body_text is not None
+        assert step.script.body is not None
         body, specs, values = _render_code(
-            body_text, shell, params, results, host.name, step, "body"
+            step.script.body, shell, params, results, host, step, "body"
         )
-        inline = ScriptVersion(name=_script_name(step.id), shell=shell, body=body, timeout=timeout)
-        plan = build_script_plan(inline, {}, run_id=run_id, platform=host.platform)
         env.update(parameter_env(specs, values))
-        return dataclasses.replace(plan, env={**env, **plan.env}), body
+        return HostInputs(step_id, host, shell, timeout, env, body=body)
     raw = {
         k: (
-            _substitute_text(v, params, results, host.name, step, "parameters")
+            _substitute_text(v, params, results, host, step, "parameters")
             if isinstance(v, str)
             else v
         )
         for k, v in step.parameters.items()
     }
+    return HostInputs(step_id, host, shell, timeout, env, script_params=raw)
+
+
+def _plan(
+    step: Step,
+    version: ScriptVersion | None,
+    inputs: HostInputs,
+    host: Host,
+    run_id: str,
+) -> tuple[Plan, str]:
+    env = dict(inputs.env)
+    if inputs.command is not None:
+        plan = build_command_plan(
+            inputs.command, timeout=inputs.timeout, shell=inputs.shell, env=env, run_id=run_id
+        )
+        return plan, inputs.command
+    if inputs.job_fields is not None:
+        assert step.job is not None
+        try:
+            job = render_job(step.job, inputs.job_fields)
+        except ValidationError as exc:
+            raise WorkflowError(
+                exc.message, step=step.id, field=f"fields.{exc.field or ''}"
+            ) from None
+        return dataclasses.replace(job.linux, env={**env, **job.linux.env}), job.description
+    if inputs.body is not None:
+        inline = ScriptVersion(
+            name=_script_name(step.id), shell=inputs.shell, body=inputs.body, timeout=inputs.timeout
+        )
+        plan = build_script_plan(inline, {}, run_id=run_id, platform=host.platform)
+        return dataclasses.replace(plan, env={**env, **plan.env}), inputs.body
+    assert version is not None and inputs.script_params is not None
+    raw = dict(inputs.script_params)
     try:
         plan = build_script_plan(version, raw, run_id=run_id, platform=host.platform)
     except ValidationError as exc:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["HostOutcome", "StepResult", "merge_events"]
+__all__ = ["HostOutcome", "StepResult", "StepVerdict", "judge_step", "merge_events"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +94,37 @@ def merge_events(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         if isinstance(event, Mapping):
             merged.update(event)
     return merged
+
+
+@dataclass(frozen=True, slots=True)
+class StepVerdict:
+    """How a host step's attempt ended, as both drivers tell the state machine."""
+
+    succeeded: bool
+    lost: bool
+    message: str
+
+
+def judge_step(
+    result: StepResult | None, *, no_hosts: str = "its targets match no host"
+) -> StepVerdict:
+    """The one rule for a host step's outcome (every face uses it):
+
+    * it succeeded when it ran on at least one host and succeeded on every one;
+    * a host that did not run it (skipped: the shell is missing; rejected;
+      cancelled), or failed or timed out, fails it;
+    * when the only hosts that did not succeed are ``lost`` (their worker died
+      after sending the command), the step is lost: its outcome is unknown,
+      it is never retried automatically and it routes like a failure.
+    """
+    if result is None or not result.hosts:
+        return StepVerdict(False, False, no_hosts)
+    bad = [h for h in result.hosts.values() if not h.succeeded]
+    total = len(result.hosts)
+    if not bad:
+        return StepVerdict(True, False, f"succeeded on {total} host(s)")
+    shown = ", ".join(f"{h.host} {h.state}" for h in bad[:5])
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    message = f"{len(bad)} of {total} host(s) did not succeed: {shown}{more}"
+    lost = all(h.state == "lost" for h in bad)
+    return StepVerdict(False, lost, message)
