@@ -41,6 +41,7 @@ __all__ = [
     "ADMIN",
     "AUDIT_READER",
     "KEY_ROTATION",
+    "SCHEDULER",
     "SEEDING",
     "SERVER",
     "Needs",
@@ -80,6 +81,8 @@ ADMIN = Needs(vault=False, transports=False, listen=False)
 AUDIT_READER = Needs(vault=False, create_keys=False, transports=False, listen=False)
 #: ``muster secrets rotate-key``: it brings the keyring it rotates and writes no audit record.
 KEY_ROTATION = Needs(vault=False, audit_key=False, transports=False, listen=False)
+#: ``muster scheduler``: fires through the submission service (the audit key), runs nothing.
+SCHEDULER = Needs(transports=False)
 #: ``muster demo`` seeding hosts, scripts and its users before the server starts.
 SEEDING = Needs(transports=False, listen=False)
 

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     #: A queued run nobody claims within this many seconds fails (not_picked_up).
     queued_timeout: float = Field(default=30 * 60.0, gt=0)
     worker_concurrency: int = Field(default=16, ge=1)
+    #: ``muster serve`` runs one scheduler (``MUSTER_SCHEDULER=false`` or
+    #: ``--no-scheduler``: none; run ``muster scheduler`` elsewhere instead).
+    scheduler: bool = True
+    #: How often a scheduler looks for due ticks (a follower: tries to take the lead).
+    scheduler_poll: float = Field(default=1.0, gt=0, le=60)
     #: On SIGTERM, how long in-flight runs may take before they are stopped.
     shutdown_grace: float = Field(default=30.0, ge=0)
     host: str = "127.0.0.1"

@@ -16,8 +16,8 @@ from muster.security.rbac import (
 )
 
 P = Permission
-VIEWS = {P.JOBS_VIEW, P.SCRIPTS_VIEW, P.WORKFLOWS_VIEW, P.HOSTS_VIEW}
-MANAGES = {P.JOBS_MANAGE, P.SCRIPTS_MANAGE, P.WORKFLOWS_MANAGE, P.HOSTS_MANAGE}
+VIEWS = {P.JOBS_VIEW, P.SCRIPTS_VIEW, P.WORKFLOWS_VIEW, P.HOSTS_VIEW, P.SCHEDULES_VIEW}
+MANAGES = {P.JOBS_MANAGE, P.SCRIPTS_MANAGE, P.WORKFLOWS_MANAGE, P.HOSTS_MANAGE, P.SCHEDULES_MANAGE}
 
 
 def test_permission_names_are_exactly_the_issue_list() -> None:
@@ -28,6 +28,8 @@ def test_permission_names_are_exactly_the_issue_list() -> None:
         "scripts.manage",
         "workflows.view",
         "workflows.manage",
+        "schedules.view",
+        "schedules.manage",
         "hosts.view",
         "hosts.manage",
         "hosts.local",

@@ -46,6 +46,13 @@ COMMANDS: dict[str, LazyCommand] = {
         "muster.cli.worker_cmd:worker",
         "Run one more worker against the server's database (PostgreSQL for several hosts).",
     ),
+    "scheduler": LazyCommand(
+        "muster.cli.scheduler_cmd:scheduler",
+        "Run one scheduler against the server's database (one of several leads).",
+    ),
+    "schedule": LazyCommand(
+        "muster.cli.schedule_cmd:app", "Add, list, pause, resume and run schedules."
+    ),
     "demo": LazyCommand(
         "muster.cli.serve_cmd:demo",
         "Serve plus a simulated SSH fleet (groups web, db, cache) and sample scripts.",

@@ -1,6 +1,7 @@
 """``muster serve`` and ``muster demo``: the server over HTTP.
 
-``serve`` runs the API, one embedded worker and the reaper in one process
+``serve`` runs the API, one embedded worker, the reaper and one scheduler (unless
+``--no-scheduler``) in one process
 (SQLite in the data directory unless ``MUSTER_DATABASE_URL`` says otherwise).
 It registers no host for this machine: the server's own machine is a host
 only when an admin creates one on the local transport, and runs there as
@@ -44,11 +45,19 @@ def serve(
     port: Port = 8080,
     data_dir: DataDir = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    scheduler: Annotated[
+        bool | None,
+        typer.Option(
+            "--scheduler/--no-scheduler",
+            help="Run one scheduler in this process (default: MUSTER_SCHEDULER, on).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the API, one embedded worker and the reaper (SQLite by default)."""
     from muster.server.app import create_app
 
-    settings = load_settings(host=host, port=port, data_dir=data_dir)
+    settings = load_settings(host=host, port=port, data_dir=data_dir, scheduler=scheduler)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     typer.echo(f"muster serving on http://{settings.host}:{settings.port} (docs: /docs)")
     _run_http(create_app(settings), settings, log_level)

@@ -60,6 +60,10 @@ class Permission(enum.StrEnum):
     SCRIPTS_MANAGE = "scripts.manage"
     WORKFLOWS_VIEW = "workflows.view"
     WORKFLOWS_MANAGE = "workflows.manage"
+    SCHEDULES_VIEW = "schedules.view"
+    #: Create, change, pause, resume, delete and run-now schedules; a schedule also
+    #: needs its owner's permission to run its target (scripts.manage / jobs.manage).
+    SCHEDULES_MANAGE = "schedules.manage"
     HOSTS_VIEW = "hosts.view"
     HOSTS_MANAGE = "hosts.manage"
     #: Create, change or target a host on the local transport: the server's own machine.
@@ -78,8 +82,14 @@ class Permission(enum.StrEnum):
 
 P = Permission
 ALL_PERMISSIONS: Final = frozenset(Permission)
-_VIEWER = frozenset({P.JOBS_VIEW, P.SCRIPTS_VIEW, P.WORKFLOWS_VIEW, P.HOSTS_VIEW})
-_OPERATOR = _VIEWER | {P.JOBS_MANAGE, P.SCRIPTS_MANAGE, P.WORKFLOWS_MANAGE, P.HOSTS_MANAGE}
+_VIEWER = frozenset({P.JOBS_VIEW, P.SCRIPTS_VIEW, P.WORKFLOWS_VIEW, P.HOSTS_VIEW, P.SCHEDULES_VIEW})
+_OPERATOR = _VIEWER | {
+    P.JOBS_MANAGE,
+    P.SCRIPTS_MANAGE,
+    P.WORKFLOWS_MANAGE,
+    P.HOSTS_MANAGE,
+    P.SCHEDULES_MANAGE,
+}
 
 #: Built-in roles; custom roles may not reuse these names.
 BUILTIN_ROLES: Final[Mapping[str, frozenset[Permission]]] = {

@@ -27,6 +27,7 @@ from muster.server.context import ServerContext, WorkerControl
 from muster.server.errors import install_error_handlers
 from muster.server.health import muster_version
 from muster.server.input_guard import install_body_limits
+from muster.server.schedules import router as schedules_router
 from muster.server.security_setup import announce_bootstrap, install_security
 from muster.server.web import install_console
 from muster.services.reaper import Reaper, reap_interval
@@ -110,10 +111,18 @@ def create_app(
             the_store, interval=reap_interval(settings.lease_seconds), approvals=ctx.approvals
         )
         reaper.start()
+        scheduler = None
+        if settings.scheduler:
+            from muster.services.scheduler import Scheduler
+
+            scheduler = Scheduler(ctx.schedules, poll=settings.scheduler_poll)
+            scheduler.start()
         try:
             yield
         finally:
             ctx.stopping.set()
+            if scheduler is not None:
+                await scheduler.stop()
             await reaper.stop()
             if worker is not None:
                 await worker.stop(settings.shutdown_grace)
@@ -129,6 +138,7 @@ def create_app(
     install_error_handlers(app)
     for module in (scripts, executions, stream, hosts, jobs, webhooks, windows, health):
         app.include_router(module.router)
+    app.include_router(schedules_router)
     install_security(app)
     install_console(app)
     install_body_limits(app, settings)

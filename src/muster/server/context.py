@@ -25,6 +25,8 @@ from fastapi import Request
 from muster.config import Settings
 from muster.domain.hosts import TransportKind
 from muster.services.approvals import Approvals
+from muster.services.scheduler import schedule_service
+from muster.services.schedules import ScheduleService
 from muster.services.submission import Submission
 from muster.services.webhooks import WebhookService
 from muster.store.notify import Notifier
@@ -72,6 +74,8 @@ class ServerContext:
     approvals: Approvals = field(init=False)
     #: Submitting work for a caller (gate, store, approval request, audit, watch).
     submission: Submission = field(init=False)
+    #: Schedules: definitions (audited), run-now, firings.
+    schedules: ScheduleService = field(init=False)
 
     def __post_init__(self) -> None:
         self.trusted_proxies = tuple(
@@ -82,6 +86,7 @@ class ServerContext:
             store, book=store, rules=store, users=store, audit=store, clock=store.clock
         )
         self.submission = Submission(store, self.approvals, store, watch=self.track)
+        self.schedules = schedule_service(store, submission=self.submission)
 
     @property
     def live(self) -> Notifier:

@@ -103,6 +103,16 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
     ("PATCH", "/api/v1/hosts/{host_id}"): P.HOSTS_MANAGE,
     ("DELETE", "/api/v1/hosts/{host_id}"): P.HOSTS_MANAGE,
     ("POST", "/api/v1/hosts/import"): P.HOSTS_MANAGE,
+    # schedules (issue 12): changes audit themselves; run-now audits the execution
+    ("GET", f"{_A}/schedules"): P.SCHEDULES_VIEW,
+    ("POST", f"{_A}/schedules"): Rule(P.SCHEDULES_MANAGE, True),
+    ("GET", f"{_A}/schedules/{{schedule_id}}"): P.SCHEDULES_VIEW,
+    ("PUT", f"{_A}/schedules/{{schedule_id}}"): Rule(P.SCHEDULES_MANAGE, True),
+    ("DELETE", f"{_A}/schedules/{{schedule_id}}"): Rule(P.SCHEDULES_MANAGE, True),
+    ("POST", f"{_A}/schedules/{{schedule_id}}/pause"): Rule(P.SCHEDULES_MANAGE, True),
+    ("POST", f"{_A}/schedules/{{schedule_id}}/resume"): Rule(P.SCHEDULES_MANAGE, True),
+    ("POST", f"{_A}/schedules/{{schedule_id}}/run-now"): Rule(P.SCHEDULES_MANAGE, True),
+    ("GET", f"{_A}/schedules/{{schedule_id}}/firings"): P.SCHEDULES_VIEW,
     # webhooks carry signing secrets and reach out of the network: admin only
     ("GET", "/api/v1/webhooks"): P.ADMIN,
     ("POST", "/api/v1/webhooks"): P.ADMIN,

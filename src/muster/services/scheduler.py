@@ -27,10 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from muster.domain.schedules import FiringStatus, decide
-from muster.services.schedules import ScheduleService
+from muster.services.approvals import Approvals
+from muster.services.schedules import ScheduleService, owners_from
+from muster.services.submission import Submission
+from muster.store.protocols import ServerStore
 from muster.store.schedule_records import LeaderLock, ScheduleRecord, TickRecord
 
-__all__ = ["PassReport", "Scheduler"]
+__all__ = ["PassReport", "Scheduler", "schedule_service"]
 
 _log = logging.getLogger(__name__)
 #: The wake-up key the store sends when a schedule is created or changed.
@@ -52,6 +55,25 @@ class PassReport:
     @property
     def fired(self) -> int:
         return self.counts.get(FiringStatus.FIRED, 0)
+
+
+def schedule_service(
+    store: ServerStore,
+    *,
+    submission: Submission | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> ScheduleService:
+    """The schedule service over a server's store (the server passes its own
+    submission, whose watch feeds the webhook watcher; ``muster scheduler`` has none:
+    the webhook sweep reports its executions when they finish)."""
+    if submission is None:
+        approvals = Approvals(
+            store, book=store, rules=store, users=store, audit=store, clock=store.clock
+        )
+        submission = Submission(store, approvals, store)
+    return ScheduleService(
+        store, submission, store, actors=owners_from(store), clock=clock or store.clock
+    )
 
 
 class Scheduler:

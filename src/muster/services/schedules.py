@@ -36,11 +36,13 @@ from muster.domain.schedules import (
 from muster.errors import MusterError, NotFoundError, PermissionDeniedError, ValidationError
 from muster.security.rbac import Permission, permissions_of
 from muster.services.actor import Actor
+from muster.services.local_hosts import local_names, require_local_permission
 from muster.services.submission import (
     Submission,
     prepare_command,
     prepare_job,
     prepare_script,
+    resolve_hosts,
 )
 from muster.store.base import ExecutionRecord, Store
 from muster.store.notify import Notifier
@@ -120,6 +122,10 @@ class ScheduleService:
         if actor is not None and not actor.can(needed_permission(schedule)):
             perm = needed_permission(schedule).value
             raise PermissionDeniedError(f"{actor.name} lacks permission {perm}")
+        # The targets must resolve now (422 on host_ids), and the server's own machine
+        # needs hosts.local of whoever schedules it (403), as for a manual run.
+        hosts = resolve_hosts(self.store, schedule.selector)
+        require_local_permission(actor, local_names(hosts), doing="schedule anything on")
         target = schedule.target
         if target.kind is TargetKind.SCRIPT:
             assert target.script is not None
