@@ -37,6 +37,10 @@ _EXPORTS: dict[str, str] = {
     "DispatchPolicy": "muster.engine.dispatcher",
     "ExecutionListener": "muster.engine.dispatcher",
     "load_inventory": "muster.engine.inventory_files",
+    "MaintenanceWindow": "muster.domain.windows",
+    "parse_recurring": "muster.domain.windows",
+    "WindowMode": "muster.engine.windows",
+    "WindowRule": "muster.engine.windows",
     "Workflow": "muster.domain.workflows",
     "WorkflowError": "muster.domain.workflows",
     "load_workflow_text": "muster.domain.workflows",
@@ -63,6 +67,7 @@ __all__ = [
     "HostRunState",
     "Inventory",
     "Library",
+    "MaintenanceWindow",
     "MaintenanceWorkflow",
     "MusterError",
     "ParameterError",
@@ -79,11 +84,14 @@ __all__ = [
     "SshOptions",
     "TransportKind",
     "ValidationError",
+    "WindowMode",
+    "WindowRule",
     "Workflow",
     "WorkflowError",
     "WorkflowRun",
     "load_inventory",
     "load_workflow_text",
+    "parse_recurring",
     "run",
     "run_async",
     "select",
@@ -114,9 +122,11 @@ if TYPE_CHECKING:
     from muster.domain.secret import Secret
     from muster.domain.selectors import select
     from muster.domain.states import ExecutionStatus, FailureReason, HostRunState
+    from muster.domain.windows import MaintenanceWindow, parse_recurring
     from muster.domain.workflows import Workflow, WorkflowError, load_workflow_text
     from muster.engine.dispatcher import DispatchPolicy, ExecutionListener
     from muster.engine.inventory_files import load_inventory
+    from muster.engine.windows import WindowMode, WindowRule
     from muster.engine.workflow import WorkflowRun
     from muster.errors import MusterError, ParameterError, ValidationError
     from muster.library import run, run_async

@@ -22,6 +22,7 @@ from muster.domain.scripts import ScriptVersion
 from muster.domain.selectors import select
 from muster.engine.dispatcher import Dispatcher, DispatchPolicy, ExecutionListener
 from muster.engine.runner import command_job, run_job, script_job
+from muster.engine.windows import WindowRule
 from muster.errors import SelectorError, ValidationError
 
 __all__ = ["run", "run_async"]
@@ -38,11 +39,14 @@ async def run_async(
     policy: DispatchPolicy | None = None,
     ssh: SshOptions | None = None,
     listener: ExecutionListener | None = None,
+    windows: WindowRule | None = None,
 ) -> Execution:
     """Run ``script`` (with ``params``) or ``command`` on the hosts ``selector`` picks.
 
     Parameters are checked before any host is contacted; a selector that
-    matches nothing is an error rather than a silent no-op.
+    matches nothing is an error rather than a silent no-op. ``windows``
+    holds each host to its maintenance windows (wait for one, or fail
+    outside; see :mod:`muster.engine.windows`).
     """
     if (script is None) == (command is None):
         raise ValidationError("give exactly one of script= or command=", field="script")
@@ -59,7 +63,7 @@ async def run_async(
     transports = default_transports(ssh, kinds={host.transport for host in hosts})
     try:
         return await run_job(
-            Dispatcher(transports, policy or DispatchPolicy(), listener), job, hosts
+            Dispatcher(transports, policy or DispatchPolicy(), listener, windows), job, hosts
         )
     finally:
         for t in transports.values():

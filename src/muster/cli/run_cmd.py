@@ -17,6 +17,7 @@ from muster.cli.common import EXIT_HOSTS_FAILED, fail, pick_hosts
 from muster.cli.human import FEW_HOSTS, HumanReport, OutputMode, Terminal
 from muster.cli.output_files import OutputDir
 from muster.cli.present import LiveReport, host_end, summary_table
+from muster.cli.run_windows import window_rule
 from muster.domain.durations import parse_duration
 from muster.domain.executions import Execution, HostRun
 from muster.domain.hosts import Host
@@ -24,6 +25,7 @@ from muster.domain.states import ExecutionStatus
 from muster.engine.dispatcher import Dispatcher, DispatchPolicy, ExecutionListener
 from muster.engine.runner import Job, command_job, run_job, script_job
 from muster.engine.script_files import load_script_file
+from muster.engine.windows import WindowMode, WindowRule
 from muster.errors import MusterError
 from muster.transports.base import Stream
 from muster.transports.ssh_policy import HostKeyPolicy
@@ -91,6 +93,19 @@ def run(
             "--dry-run", help="Show hosts, rendered body, shell and throttling; send nothing."
         ),
     ] = False,
+    window: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--window",
+            help="Maintenance window for every host, e.g. 'Sun 01:00-03:00 Europe/Berlin' "
+            "(' stop' at the end stops hosts still running at its close); repeatable. "
+            "Hosts' muster_window inventory variables add theirs.",
+        ),
+    ] = None,
+    window_policy: Annotated[
+        WindowMode,
+        typer.Option(help="Outside a window: wait (with a countdown), fail, or ignore."),
+    ] = WindowMode.WAIT,
 ) -> None:
     """Run a command (after --) or a script (--script) on the hosts SELECTOR picks.
 
@@ -128,7 +143,8 @@ def run(
     report = None
     if not as_json:
         report = HumanReport(Terminal(), len(hosts), mode=output, stream=stream, output_dir=files)
-    execution = asyncio.run(_dispatch(job, hosts, policy, ssh, report, files))
+    windows = window_rule(window or [], window_policy, hosts)
+    execution = asyncio.run(_dispatch(job, hosts, policy, ssh, report, files, windows))
     if report is None:
         json.dump(execution.to_dict(), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
@@ -272,6 +288,7 @@ async def _dispatch(
     ssh: SshOptions,
     report: HumanReport | None,
     files: OutputDir | None,
+    windows: WindowRule | None = None,
 ) -> Execution:
     transports = default_transports(ssh, kinds={host.transport for host in hosts})
     listener: ExecutionListener | None = None
@@ -279,7 +296,7 @@ async def _dispatch(
         listener = LiveReport(report)
     elif files is not None:
         listener = _FilesOnly(files)
-    dispatcher = Dispatcher(transports, policy, listener)
+    dispatcher = Dispatcher(transports, policy, listener, windows)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, dispatcher.cancel)

@@ -157,6 +157,8 @@ class FailureReason(enum.StrEnum):
     HOST_DELETED = "host_deleted"
     WORKER_LOST = "worker_lost"
     NOT_PICKED_UP = "not_picked_up"
+    #: No maintenance window covering the host was open (an in-process run told to fail).
+    OUTSIDE_WINDOW = "outside_window"
 
 
 #: Reasons that say the host was reached even though no exit code came back.

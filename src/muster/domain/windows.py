@@ -62,6 +62,7 @@ __all__ = [
     "open_periods",
     "parse_days",
     "parse_recurring",
+    "stop_message",
     "window_status",
     "windows_for",
     "zone",
@@ -427,6 +428,12 @@ def closes_at(
         if p.contains(at):
             return p.end
     return None
+
+
+def stop_message(window: str | None, closes_at: dt.datetime) -> str:
+    """The message of a run stopped because its window closed (``stop`` policy)."""
+    name = f"maintenance window {window!r}" if window else "the maintenance window"
+    return f"{name} closed at {closes_at:%Y-%m-%d %H:%M} UTC; stopped by the window's close policy"
 
 
 def describe_opening(at: dt.datetime, tz: ZoneInfo, now: dt.datetime) -> str:

@@ -24,6 +24,7 @@ coroutines parked on semaphores.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +34,9 @@ from muster.domain.executions import Execution, HostRun
 from muster.domain.hosts import Host, TransportKind, skip_reason
 from muster.domain.plans import Plan
 from muster.domain.states import FailureReason, HostRunState
-from muster.engine.executor import HostResult, PlanFactory, execute_host
+from muster.domain.windows import GateDecision, stop_message
+from muster.engine.executor import HostResult, PlanFactory, RunControl, execute_host
+from muster.engine.windows import WindowMode, WindowRule
 from muster.transports.base import Stream, Transport
 
 __all__ = ["DispatchPolicy", "Dispatcher", "ExecutionListener", "PlanSource"]
@@ -44,6 +47,9 @@ log = logging.getLogger(__name__)
 PlanSource = Mapping[str, Plan] | Callable[[Host], Plan]
 
 _MiB = 1024 * 1024
+#: Longest single sleep while a host waits for its window.
+_WINDOW_SLICE = 30.0
+_WINDOW_RECHECK = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +143,10 @@ class Dispatcher:
         transports: Mapping[TransportKind, Transport],
         policy: DispatchPolicy | None = None,
         listener: ExecutionListener | None = None,
+        windows: WindowRule | None = None,
     ) -> None:
         self._transports = transports
+        self.windows = windows if windows is not None and windows.active else None
         self.policy = policy or DispatchPolicy()
         self._listener = listener or ExecutionListener()
         self._cancel_requested = False
@@ -240,7 +248,9 @@ class Dispatcher:
                         next_start[0] = start + delay
                         if start > now:
                             await asyncio.sleep(start - now)
-                    await self._run_host(execution, plans, host)
+                    gate = await self._window(execution, host)
+                    if gate is not None:
+                        await self._run_host(execution, plans, host, gate)
                 finally:
                     slots.release(host)
                     self._wake()
@@ -253,15 +263,66 @@ class Dispatcher:
         if old is not None:
             old.set()
 
-    async def _run_host(self, execution: Execution, plans: PlanSource, host: Host) -> None:
+    async def _window(self, execution: Execution, host: Host) -> GateDecision | None:
+        """Wait for (or fail outside) the host's window; the decision it starts under,
+        None if it must not start."""
+        rule = self.windows
+        if rule is None:
+            return GateDecision(True)
+        told: dt.datetime | None = None
+        while True:
+            decision = rule.decide(host.name, host.groups)
+            if decision.open:
+                return decision
+            run = execution.host_runs[host.name]
+            reason = decision.reason or "outside maintenance window"
+            if rule.mode is WindowMode.FAIL:
+                if run.state is HostRunState.QUEUED:
+                    self._finish(
+                        execution,
+                        run,
+                        HostRunState.FAILED,
+                        reason=FailureReason.OUTSIDE_WINDOW,
+                        message=reason,
+                    )
+                return None
+            opens = decision.available_at or rule.clock() + _WINDOW_RECHECK
+            if told != opens and rule.on_wait is not None:
+                told = opens
+                self._safely(rule.on_wait, host.name, reason, opens)
+            # Slices: a clock that jumps (suspend, NTP) is looked at again soon.
+            left = (opens - rule.clock()).total_seconds()
+            await asyncio.sleep(min(max(left, 0.05), _WINDOW_SLICE))
+
+    async def _run_host(
+        self, execution: Execution, plans: PlanSource, host: Host, gate: GateDecision
+    ) -> None:
         run = execution.host_runs[host.name]
         if run.state is not HostRunState.QUEUED:
             return
         plan_for: PlanFactory = plans if callable(plans) else _by_name(plans)
         recorder = _RunRecorder(execution, run, self._listener)
-        await execute_host(
-            host.name, host, self._transports, plan_for, recorder, keep_bytes=self._cap
-        )
+        control: RunControl | None = None
+        timer: asyncio.TimerHandle | None = None
+        if gate.stop_at_close and gate.closes_at is not None and self.windows is not None:
+            control = RunControl()
+            left = (gate.closes_at - self.windows.clock()).total_seconds()
+            timer = asyncio.get_running_loop().call_later(
+                max(left, 0.0), control.cancel, stop_message(gate.window, gate.closes_at)
+            )
+        try:
+            await execute_host(
+                host.name,
+                host,
+                self._transports,
+                plan_for,
+                recorder,
+                keep_bytes=self._cap,
+                control=control,
+            )
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def _finish(
         self,

@@ -21,17 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from muster.domain.windows import OUTSIDE_WINDOW, MaintenanceWindow
+from muster.domain.windows import OUTSIDE_WINDOW, MaintenanceWindow, stop_message
 
 __all__ = ["DEFERRED_PREFIX", "WindowStore", "WindowSweep", "stop_message"]
 
 #: Every waiting reason the gate writes starts so (windows changing re-checks these runs).
 DEFERRED_PREFIX: Final = OUTSIDE_WINDOW
-
-
-def stop_message(window: str | None, closes_at: dt.datetime) -> str:
-    name = f"maintenance window {window!r}" if window else "the maintenance window"
-    return f"{name} closed at {closes_at:%Y-%m-%d %H:%M} UTC; stopped by the window's close policy"
 
 
 @dataclass(frozen=True, slots=True)
