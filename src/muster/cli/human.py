@@ -31,7 +31,6 @@ import hashlib
 import os
 import sys
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -358,7 +357,3 @@ def _fingerprint(out: _Stream, err: _Stream) -> str:
         return ""
     return out.hash.hexdigest()[:32] + err.hash.hexdigest()[:32]
 
-
-def ends_in_order(report: HumanReport, hosts: Iterable[str]) -> list[HostEnd]:
-    """The report's host ends in the order ``hosts`` names them (unseen hosts left out)."""
-    return [report.ends[h] for h in hosts if h in report.ends]
