@@ -356,4 +356,3 @@ def _fingerprint(out: _Stream, err: _Stream) -> str:
     if out.hash is None or err.hash is None:
         return ""
     return out.hash.hexdigest()[:32] + err.hash.hexdigest()[:32]
-
