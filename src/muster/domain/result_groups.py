@@ -87,7 +87,8 @@ def result_label(d: RunDigest, count: int = 1) -> str:
     if state not in TERMINAL_STATES:
         return state.value.replace("_", " ")
     if state in _STOPPED:
-        return ", ".join(x for x in (state.value, _message(d)) if x)
+        said = _message(d)
+        return said if state.value in said else ", ".join(x for x in (state.value, said) if x)
     if state is HostRunState.SUCCEEDED:
         printed = d.stdout_end or d.stderr_start
         if not printed:

@@ -73,7 +73,16 @@ _UNSAFE: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _FORM_LIMIT: Final = 8 * 1024 * 1024
 _ADMIN_ONLY: Final = Rule(Permission.ADMIN)
 _UNROUTED: Final = Rule(AUTHENTICATED)
-_NOT_CONSOLE: Final = ("/api/", "/ui/", "/static/", "/health", "/metrics", "/openapi", "/docs")
+_NOT_CONSOLE: Final = (
+    "/api/",
+    "/ui/",
+    "/static/",
+    "/health",
+    "/metrics",
+    "/openapi",
+    "/docs",
+    "/redoc",
+)
 
 
 def is_console_page(method: str, path: str) -> bool:

@@ -61,10 +61,10 @@ def approval_view(
         return ApprovalView(None, "", (), 0, 1, record.requested_by or "", None, (), False, "")
     r = found.request
     why = ""
-    if not decide:
-        why = "you lack the approvals.decide permission"
-    elif actor is not None and actor.name == r.requester:
+    if actor is not None and actor.name == r.requester:
         why = "you asked for this run, and nobody approves their own request"
+    elif not decide:
+        why = "you lack the approvals.decide permission"
     elif actor is not None and r.has_voted(actor.name):
         why = "you have already voted"
     elif actor is not None and not r.is_eligible(actor.name, actor.voting_roles):

@@ -27,7 +27,7 @@ from muster.server.schemas.common import MAX_OFFSET
 from muster.server.sse import sse
 from muster.server.web.approval_view import approval_view, can_decide
 from muster.server.web.render import HtmlErrorRoute, form_data, in_thread, page, web_context
-from muster.server.web.summary import FILTERS, PAGE_SIZE, GroupCache, summary
+from muster.server.web.summary import FILTERS, PAGE_SIZE, RERUN, GroupCache, summary
 from muster.services.actor import Actor
 from muster.store.base import HostRunRecord
 
@@ -62,7 +62,7 @@ def show_execution(
         ctx.store,
         _cache(ctx),
         execution_id,
-        filter_name=filter if filter in FILTERS else "",
+        filter_name=filter if filter in FILTERS or filter == RERUN else "",
         group=group,
         offset=offset,
     )
@@ -91,7 +91,7 @@ def execution_summary(
         ctx.store,
         _cache(ctx),
         execution_id,
-        filter_name=filter if filter in FILTERS else "",
+        filter_name=filter if filter in FILTERS or filter == RERUN else "",
         group=group,
         offset=offset,
     )
@@ -201,4 +201,4 @@ async def retry_failed(request: Request, execution_id: str) -> RedirectResponse:
     ctx = web_context(request)
     await in_thread(ctx.approvals.retry, request_actor(request), execution_id)
     ctx.track(execution_id)
-    return RedirectResponse(f"/executions/{execution_id}?filter=running", status_code=303)
+    return RedirectResponse(f"/executions/{execution_id}?filter={RERUN}", status_code=303)

@@ -17,7 +17,7 @@ from muster.domain.states import TERMINAL_STATES, HostRunState
 from muster.server.web.grouping import ResultGroup, group_results
 from muster.store.base import ExecutionRecord, Store
 
-__all__ = ["FILTERS", "GroupCache", "summary"]
+__all__ = ["FILTERS", "RERUN", "GroupCache", "summary"]
 
 S = HostRunState
 #: Grid filters offered by the view; each is a set of host-run states.
@@ -26,7 +26,12 @@ FILTERS: dict[str, tuple[HostRunState, ...]] = {
     "running": (S.RUNNING, S.QUEUED, S.PENDING_APPROVAL),
     "succeeded": (S.SUCCEEDED,),
 }
+#: Not a state filter: the hosts a "Re-run failed hosts" queued again (attempt > 1),
+#: whatever they are doing by the time the page shows them.
+RERUN = "rerun"
 PAGE_SIZE = 500
+#: How many host runs the re-run filter looks at.
+_RERUN_SCAN = 20_000
 _CACHED = 64
 
 
@@ -92,6 +97,9 @@ def summary(
     total = sum(counts.values())
     done = sum(n for s, n in counts.items() if S(s) in TERMINAL_STATES)
     hosts = grouped.members.get(group) if group else None
+    if filter_name == RERUN:
+        every = store.grid_page(execution_id, limit=_RERUN_SCAN).items
+        hosts = [c.host_name for c in every if c.attempt > 1]
     page = store.grid_page(
         execution_id,
         states=FILTERS.get(filter_name),

@@ -54,6 +54,9 @@ function schedule() {
 
 function render(data) {
   showStatus(data.shown);
+  // Decided elsewhere (the inbox, another approver): the approval card has done its job.
+  const waiting = document.getElementById("approval");
+  if (waiting && data.status !== "pending_approval") waiting.hidden = true;
   const bar = document.getElementById("progress");
   bar.className = `progress s-${data.shown}`;
   bar.setAttribute("aria-valuenow", String(data.progress));

@@ -5,6 +5,9 @@ import { debounce, getJSON } from "./common.js";
 const input = document.getElementById("targets");
 const count = document.getElementById("target-count");
 const names = document.getElementById("target-names");
+// The server's own verdict on the submitted hosts, shown beside the field: the live
+// count does not say it a second time until the text changes.
+let served = document.getElementById("err-targets");
 
 async function resolve() {
   const q = input.value.trim();
@@ -17,6 +20,10 @@ async function resolve() {
     const data = await getJSON(`/ui/hosts/resolve?q=${encodeURIComponent(q)}`);
     if (data.problem) {
       count.value = "0 hosts selected";
+      if (served && served.textContent.includes(data.problem)) {
+        names.textContent = "";
+        return;
+      }
       names.textContent = data.problem;
       names.classList.add("problem");
       return;
@@ -31,6 +38,12 @@ async function resolve() {
 }
 
 if (input) {
+  input.addEventListener("input", () => {
+    if (served) {
+      served.remove();
+      served = null;
+    }
+  });
   input.addEventListener("input", debounce(resolve, 200));
   for (const chip of document.querySelectorAll("[data-add]")) {
     chip.addEventListener("click", () => {
