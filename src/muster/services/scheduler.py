@@ -23,12 +23,16 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from muster.domain.schedules import FiringStatus, decide
+from muster.services.actor import Actor
 from muster.services.approvals import Approvals
-from muster.services.schedules import ScheduleService, owners_from
+from muster.services.schedules import ActorLookup, ScheduleService, owners_from
 from muster.services.submission import Submission
 from muster.store.protocols import ServerStore
 from muster.store.schedule_records import LeaderLock, ScheduleRecord, TickRecord
@@ -40,6 +44,22 @@ _log = logging.getLogger(__name__)
 SCHEDULES_KEY = "schedules"
 
 
+_COUNT_LOCK = threading.Lock()
+
+
+class _Owners:
+    """Owner lookups memoised for one pass (1,000 schedules of one owner: one lookup)."""
+
+    def __init__(self, lookup: ActorLookup) -> None:
+        self._lookup = lookup
+        self._seen: dict[str, Actor | None] = {}
+
+    def __call__(self, name: str) -> Actor | None:
+        if name not in self._seen:
+            self._seen[name] = self._lookup(name)
+        return self._seen[name]
+
+
 @dataclass(slots=True)
 class PassReport:
     """What one pass did (zeros for a follower)."""
@@ -49,7 +69,7 @@ class PassReport:
     counts: dict[FiringStatus, int] = field(default_factory=dict)
 
     def add(self, status: FiringStatus, n: int = 1) -> None:
-        if n:
+        with _COUNT_LOCK:
             self.counts[status] = self.counts.get(status, 0) + n
 
     @property
@@ -85,6 +105,7 @@ class Scheduler:
         *,
         poll: float = 1.0,
         batch: int = 500,
+        concurrency: int = 8,
         clock: Callable[[], dt.datetime] | None = None,
         name: str = "muster-scheduler",
     ) -> None:
@@ -94,10 +115,12 @@ class Scheduler:
         self.store = service.store
         self.poll = poll
         self.batch = batch
+        self.concurrency = concurrency
         self.clock = clock or service.clock
         self.name = name
         self.lock: LeaderLock = self.store.scheduler_lock()
         self.passes = 0
+        self._leading = False
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -106,26 +129,70 @@ class Scheduler:
         return self.lock.held()
 
     def step(self) -> PassReport:
-        """One pass (blocking: run it in a thread). Takes the lead if it is free."""
+        """One pass (blocking: run it in a thread). Takes the lead if it is free.
+
+        Due schedules are carried out by up to ``concurrency`` threads: a firing
+        spends its time waiting on the database, and schedules are independent
+        (each tick's firing is still one transaction, its key unique).
+        """
         report = PassReport()
         if not self.lock.try_acquire():
+            if self._leading:
+                _log.warning("%s (pid %d): lost the lead", self.name, os.getpid())
+            self._leading = False
             return report
+        if not self._leading:
+            _log.info("%s (pid %d): leading", self.name, os.getpid())
+            self._leading = True
         report.leading = True
+        owners = _Owners(self.service.actors)
         while True:
             now = self.clock()
             due = self.store.due_schedules(now, limit=self.batch)
-            for record in due:
-                if not self.lock.held():
-                    report.leading = False
-                    return report
-                self.advance(record, now, report)
+            if not due:
+                break
+            if not self.lock.held():
+                report.leading = self._leading = False
+                return report
+            if self.concurrency > 1 and len(due) > 1:
+                with ThreadPoolExecutor(
+                    min(self.concurrency, len(due)), thread_name_prefix=self.name
+                ) as pool:
+                    for _ in pool.map(
+                        self._advance,
+                        due,
+                        [now] * len(due),
+                        [report] * len(due),
+                        [owners] * len(due),
+                    ):
+                        pass
+            else:
+                for record in due:
+                    self._advance(record, now, report, owners)
             report.schedules += len(due)
             if len(due) < self.batch:
                 break
         self.passes += 1
         return report
 
-    def advance(self, record: ScheduleRecord, now: dt.datetime, report: PassReport) -> None:
+    def _advance(
+        self, record: ScheduleRecord, now: dt.datetime, report: PassReport, owners: _Owners
+    ) -> None:
+        try:
+            self.advance(record, now, report, owners=owners)
+        except Exception:
+            # One schedule's trouble (a database error) must not stop the others; its
+            # cursor did not move, so the next pass decides its ticks again.
+            _log.exception("%s: schedule %s failed", self.name, record.name)
+
+    def advance(
+        self,
+        record: ScheduleRecord,
+        now: dt.datetime,
+        report: PassReport,
+        *,
+        owners: ActorLookup | None = None,
+    ) -> None:
         """Carry out the decision for one schedule's ticks due by ``now``."""
         decision = decide(record.schedule, record.state, now)
         quiet = [
@@ -139,7 +206,7 @@ class Scheduler:
                 report.add(t.status)
         for tick in decision.ticks:
             if tick.status is FiringStatus.FIRED:
-                result = self.service.fire(record, tick.due_at, tick.reason)
+                result = self.service.fire(record, tick.due_at, tick.reason, owners=owners)
                 report.add(result.status)
         if not self.store.advance_schedule(
             record.id,

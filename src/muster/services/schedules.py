@@ -235,11 +235,17 @@ class ScheduleService:
         return result
 
     def fire(
-        self, record: ScheduleRecord, due_at: dt.datetime, reason: str | None = None
+        self,
+        record: ScheduleRecord,
+        due_at: dt.datetime,
+        reason: str | None = None,
+        *,
+        owners: ActorLookup | None = None,
     ) -> FireResult:
-        """Fire one tick as the owner; a refused submission is recorded ``failed``."""
+        """Fire one tick as the owner (looked up with ``owners``, default ``actors``);
+        a refused submission is recorded ``failed``."""
         try:
-            actor = self._owner(record.schedule)
+            actor = self._owner(record.schedule, owners or self.actors)
             execution = self._submit(record, due_at, actor, manual=False, reason=reason)
         except MusterError as exc:
             text = f"{type(exc).__name__}: {exc}"
@@ -256,9 +262,9 @@ class ScheduleService:
             return FireResult(due_at, FiringStatus.SKIPPED, reason="recorded by another scheduler")
         return FireResult(due_at, FiringStatus.FIRED, execution, reason)
 
-    def _owner(self, schedule: Schedule) -> Actor:
+    def _owner(self, schedule: Schedule, lookup: ActorLookup) -> Actor:
         owner = schedule.created_by
-        actor = self.actors(owner) if owner else None
+        actor = lookup(owner) if owner else None
         if actor is None:
             raise PermissionDeniedError(
                 f"the schedule's owner {owner!r} no longer exists or is disabled"
