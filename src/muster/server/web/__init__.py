@@ -31,6 +31,7 @@ def console_router() -> APIRouter:
         pages_hosts,
         pages_login,
         pages_scripts,
+        pages_windows,
     )
 
     router = APIRouter(include_in_schema=False)
@@ -41,6 +42,7 @@ def console_router() -> APIRouter:
         pages_executions,
         pages_history,
         pages_hosts,
+        pages_windows,
         pages_login,
     ):
         router.include_router(module.router)

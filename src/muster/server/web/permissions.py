@@ -44,4 +44,8 @@ WEB_RULES: Final[dict[tuple[str, str], Permission | str]] = {
     ("GET", "/history"): P.JOBS_VIEW,
     ("GET", "/hosts"): P.HOSTS_VIEW,
     ("GET", "/hosts/{host}"): P.HOSTS_VIEW,
+    ("GET", "/windows"): P.JOBS_VIEW,
+    ("POST", "/windows"): P.WINDOWS_MANAGE,
+    ("POST", "/windows/{window_id}/delete"): P.WINDOWS_MANAGE,
+    ("POST", "/windows/override"): P.WINDOWS_OVERRIDE,
 }
