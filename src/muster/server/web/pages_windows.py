@@ -40,6 +40,10 @@ _FIELDS = (
 )
 _DEFAULTS = {"kind": "recurring", "scope": "group", "timezone": "UTC", "close_policy": "finish"}
 _MAX_WEEKS = 52
+#: Firings of one schedule drawn one by one per day; more become one band.
+_FIRINGS_SHOWN = 4
+#: Forecast rows listed (all of them are counted in the summary).
+_FORECAST_ROWS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +79,30 @@ def _week(
         dt.datetime.combine(monday + dt.timedelta(days=i), dt.time(), tz).astimezone(dt.UTC)
         for i in range(8)
     ]
-    planned = service.planned(starts[0], starts[7])
+    # Firings still to come (past ones are in the schedules' own history).
+    planned = service.planned(max(starts[0], now), starts[7]) if starts[7] > now else []
     entries = service.calendar(starts[0], starts[7], planned)
     days: list[_Day] = []
     for i in range(7):
         a, b = starts[i], starts[i + 1]
         span = (b - a).total_seconds()  # 23 or 25 hours on DST days
         blocks: list[_Block] = []
+        firings: dict[str, list[CalendarEntry]] = {}
         for e in entries:
+            if e.kind == "firing":
+                if a <= e.start < b:
+                    firings.setdefault(e.title, []).append(e)
+                continue
             blocks.extend(_place(e, a, b, span, tz))
+        for title, fired in firings.items():
+            if len(fired) <= _FIRINGS_SHOWN:
+                for e in fired:
+                    blocks.extend(_place(e, a, b, span, tz))
+                continue
+            # Many a day (an hourly cron): one band from the first to the last.
+            first, last = fired[0].start, fired[-1].start
+            band = CalendarEntry("firings", f"{title}: {len(fired)} firings", first, last)
+            blocks.extend(_place(band, a, b, span, tz))
         local = a.astimezone(tz)
         days.append(_Day(f"{local:%a %d %b}", tuple(blocks)))
     fc = service.forecast(7, now) if week == 0 else Forecast(starts[0], starts[7], ())
@@ -104,6 +123,24 @@ def _place(
     height = min(max(round((hi - lo).total_seconds() / span * 96), 1), 96 - top)
     label = f"{e.start.astimezone(tz):%a %H:%M} to {end.astimezone(tz):%a %H:%M} {e.title}"
     return [_Block(e.kind, e.title, label, top, height)]
+
+
+def _summary(fc: Forecast) -> list[dict[str, Any]]:
+    """Per schedule: host runs that run on time, deferred, and that will not fit."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in fc.entries:
+        row = out.setdefault(
+            e.source, {"source": e.source, "runs": 0, "deferred": 0, "will_not_fit": 0}
+        )
+        row[e.status.value] += 1
+    return list(out.values())
+
+
+def _rows(fc: Forecast) -> list[Any]:
+    """The host runs listed: those that will not fit first, then by time; capped."""
+    misfits = list(fc.will_not_fit)
+    rest = [e for e in fc.entries if e not in set(misfits)]
+    return (misfits + rest)[:_FORECAST_ROWS]
 
 
 def _render(
@@ -140,6 +177,8 @@ def _render(
         windows=windows,
         next_open=next_open,
         forecast=fc,
+        summary=_summary(fc),
+        rows=_rows(fc),
         form={**_DEFAULTS, **(form or {})},
         problems=problems or {},
         notice=notice,
