@@ -33,9 +33,7 @@ def _what(a: dict[str, Any]) -> str:
         return f"execution {a['execution_id']}"
     wf = a.get("workflow") or {}
     if wf:
-        return (
-            f"workflow {wf.get('workflow')} instance {wf.get('instance_id')} step {wf.get('step')}"
-        )
+        return f"workflow instance {wf.get('instance_id')} step {wf.get('step')}"
     return str(a.get("subject"))
 
 

@@ -63,6 +63,28 @@ class Plan:
             "commands": [c.to_dict() for c in self.commands],
         }
 
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], env: Mapping[str, str | Secret] | None = None
+    ) -> Plan:
+        """Read back :meth:`to_dict` (the environment travels beside it)."""
+        return cls(
+            files=tuple(
+                PlanFile(str(f["path"]), str(f["content"]), int(f.get("mode", 0o700)))
+                for f in data.get("files", ())
+            ),
+            commands=tuple(
+                PlanCommand(
+                    tuple(str(a) for a in c["argv"]),
+                    float(c.get("timeout", 300)),
+                    bool(c.get("ignore_errors", False)),
+                    str(c.get("description", "")),
+                )
+                for c in data.get("commands", ())
+            ),
+            env=dict(env or {}),
+        )
+
     @property
     def secrets(self) -> tuple[str, ...]:
         """Revealed secret values, for output masking."""

@@ -22,7 +22,17 @@ from muster.app import SERVER, open_services
 from muster.config import Settings
 from muster.domain.hosts import Host, TransportKind
 from muster.errors import NotFoundError
-from muster.server import executions, health, hosts, jobs, scripts, stream, webhooks, windows
+from muster.server import (
+    executions,
+    health,
+    hosts,
+    jobs,
+    scripts,
+    stream,
+    webhooks,
+    windows,
+    workflows,
+)
 from muster.server.context import ServerContext, WorkerControl
 from muster.server.errors import install_error_handlers
 from muster.server.health import muster_version
@@ -117,12 +127,14 @@ def create_app(
 
             scheduler = Scheduler(ctx.schedules, poll=settings.scheduler_poll)
             scheduler.start()
+        ctx.workflow_driver.start()
         try:
             yield
         finally:
             ctx.stopping.set()
             if scheduler is not None:
                 await scheduler.stop()
+            await ctx.workflow_driver.stop()
             await reaper.stop()
             if worker is not None:
                 await worker.stop(settings.shutdown_grace)
@@ -139,6 +151,8 @@ def create_app(
     for module in (scripts, executions, stream, hosts, jobs, webhooks, windows, health):
         app.include_router(module.router)
     app.include_router(schedules_router)
+    app.include_router(workflows.definitions)
+    app.include_router(workflows.instances)
     install_security(app)
     install_console(app)
     install_body_limits(app, settings)

@@ -23,9 +23,22 @@ router = APIRouter(prefix="/api/v1/automation/approvals", tags=["approvals"])
 Ctx = Annotated[ServerContext, Depends(get_context)]
 
 
+def _workflow_of(subject: str) -> dict[str, str] | None:
+    """A workflow approval step's request names ``workflow:<instance>:<step>``."""
+    kind, _, rest = subject.partition(":")
+    instance_id, _, step = rest.partition(":")
+    if kind != "workflow" or not instance_id or not step:
+        return None
+    return {"instance_id": instance_id, "step": step}
+
+
 def _out(rec: ApprovalRecord) -> dict[str, Any]:
     r = rec.request
     return {
+        "kind": "execution"
+        if rec.execution_id
+        else ("workflow_step" if _workflow_of(r.subject) else "other"),
+        "workflow": _workflow_of(r.subject),
         "id": r.id,
         "subject": r.subject,
         "execution_id": rec.execution_id,

@@ -29,6 +29,8 @@ from muster.services.scheduler import schedule_service
 from muster.services.schedules import ScheduleService
 from muster.services.submission import Submission
 from muster.services.webhooks import WebhookService
+from muster.services.workflow_driver import WorkflowDriver
+from muster.services.workflows import Workflows
 from muster.store.notify import Notifier
 from muster.store.protocols import ServerStore
 from muster.transports.base import Transport
@@ -76,6 +78,10 @@ class ServerContext:
     submission: Submission = field(init=False)
     #: Schedules: definitions (audited), run-now, firings.
     schedules: ScheduleService = field(init=False)
+    #: The durable workflow driver (its loop is started by the lifespan).
+    workflow_driver: WorkflowDriver = field(init=False)
+    #: Workflows for a caller: push, check, start, act on instances.
+    workflows: Workflows = field(init=False)
 
     def __post_init__(self) -> None:
         self.trusted_proxies = tuple(
@@ -87,6 +93,10 @@ class ServerContext:
         )
         self.submission = Submission(store, self.approvals, store, watch=self.track)
         self.schedules = schedule_service(store, submission=self.submission)
+        self.workflow_driver = WorkflowDriver(
+            store, self.approvals, lease_seconds=max(5.0, self.settings.lease_seconds)
+        )
+        self.workflows = Workflows(store, self.approvals, self.workflow_driver)
 
     @property
     def live(self) -> Notifier:

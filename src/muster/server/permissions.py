@@ -95,6 +95,24 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
     ("DELETE", f"{_A}/approval-policies/groups/{{group}}"): Rule(P.APPROVALS_MANAGE, True),
     ("GET", f"{_A}/approval-policies/kinds/{{kind}}"): P.JOBS_VIEW,
     ("PUT", f"{_A}/approval-policies/kinds/{{kind}}"): Rule(P.APPROVALS_MANAGE, True),
+    # workflows: definitions and instances (seed 001's workflows.view / workflows.manage);
+    # the service audits every change itself
+    ("GET", f"{_A}/workflows"): P.WORKFLOWS_VIEW,
+    ("POST", f"{_A}/workflows"): Rule(P.WORKFLOWS_MANAGE, True),
+    ("POST", f"{_A}/workflows/validate"): P.WORKFLOWS_VIEW,
+    ("GET", f"{_A}/workflows/{{name}}"): P.WORKFLOWS_VIEW,
+    ("GET", f"{_A}/workflows/{{name}}/versions"): P.WORKFLOWS_VIEW,
+    ("GET", f"{_A}/workflows/{{name}}/graph.svg"): P.WORKFLOWS_VIEW,
+    ("DELETE", f"{_A}/workflows/{{name}}"): Rule(P.WORKFLOWS_MANAGE, True),
+    ("POST", f"{_A}/workflows/{{name}}/start"): Rule(P.WORKFLOWS_MANAGE, True),
+    ("GET", f"{_A}/workflow-instances"): P.WORKFLOWS_VIEW,
+    ("GET", f"{_A}/workflow-instances/{{instance_id}}"): P.WORKFLOWS_VIEW,
+    ("GET", f"{_A}/workflow-instances/{{instance_id}}/graph.svg"): P.WORKFLOWS_VIEW,
+    ("PUT", f"{_A}/workflow-instances/{{instance_id}}"): Rule(P.WORKFLOWS_MANAGE, True),
+    ("GET", f"{_A}/workflow-instances/{{instance_id}}/steps/{{step_id}}"): P.WORKFLOWS_VIEW,
+    ("PUT", f"{_A}/workflow-instances/{{instance_id}}/steps/{{step_id}}"): Rule(
+        P.WORKFLOWS_MANAGE, True
+    ),
     # hosts
     ("GET", "/api/v1/hosts"): P.HOSTS_VIEW,
     ("POST", "/api/v1/hosts"): P.HOSTS_MANAGE,

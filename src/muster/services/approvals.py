@@ -145,6 +145,10 @@ class Approvals:
 
     # -- requests ---------------------------------------------------------------
 
+    def role_members(self) -> dict[str, list[str]]:
+        """Every enabled user per role, now (the electorate of ``all``/``majority``)."""
+        return self._role_members()
+
     def _role_members(self) -> dict[str, list[str]]:
         members: dict[str, list[str]] = {}
         for u in self.users.list_users():

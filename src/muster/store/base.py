@@ -105,6 +105,10 @@ class ExecutionKind(enum.StrEnum):
     COMMAND = "command"
     #: A built-in job type (seed 001); ``job_type`` names it.
     JOB = "job"
+    #: A plan rendered by the workflow engine for a step (``policy["plan"]``, with
+    #: ``{run_id}`` standing for the host run's id; its environment as ``env:NAME``
+    #: values): what the step's hosts run, byte for byte as in-process.
+    PLAN = "plan"
 
 
 class LeaseStatus(enum.StrEnum):

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 from muster.domain.approvals import ApprovalRequest
 from muster.domain.secret import Secret
-from muster.domain.workflows import InstanceState, StepResult
-from muster.engine.workflow_store import InstanceRecord, WorkflowStore
+from muster.domain.workflows import InstanceState, StepResult, Workflow
+from muster.engine.workflow_store import InstanceRecord, WorkflowRecord, WorkflowStore
 from muster.store.base import NewExecution
 
 __all__ = ["Dispatch", "DurableWorkflowStore", "InstanceDetail", "StepLink"]
@@ -58,6 +58,9 @@ class InstanceDetail:
 class DurableWorkflowStore(WorkflowStore, Protocol):
     """Claims, one-transaction progress and links (see the module docstring)."""
 
+    def save_workflow(
+        self, workflow: Workflow, *, created_by: str | None = None, source: str | None = None
+    ) -> tuple[WorkflowRecord, bool]: ...
     def create_instance(
         self,
         workflow: Any,

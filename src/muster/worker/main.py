@@ -3,7 +3,9 @@
 Configuration comes from :class:`~muster.config.Settings` (``MUSTER_*``
 variables). The process migrates the schema if needed, runs one
 :class:`~muster.worker.runner.Worker` with the default transports and the
-reaper loop (:class:`muster.services.reaper.Reaper`, the server's own), and
+reaper loop (:class:`muster.services.reaper.Reaper`, the server's own), the
+workflow driver's loop (:class:`muster.services.workflow_driver.WorkflowDriver`:
+any number of processes may run it, an instance is advanced by one at a time), and
 on SIGTERM or SIGINT stops gracefully (see ``Worker.stop``).
 """
 
@@ -16,7 +18,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 from muster.config import Settings
 from muster.domain.hosts import TransportKind
+from muster.services.approvals import Approvals
 from muster.services.reaper import Reaper, reap_interval
+from muster.services.workflow_driver import WorkflowDriver
 from muster.transports.base import Transport
 from muster.worker.runner import Worker
 
@@ -54,14 +58,23 @@ async def run_worker(
         interval=reap_interval(settings.lease_seconds),
         name=f"{worker.worker_id}-reaper",
     )
+    store = services.store
+    approvals = Approvals(
+        store, book=store, rules=store, users=store, audit=store, clock=store.clock
+    )
+    workflows = WorkflowDriver(
+        store, approvals, owner=worker.worker_id, lease_seconds=max(5.0, settings.lease_seconds)
+    )
     worker.install_signal_handlers(settings.shutdown_grace)
     if on_start is not None:
         on_start(worker)
     logging.getLogger(__name__).info("worker %s started", worker.worker_id)
     reaper.start()
+    workflows.start()
     try:
         await worker.run()
     finally:
+        await workflows.stop()
         await reaper.stop()
         await services.aclose()
 

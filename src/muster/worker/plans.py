@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import Any
+
 from muster.domain.hosts import Host
 from muster.domain.jobtypes import render_job
 from muster.domain.planbuilder import build_command_plan, build_script_plan, command_env
@@ -10,7 +14,22 @@ from muster.domain.scripts import Shell
 from muster.errors import ValidationError
 from muster.store.base import ClaimedRun, ExecutionKind
 
-__all__ = ["plan_for"]
+__all__ = ["RUN_ID_TOKEN", "plan_for", "plan_of_step"]
+
+#: Stands for the host run's id in a stored step plan (file paths, MUSTER_RUN_ID).
+RUN_ID_TOKEN = "MUSTERRUNIDTOKEN"
+
+
+def plan_of_step(policy: Mapping[str, Any], run_id: str, env: Mapping[str, Any]) -> Plan:
+    """A workflow step's stored plan for one host run: the token replaced by its id."""
+    data = policy.get("plan")
+    if not isinstance(data, Mapping):
+        raise ValidationError("a plan execution without its plan", field="plan")
+    text = json.dumps(data).replace(RUN_ID_TOKEN, run_id)
+    fixed = {
+        k: (v.replace(RUN_ID_TOKEN, run_id) if isinstance(v, str) else v) for k, v in env.items()
+    }
+    return Plan.from_dict(json.loads(text), fixed)
 
 
 def plan_for(claim: ClaimedRun, host: Host) -> Plan:
@@ -32,6 +51,8 @@ def plan_for(claim: ClaimedRun, host: Host) -> Plan:
             run_id=claim.run.id,
             env=command_env(claim.values),
         )
+    if ex.kind is ExecutionKind.PLAN:
+        return plan_of_step(ex.policy, claim.run.id, command_env(claim.values))
     if not ex.job_type:
         raise ValidationError("a job execution without a job type", field="type")
     if host.is_windows:

@@ -1,0 +1,610 @@
+"""The durable workflow driver: the engine's state machine, advanced from the store.
+
+Routing, retries, pauses, kills and deadlines are decided by
+:func:`muster.domain.workflows.machine.advance`, the function the in-process
+driver calls too; a host step is rendered by
+:func:`muster.domain.workflows.render.prepare_step`, also shared. What this
+module adds is durability:
+
+* a host step's attempt becomes executions (kind ``plan``: the rendered plan
+  itself, one execution per distinct plan, the host run's id standing in for
+  the in-process run id) that the existing workers claim, so throttling,
+  approval rules of scripts and groups, output capture, masking, leases and
+  recovery all apply; when every execution of the attempt has ended, its host
+  runs become the step's :class:`~muster.domain.workflows.StepResult` and a
+  ``StepFinished`` event (a host run ``lost`` makes the step ``lost``);
+* an approval step opens a request in the approvals book (the five policies,
+  approvers, a deadline) with subject ``workflow:<instance>:<step>``; its
+  decision becomes ``ApprovalDecided``; a deadline that passes fails the step;
+* one pass over an instance (events in, actions out) is committed by
+  :meth:`~muster.store.workflow_durable.DurableWorkflowStore.commit_progress`
+  in one transaction at the revision it read. Several processes may run the
+  loop (``muster serve``, ``muster worker``): an instance is claimed with a
+  lease, and a pass that lost a race writes nothing, so no step is dispatched
+  twice and a finished step never runs again, whatever is killed when;
+* timers (delays, deadlines, pauses for N minutes, retry delays) are the
+  instance's ``wake_at`` in the store: they survive restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import uuid
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from muster.domain.approval_rules import approval_policy
+from muster.domain.approvals import ApprovalStatus, open_request
+from muster.domain.hosts import Host
+from muster.domain.output import EventScanner
+from muster.domain.planbuilder import ENV_PREFIX, RUN_ID_ENV
+from muster.domain.scripts import ScriptVersion
+from muster.domain.secret import Secret
+from muster.domain.states import Priority
+from muster.domain.throttle import group_key
+from muster.domain.workflows import (
+    Graph,
+    HostOutcome,
+    InstanceState,
+    StepResult,
+    StepStatus,
+    StepType,
+    WaitReason,
+    WorkflowError,
+    merge_events,
+    validate,
+)
+from muster.domain.workflows.machine import (
+    Action,
+    ApprovalDecided,
+    CancelStep,
+    CloseApproval,
+    Event,
+    Finished,
+    OpenApproval,
+    RunStep,
+    Start,
+    StepFinished,
+    Tick,
+    advance,
+    next_wakeup,
+)
+from muster.domain.workflows.render import StepLaunch, prepare_step, step_targets
+from muster.errors import ConflictError, MusterError, NotFoundError, ValidationError
+from muster.security.rbac import Permission
+from muster.services.actor import Actor
+from muster.services.approvals import Approvals
+from muster.services.local_hosts import local_names, require_local_permission
+from muster.services.submission import resolve_hosts
+from muster.store.base import ExecutionKind, HostTarget, NewExecution
+from muster.store.protocols import ServerStore
+from muster.store.workflow_durable import Dispatch, InstanceDetail
+
+__all__ = ["WorkflowDriver", "actor_context", "workflow_subject"]
+
+_log = logging.getLogger(__name__)
+_TOKEN = "MUSTERRUNIDTOKEN"  # muster.worker.plans.RUN_ID_TOKEN (services may not import worker)
+#: How often a pass looks again at an instance with steps in flight.
+_POLL = dt.timedelta(seconds=0.5)
+_CONFLICT_RETRIES = 5
+
+
+def workflow_subject(instance_id: str, step_id: str) -> str:
+    """The subject of a workflow approval step's request (the inbox shows it)."""
+    return f"workflow:{instance_id}:{step_id}"
+
+
+def actor_context(actor: Actor | None) -> dict[str, Any]:
+    """The starter, as kept with the instance: its steps run with these permissions."""
+    if actor is None:
+        return {"name": "", "roles": [], "permissions": []}
+    return {
+        "name": actor.name,
+        "roles": list(actor.roles),
+        "permissions": sorted(p.value for p in actor.permissions),
+    }
+
+
+def _actor(data: Mapping[str, Any]) -> Actor:
+    known = {p.value for p in Permission}
+    perms = frozenset(Permission(p) for p in data.get("permissions", ()) if p in known)
+    return Actor(
+        name=str(data.get("name") or ""), roles=tuple(data.get("roles", ())), permissions=perms
+    )
+
+
+def _summary(result: StepResult) -> str:
+    bad = [h for h in result.hosts.values() if not h.succeeded]
+    if not result.hosts:
+        return "ran on no host"
+    if not bad:
+        return f"succeeded on {len(result.hosts)} host(s)"
+    shown = ", ".join(f"{h.host} {h.state}" for h in bad[:5])
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    return f"{len(bad)} of {len(result.hosts)} host(s) did not succeed: {shown}{more}"
+
+
+@dataclass(slots=True)
+class _Pass:
+    """What one pass decided, committed together."""
+
+    detail: InstanceDetail
+    graph: Graph
+    state: InstanceState
+    params: dict[str, Any]
+    results: dict[str, StepResult]
+    events: deque[Event] = field(default_factory=deque)
+    new_results: list[StepResult] = field(default_factory=list)
+    dispatches: list[Dispatch] = field(default_factory=list)
+    approvals: list[tuple[str, Any]] = field(default_factory=list)
+    closed: list[tuple[str, str]] = field(default_factory=list)
+    cancels: list[str] = field(default_factory=list)
+    moved: bool = False
+
+
+class WorkflowDriver:
+    """Advances workflow instances from the store; see the module docstring.
+
+    :meth:`tick` is one pass over the due instances (blocking: run it in a
+    thread); :meth:`apply` applies a user's event (pause, resume, kill, retry)
+    through the same path; :meth:`start`/:meth:`stop` run the loop as a task.
+    """
+
+    def __init__(
+        self,
+        store: ServerStore,
+        approvals: Approvals,
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 30.0,
+        interval: float = 0.5,
+        batch: int = 50,
+    ) -> None:
+        self.store = store
+        self.approvals = approvals
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease_seconds = lease_seconds
+        self.interval = interval
+        self.batch = batch
+        self.passes = 0
+        self._graphs: dict[tuple[str, int], Graph] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    # -- the loop -------------------------------------------------------------------
+
+    def tick(self) -> int:
+        """Advance every due instance this process can claim; returns how many."""
+        ids = self.store.claim_instances(
+            self.owner, limit=self.batch, lease_seconds=self.lease_seconds
+        )
+        for iid in ids:
+            wake: dt.datetime | None = self.store.clock() + _POLL
+            try:
+                wake = self.advance(iid)
+            except Exception:
+                _log.exception("workflow instance %s: a pass failed", iid)
+                wake = self.store.clock() + dt.timedelta(seconds=5)
+            finally:
+                self.store.release_instance(iid, self.owner, wake_at=wake)
+        self.passes += 1
+        return len(ids)
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = await asyncio.to_thread(self.tick)
+            except Exception:
+                _log.exception("workflow driver: a tick failed")
+                busy = 0
+            if busy >= self.batch:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.interval)
+
+    def start(self) -> asyncio.Task[None]:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="muster-workflows")
+        return self._task
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        task = self._task
+        if task is None:
+            return
+        await asyncio.wait({task}, timeout=timeout)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- one instance ---------------------------------------------------------------
+
+    def advance(self, instance_id: str) -> dt.datetime | None:
+        """One pass: what happened since the last (executions ended, decisions,
+        time), through the machine, committed; returns when to look again."""
+        for _ in range(_CONFLICT_RETRIES):
+            p = self._load(instance_id)
+            if p.state.status.terminal:
+                return None
+            self._observe(p)
+            try:
+                self._run(p)
+            except ConflictError:
+                continue
+            return self._wake(p.state)
+        return self.store.clock() + _POLL
+
+    def apply(self, instance_id: str, event: Event) -> InstanceState:
+        """Apply a user's event (Pause, Resume, Kill, Retry, ResumeFailed) now, through
+        the same path as the loop; ConflictError/ValidationError when it does not apply."""
+        for _ in range(_CONFLICT_RETRIES):
+            p = self._load(instance_id)
+            p.events.append(event)
+            try:
+                self._run(p, strict=True)
+            except ConflictError as exc:
+                if "moved (revision" in str(exc):
+                    continue
+                raise
+            self.store.poke_instance(instance_id)
+            return p.state
+        raise ConflictError(f"instance {instance_id} is changing too fast; try again")
+
+    def _graph(self, name: str, version: int) -> Graph:
+        key = (name, version)
+        graph = self._graphs.get(key)
+        if graph is None:
+            graph = self._graphs[key] = validate(self.store.get_workflow(name, version).workflow)
+        return graph
+
+    def _load(self, instance_id: str) -> _Pass:
+        detail = self.store.instance_detail(instance_id)
+        rec = detail.record
+        params: dict[str, Any] = dict(rec.params)
+        params.update(self.store.open_instance_secrets(instance_id))
+        return _Pass(
+            detail=detail,
+            graph=self._graph(rec.workflow, rec.version),
+            state=rec.state,
+            params=params,
+            results=dict(detail.results),
+        )
+
+    def _observe(self, p: _Pass) -> None:
+        """The events that happened while nobody looked."""
+        state, now = p.state, self.store.clock()
+        if state.status.value == "queued":
+            p.events.append(Start())
+        for sid, st in state.steps.items():
+            link = p.detail.links.get(sid)
+            if st.status is StepStatus.RUNNING:
+                finished = self._finished_step(
+                    p, sid, st.attempt, link.execution_ids if link else ()
+                )
+                if finished is not None:
+                    p.events.append(finished)
+            elif (
+                st.status is StepStatus.WAITING
+                and st.wait_reason is WaitReason.APPROVAL
+                and link is not None
+                and link.approval_id
+            ):
+                try:
+                    request = self.store.get_approval(link.approval_id).request
+                except NotFoundError:
+                    p.events.append(ApprovalDecided(sid, False, "approval request deleted"))
+                    continue
+                if request.status.terminal:
+                    approved = request.status is ApprovalStatus.APPROVED
+                    why = request.reason or ("approved" if approved else request.status.value)
+                    p.events.append(ApprovalDecided(sid, approved, why))
+        due = next_wakeup(state)
+        if due is not None and due <= now:
+            p.events.append(Tick())
+
+    def _finished_step(
+        self, p: _Pass, sid: str, attempt: int, execution_ids: Sequence[str]
+    ) -> StepFinished | None:
+        """``StepFinished`` once every execution of the attempt has ended (else None)."""
+        if not execution_ids:
+            return StepFinished(sid, attempt, False, "its dispatch was not recorded")
+        records = []
+        for eid in execution_ids:
+            try:
+                ex = self.store.get_execution(eid)
+            except NotFoundError:
+                return StepFinished(sid, attempt, False, f"execution {eid} was deleted")
+            if not ex.status.terminal:
+                return None
+            records.append(ex)
+        hosts: dict[str, HostOutcome] = {}
+        for ex in records:
+            problems = ((ex.policy.get("workflow") or {}).get("problems")) or {}
+            for name, why in problems.items():
+                hosts[name] = HostOutcome(host=name, state="failed", message=str(why))
+            for run in ex.host_runs:
+                stdout = "".join(c.data for c in self.store.iter_output(run.id, "stdout"))
+                stderr = "".join(c.data for c in self.store.iter_output(run.id, "stderr"))
+                scanner = EventScanner()
+                events = [*scanner.feed(stdout), *scanner.close()]
+                hosts[run.host_name] = HostOutcome(
+                    host=run.host_name,
+                    state=run.state.value,
+                    exit_code=run.exit_code,
+                    stdout=stdout,
+                    stderr=stderr,
+                    json=merge_events(events),
+                    message=run.message or "",
+                    duration=run.duration,
+                )
+        result = StepResult(sid, attempt, hosts)
+        p.new_results.append(result)
+        p.results[sid] = result
+        lost = any(h.state == "lost" for h in hosts.values())
+        return StepFinished(
+            sid,
+            attempt,
+            result.succeeded,
+            _summary(result),
+            hosts={h: o.state for h, o in hosts.items()},
+            lost=lost,
+        )
+
+    def _run(self, p: _Pass, *, strict: bool = False) -> None:
+        """Feed the events through the machine, carry out its actions, commit."""
+        now = self.store.clock()
+        while p.events:
+            event = p.events.popleft()
+            try:
+                actions = advance(
+                    p.graph, p.state, event, now=now, params=p.params, results=p.results
+                )
+            except (ConflictError, ValidationError, NotFoundError):
+                if strict:
+                    raise
+                _log.warning("workflow %s: %s does not apply", p.detail.record.id, event)
+                continue
+            p.moved = True
+            for action in actions:
+                self._act(p, action, now)
+        if not p.moved and not p.new_results:
+            return
+        _, dispatched = self.store.commit_progress(
+            p.detail.record.id,
+            p.state,
+            revision=p.detail.record.revision,
+            results=p.new_results,
+            dispatches=p.dispatches,
+            approvals=p.approvals,
+            closed_approvals=p.closed,
+        )
+        self._after_commit(p, dispatched)
+
+    def _act(self, p: _Pass, action: Action, now: dt.datetime) -> None:
+        iid = p.detail.record.id
+        if isinstance(action, RunStep):
+            self._dispatch(p, action)
+        elif isinstance(action, OpenApproval):
+            spec = p.graph.steps[action.step_id].approval
+            assert spec is not None
+            try:
+                request = open_request(
+                    id=str(uuid.uuid4()),
+                    subject=workflow_subject(iid, action.step_id),
+                    policy=spec.policy,
+                    approvers=spec.approvers,
+                    requester=p.detail.record.created_by or "unknown",
+                    now=now,
+                    deadline=action.deadline,
+                    role_members=self.approvals.role_members(),
+                )
+            except MusterError as exc:
+                p.events.append(
+                    ApprovalDecided(action.step_id, False, f"cannot ask for approval: {exc}")
+                )
+                return
+            p.approvals.append((action.step_id, request))
+        elif isinstance(action, CloseApproval):
+            link = p.detail.links.get(action.step_id)
+            ids = [r.id for s, r in p.approvals if s == action.step_id]
+            if link is not None and link.approval_id:
+                ids.append(link.approval_id)
+            p.closed.extend((aid, action.reason) for aid in ids)
+        elif isinstance(action, CancelStep):
+            link = p.detail.links.get(action.step_id)
+            if link is not None:
+                p.cancels.extend(link.execution_ids)
+        else:
+            assert isinstance(action, Finished)
+
+    def _dispatch(self, p: _Pass, action: RunStep) -> None:
+        """Render the attempt per host and turn it into executions (or fail it now)."""
+        sid, attempt = action.step_id, action.attempt
+        rec = p.detail.record
+        step = p.graph.steps[sid]
+        actor = _actor(p.detail.context.get("actor") or {})
+        try:
+            selector = step_targets(p.graph, step, p.params, rec.targets)
+            hosts = resolve_hosts(self.store, [selector])
+            require_local_permission(actor, local_names(hosts), doing="run a workflow step on")
+            script = self._pinned(p, sid)
+            launch = prepare_step(
+                p.graph,
+                sid,
+                attempt,
+                hosts=hosts,
+                params=p.params,
+                results=p.results,
+                run_prefix=f"wf{rec.id[:8]}",
+                script=script,
+            )
+        except (WorkflowError, ValidationError, NotFoundError, MusterError) as exc:
+            message = getattr(exc, "message", str(exc))
+            if "matching nothing" in message:
+                message = "its targets match no host"
+            p.events.append(StepFinished(sid, attempt, False, message))
+            return
+        executions = self._executions(p, step.type, launch, hosts, actor, script)
+        if not executions:
+            result = StepResult(
+                sid,
+                attempt,
+                {
+                    h: HostOutcome(host=h, state="failed", message=m)
+                    for h, m in launch.problems.items()
+                },
+            )
+            p.new_results.append(result)
+            p.results[sid] = result
+            p.events.append(
+                StepFinished(
+                    sid,
+                    attempt,
+                    False,
+                    _summary(result),
+                    hosts={h: o.state for h, o in result.hosts.items()},
+                )
+            )
+            return
+        p.dispatches.append(Dispatch(sid, executions))
+
+    def _pinned(self, p: _Pass, sid: str) -> ScriptVersion | None:
+        pin = (p.detail.context.get("pins") or {}).get(sid)
+        if pin is None:
+            return None
+        return self.store.get_version(pin["script_id"], int(pin["number"])).domain()
+
+    def _executions(
+        self,
+        p: _Pass,
+        stype: StepType,
+        launch: StepLaunch,
+        hosts: Sequence[Host],
+        actor: Actor,
+        script: ScriptVersion | None,
+    ) -> list[NewExecution]:
+        """One execution per distinct plan (the run id aside); hosts without the
+        step's shell are recorded as skipped, as the in-process dispatcher does."""
+        rec = p.detail.record
+        pin = (p.detail.context.get("pins") or {}).get(launch.step_id) or {}
+        groups: dict[str, tuple[dict[str, Any], dict[str, object], list[Host]]] = {}
+        skipped: list[tuple[Host, str]] = []
+        for host in hosts:
+            if host.name in launch.problems:
+                continue
+            if not host.has_shell(launch.shell.value):
+                have = ", ".join(host.effective_shells) or "none"
+                skipped.append(
+                    (host, f"host does not advertise shell {launch.shell.value} (has: {have})")
+                )
+                continue
+            plan = launch.plans[host.name]
+            run_id = str(plan.env.get(RUN_ID_ENV, "")) if RUN_ID_ENV in plan.env else ""
+            data = plan.to_dict()
+            text = json.dumps(data, sort_keys=True)
+            env: dict[str, object] = {}
+            for k, v in plan.env.items():
+                if k == RUN_ID_ENV:
+                    v = _TOKEN
+                elif run_id and isinstance(v, str):
+                    v = v.replace(run_id, _TOKEN)
+                env[f"{ENV_PREFIX}{k}"] = v
+            if run_id:
+                text = text.replace(run_id, _TOKEN)
+            key = (
+                text
+                + "\0"
+                + json.dumps(
+                    {
+                        k: (v.reveal() if isinstance(v, Secret) else v)
+                        for k, v in sorted(env.items())
+                    }
+                )
+            )
+            if key not in groups:
+                groups[key] = (json.loads(text), env, [])
+            groups[key][2].append(host)
+        if skipped:
+            if groups:
+                next(iter(groups.values()))[2].extend(h for h, _ in skipped)
+            else:
+                groups["skipped"] = ({"files": [], "commands": []}, {}, [h for h, _ in skipped])
+        reasons = dict((h.name, why) for h, why in skipped)
+        kind = (
+            "script"
+            if stype is StepType.SCRIPT and script is not None
+            else ("job" if stype is StepType.JOB else "command")
+        )
+        out: list[NewExecution] = []
+        for n, (plan_data, env, members) in enumerate(groups.values()):
+            need = self.approvals.need_for(kind, members, pin.get("script_id"))
+            workflow_info: dict[str, Any] = {
+                "instance_id": rec.id,
+                "workflow": rec.workflow,
+                "step": launch.step_id,
+                "attempt": launch.attempt,
+            }
+            if n == 0 and launch.problems:
+                workflow_info["problems"] = dict(launch.problems)
+            out.append(
+                NewExecution(
+                    kind=ExecutionKind.PLAN,
+                    targets=[
+                        HostTarget(h.id, h.name, reasons.get(h.name), group_key(h.groups))
+                        for h in members
+                    ],
+                    timeout=launch.timeout,
+                    priority=Priority.NORMAL,
+                    parameters=env,
+                    script_id=pin.get("script_id"),
+                    script_version=pin.get("number"),
+                    content_hash=pin.get("content_hash"),
+                    idempotent=p.graph.steps[launch.step_id].idempotent
+                    or (script.idempotent if script is not None else False),
+                    requires_approval=need is not None,
+                    policy={"plan": plan_data, "workflow": workflow_info, **approval_policy(need)},
+                    shell=launch.shell.value,
+                    description=launch.description,
+                    requested_by=actor.name or rec.created_by,
+                    throttle=launch.throttle,
+                )
+            )
+        return out
+
+    def _after_commit(self, p: _Pass, dispatched: Mapping[str, tuple[str, ...]]) -> None:
+        requester = p.detail.record.created_by
+        for ids in dispatched.values():
+            for eid in ids:
+                try:
+                    execution = self.store.get_execution(eid)
+                    self.approvals.open_for(execution, requester=requester)
+                except MusterError as exc:
+                    self.store.reject_execution(eid, f"approval request not possible: {exc}")
+        for eid in p.cancels:
+            with contextlib.suppress(ConflictError, NotFoundError):
+                self.store.cancel_execution(eid)
+
+    def _wake(self, state: InstanceState) -> dt.datetime | None:
+        """When to look again: soon while steps are in flight, else at its next timer."""
+        if state.status.terminal:
+            return None
+        now = self.store.clock()
+        soon = now + _POLL
+        due = next_wakeup(state)
+        busy = any(
+            st.status is StepStatus.RUNNING
+            or (st.status is StepStatus.WAITING and st.wait_reason is WaitReason.APPROVAL)
+            for st in state.steps.values()
+        )
+        if busy:
+            return min(soon, due) if due is not None else soon
+        return due
