@@ -187,12 +187,43 @@ def _follow(
 ) -> dict[str, tuple[list[dict[str, Any]], int]]:
     """Feed the server's event stream to ``report`` until the execution ends.
 
+    A host's end is held back until its output is surely all in: the server
+    reads host states after output, so output committed between that read
+    and the state read follows the ``state`` event, in the very next output
+    read. So a host ends once a state from a later read arrives (a larger
+    event id), a keep-alive (the stream was idle), or the end.
     Returns each host's first events and their count, for the summary.
     """
-    event = ""
+    event, event_id = "", 0
     events: dict[str, tuple[list[dict[str, Any]], int]] = {}
+    pending: list[tuple[int, dict[str, Any]]] = []
+
+    def finish(before: int | None) -> None:
+        keep = []
+        for seen_at, payload in pending:
+            if before is not None and seen_at >= before:
+                keep.append((seen_at, payload))
+                continue
+            host = str(payload.get("host", "?"))
+            first, count = events.get(host, ([], 0))
+            report.finished(
+                HostEnd(
+                    host=host,
+                    state=HostRunState(payload["state"]),
+                    exit_code=payload.get("exit_code"),
+                    reason=payload.get("reason"),
+                    events=first,
+                    event_count=count,
+                )
+            )
+        pending[:] = keep
+
     for line in client.stream_lines(f"{_BASE}/{execution_id}/stream"):
-        if line.startswith("event:"):
+        if line.startswith("id:"):
+            event_id = int(line[3:].strip() or 0)
+        elif line.startswith(": keep-alive"):
+            finish(None)
+        elif line.startswith("event:"):
             event = line[6:].strip()
         elif line.startswith("data:"):
             payload = json.loads(line[5:].strip() or "{}")
@@ -205,20 +236,13 @@ def _follow(
                 if len(first) < SUMMARY_EVENTS:
                     first.append(payload["data"])
                 events[host] = (first, count + 1)
-            elif event == "state" and payload.get("state") in _TERMINAL:
-                first, count = events.get(host, ([], 0))
-                report.finished(
-                    HostEnd(
-                        host=host,
-                        state=HostRunState(payload["state"]),
-                        exit_code=payload.get("exit_code"),
-                        reason=payload.get("reason"),
-                        events=first,
-                        event_count=count,
-                    )
-                )
+            elif event == "state":
+                finish(event_id)
+                if payload.get("state") in _TERMINAL:
+                    pending.append((event_id, payload))
             elif event == "end":
                 break
+    finish(None)
     return events
 
 
