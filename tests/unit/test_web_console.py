@@ -126,3 +126,39 @@ def test_execute_values_treat_empty_as_missing_and_checkbox_as_boolean() -> None
     }
     assert execute_values(specs, form(**{"param.flag": "true"}))["flag"] == "true"
     assert host_refs(" web, db  label=x ,,") == ["web", "db", "label=x"]
+
+
+def test_stopped_hosts_group_by_state_whatever_they_printed() -> None:
+    runs = [
+        digest(f"h{i}", S.CANCELLED, None, out=f"tick {i}\n", message="cancelled on request")
+        for i in range(16)
+    ]
+    groups = group_results(runs)
+    assert [(g.count, g.label) for g in groups] == [(16, "cancelled on request")]
+
+
+def test_one_host_is_not_the_same_output_and_the_exit_code_is_said_once() -> None:
+    groups = group_results([digest("a"), digest("b", S.FAILED, 3, out="", message="exit code 3")])
+    assert sorted(g.label for g in groups) == ["exit 0", "exit 3"]
+
+
+def test_diff_lists_changed_parameter_fields_and_timeouts_in_seconds() -> None:
+    from types import SimpleNamespace
+
+    from muster.server.web.diff import setting_changes
+
+    def version(default: int, timeout: float) -> SimpleNamespace:
+        spec = ParameterSpec("n", ParameterType.INTEGER, default=default)
+        return SimpleNamespace(
+            shell="sh",
+            timeout=timeout,
+            requires_approval=False,
+            idempotent=False,
+            parameters=(spec,),
+        )
+
+    changes = setting_changes(version(5, 120.0), version(7, 90.0))
+    assert [(c.label, c.old, c.new) for c in changes] == [
+        ("timeout (seconds)", "120", "90"),
+        ("parameter n: default", "5", "7"),
+    ]
