@@ -25,9 +25,17 @@ __all__ = ["WorkflowOps"]
 
 @dataclasses.dataclass(slots=True)
 class _InstanceRow:
+    """Instance fields and one entry per step, as the SQL store keeps rows: a save
+    writes the fields and the steps that moved, never the whole instance."""
+
     record: InstanceRecord
-    state: dict[str, Any]
+    fields: dict[str, Any]
+    steps: dict[str, dict[str, Any]]
     results: dict[str, StepResult]
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return {**self.fields, "steps": list(self.steps.values())}
 
 
 class WorkflowOps(MemoryCore):
@@ -86,7 +94,10 @@ class WorkflowOps(MemoryCore):
             if name not in versions:
                 raise NotFoundError(f"no workflow {name!r}")
             for row in instances.values():
-                if row.record.workflow == name and not InstanceStatus(row.state["status"]).terminal:
+                if (
+                    row.record.workflow == name
+                    and not InstanceStatus(row.fields["status"]).terminal
+                ):
                     raise ConflictError(
                         f"workflow {name!r} has an unfinished instance {row.record.id}"
                     )
@@ -116,7 +127,12 @@ class WorkflowOps(MemoryCore):
                 revision=1,
             )
             state.changed.clear()
-            instances[record.id] = _InstanceRow(record, state.to_dict(), {})
+            instances[record.id] = _InstanceRow(
+                record,
+                state.fields_dict(),
+                {sid: st.to_dict() for sid, st in state.steps.items()},
+                {},
+            )
             return record
 
     def _instance_row(self, instance_id: str) -> _InstanceRow:
@@ -146,7 +162,7 @@ class WorkflowOps(MemoryCore):
                 r
                 for r in instances.values()
                 if (workflow is None or r.record.workflow == workflow)
-                and (wanted is None or r.state["status"] == wanted.value)
+                and (wanted is None or r.fields["status"] == wanted.value)
             ]
             rows.sort(key=lambda r: r.record.created_at, reverse=True)
             return [
@@ -161,7 +177,9 @@ class WorkflowOps(MemoryCore):
                 raise ConflictError(
                     f"instance {instance_id} moved (revision {row.record.revision}, not {revision})"
                 )
-            row.state = state.to_dict()
+            row.fields = state.fields_dict()
+            for sid in state.changed:
+                row.steps[sid] = state.steps[sid].to_dict()
             row.record = dataclasses.replace(row.record, revision=revision + 1)
             state.changed.clear()
             return revision + 1

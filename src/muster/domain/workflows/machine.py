@@ -286,7 +286,7 @@ class _Run:
             st = self.s.steps.get(event.step_id)
             if st is not None and st.attempt == event.attempt:
                 st.hosts.update(event.hosts)
-                self.s.changed.add(st.id)
+                self._touch(st.id)
 
     def step(self, sid: str) -> StepState:
         st = self.s.steps.get(sid)
@@ -294,8 +294,12 @@ class _Run:
             if sid not in self.g.steps:
                 raise NotFoundError(f"no step {sid!r} in workflow {self.g.workflow.name!r}")
             st = self.s.steps[sid] = StepState(id=sid)
-        self.s.changed.add(sid)
+        self._touch(sid)
         return st
+
+    def _touch(self, sid: str) -> None:
+        self.s.changed.add(sid)
+        self.s.dirty.add(sid)
 
     # -- moving steps ----------------------------------------------------------
 
@@ -394,7 +398,7 @@ class _Run:
     def _end(self, st: StepState, status: StepStatus, message: str) -> None:
         """Make ``st`` terminal (or schedule its retry) and follow its routes."""
         spec = self.g.steps[st.id]
-        self.s.changed.add(st.id)
+        self._touch(st.id)
         if (
             status is StepStatus.FAILED
             and spec.type.runs_on_hosts
@@ -442,15 +446,15 @@ class _Run:
 
     def _maybe_finish(self) -> None:
         s = self.s
-        for st in s.steps.values():
-            if st.status in (StepStatus.RUNNING, StepStatus.WAITING):
-                return
-            if st.status is StepStatus.PENDING and st.active and not (s.failing or s.killed):
-                return  # paused, between retries, or blocked by a pause upstream
+        s.sync_index()
+        if s.busy:
+            return
+        if s.pending_active and not (s.failing or s.killed):
+            return  # waiting on dependencies, paused, or between retries
         for sid in self.g.order:
             st = s.steps.get(sid) or self.step(sid)
             if st.status is StepStatus.PENDING:
-                self.s.changed.add(sid)
+                self._touch(sid)
                 st.status = StepStatus.KILLED if s.killed else StepStatus.SKIPPED
                 st.finished_at = self.now
                 st.wait_reason = None
@@ -471,17 +475,16 @@ class _Run:
 
     def _live_status(self) -> InstanceStatus:
         s = self.s
+        s.sync_index()
         if s.paused:
             return InstanceStatus.PAUSED
-        steps = s.steps.values()
-        if any(st.status is StepStatus.RUNNING for st in steps):
+        busy = [s.steps[sid] for sid in s.busy]
+        if any(st.status is StepStatus.RUNNING for st in busy):
             return InstanceStatus.RUNNING
-        if any(
-            st.status is StepStatus.WAITING or (st.status is StepStatus.PENDING and st.wait_reason)
-            for st in steps
-        ):
+        held = [s.steps[sid] for sid in s.held]
+        if busy or any(st.wait_reason is not None for st in held):
             return InstanceStatus.WAITING
-        if any(st.paused and st.status is StepStatus.PENDING for st in steps):
+        if held:
             return InstanceStatus.PAUSED
         return InstanceStatus.RUNNING
 

@@ -522,9 +522,12 @@ def _env(value: Any, sid: str | None) -> dict[str, str]:
     return out
 
 
+_NO_THROTTLE: Final = Throttle()
+
+
 def _throttle(value: Any, sid: str | None) -> Throttle:
     if value is None:
-        return Throttle()
+        return _NO_THROTTLE
     if not isinstance(value, Mapping):
         raise WorkflowError(
             "throttle must be a mapping (forks, per_group, delay)", step=sid, field="throttle"
