@@ -68,18 +68,32 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
+@pytest.fixture(scope="module")
+def sessions() -> dict[str, object]:
+    """Each user's logged-in cookies, kept for the module: a password hash costs a
+    second, and every test opens a few users' tabs."""
+    return {}
+
+
 @pytest.fixture
-def login(browser: Browser, server: LiveServer) -> Iterator[Login]:
+def login(browser: Browser, server: LiveServer, sessions: dict[str, object]) -> Iterator[Login]:
     """``login("vera")``: a tab logged in as that user; checked for JS, policy and 404s."""
     opened: list[tuple[object, list[str]]] = []
 
     def open_as(user: str, viewport: dict[str, int] = WIDE) -> Page:
-        context = browser.new_context(base_url=server.url, viewport=viewport)
-        context.set_default_timeout(20_000)
-        resp = context.request.post(
-            "/api/v1/auth/login", data={"username": user, "password": PASSWORD}
+        kept = sessions.get(user)
+        context = browser.new_context(
+            base_url=server.url,
+            viewport=viewport,
+            storage_state=kept,  # type: ignore[arg-type]
         )
-        assert resp.ok, resp.text()
+        context.set_default_timeout(20_000)
+        if kept is None:
+            resp = context.request.post(
+                "/api/v1/auth/login", data={"username": user, "password": PASSWORD}
+            )
+            assert resp.ok, resp.text()
+            sessions[user] = context.storage_state()
         tab = context.new_page()
         opened.append((context, watch(tab)))
         return tab

@@ -142,6 +142,18 @@ def values(server: LiveServer) -> dict[str, str]:
             {"url": "https://hooks.example.com/muster", "events": ["execution.finished"]},
         ),
     }
+    if any("{schedule_id}" in p for p in PAGES):
+        found["schedule_id"] = _try_create(
+            server,
+            "/api/v1/automation/schedules",
+            {
+                "name": "walk-nightly",
+                "cron_expression": "0 3 * * *",
+                "target": "command",
+                "command": "true",
+                "host_ids": ["web"],
+            },
+        )
     return {k: v for k, v in found.items() if v is not None}
 
 
