@@ -11,6 +11,7 @@ reason. Each test runs on SQLite, PostgreSQL and InMemoryStore.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 
@@ -216,3 +217,28 @@ def test_host_window_and_fleet_blackout(store, clock):
         "app1",
         "web1",
     ]
+
+
+def test_concurrent_claimers_never_start_a_host_outside_its_window(store, peers):
+    """Four claimers (on SQL, each its own connection) race over open and closed hosts:
+    every open host is claimed exactly once, no closed one ever."""
+    store.create_window(sunday_window())
+    closed = hosts(store, {f"db{i:02d}": ["db"] for i in range(30)})
+    opened = hosts(store, {f"web{i:02d}": ["web"] for i in range(30)})
+    script_execution(store, closed + opened)
+    stores = peers(4)
+    barrier = threading.Barrier(len(stores))
+    got: list[list[str]] = [[] for _ in stores]
+
+    def go(i: int) -> None:
+        barrier.wait()
+        for _ in range(6):
+            got[i] += [c.run.host_name for c in stores[i].claim_host_runs(f"w{i}", 4, 300)]
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    names = [n for g in got for n in g]
+    assert sorted(names) == sorted(t.host_name for t in opened)  # each once, none closed
