@@ -26,7 +26,7 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from muster.domain.approvals import ApprovalRequest, Decision, decide, open_request
@@ -34,7 +34,7 @@ from muster.domain.executions import Execution
 from muster.domain.hosts import Host, TransportKind
 from muster.domain.inventory import Inventory
 from muster.domain.params import ParamValue, coerce_values
-from muster.domain.scripts import ScriptVersion
+from muster.domain.scripts import Script, ScriptVersion
 from muster.domain.states import FailureReason, HostRunState
 from muster.domain.workflows import (
     HostOutcome,
@@ -78,12 +78,42 @@ from muster.engine.workflow_store import InstanceRecord, WorkflowStore
 from muster.errors import ConflictError, NotFoundError, ValidationError
 from muster.transports.base import Transport
 
-__all__ = ["ScriptResolver", "WorkflowEngine", "WorkflowRun", "step_result_from_execution"]
+__all__ = [
+    "ScriptResolver",
+    "WorkflowEngine",
+    "WorkflowRun",
+    "library_resolver",
+    "step_result_from_execution",
+]
 
 log = logging.getLogger(__name__)
 
 #: Finds the version a named script step runs (pinned by version or hash, else latest).
 ScriptResolver = Callable[[ScriptRef], ScriptVersion]
+
+
+def library_resolver(scripts: Iterable[Script]) -> ScriptResolver:
+    """Resolve named script steps from ``scripts``: pinned ``version``, pinned
+    ``hash`` (a unique prefix of at least 12 hex digits will do), else the latest."""
+    by_name = {s.name: s for s in scripts}
+
+    def resolve(ref: ScriptRef) -> ScriptVersion:
+        script = by_name.get(ref.name or "")
+        if script is None:
+            raise NotFoundError(f"no script {ref.name!r}")
+        if ref.version is not None:
+            return script.get(ref.version)
+        if ref.hash is not None:
+            found = [v for v in script.versions if v.content_hash.startswith(ref.hash)]
+            if len(ref.hash) < 12 or not found:
+                raise NotFoundError(f"script {ref.name!r} has no version with hash {ref.hash}")
+            return found[-1]
+        latest = script.latest
+        if latest is None:
+            raise NotFoundError(f"script {ref.name!r} has no version")
+        return latest
+
+    return resolve
 
 
 def _utcnow() -> dt.datetime:

@@ -438,3 +438,40 @@ steps:
     # The step that had succeeded did not run again.
     assert counter.read_text() == "x\n"
     assert run.attempts == {"done_once": 1, "needs_fix": 2, "last": 1}
+
+
+async def test_step_timeout_fails_the_step_to_its_failure_path(
+    workflow_engine: WorkflowHarness,
+) -> None:
+    run = await workflow_engine.run(
+        """
+name: timeout
+steps:
+  - {id: slow, targets: h1, command: "sleep 30", timeout: 0.5, on_failure: cleanup}
+  - {id: cleanup, targets: h1, command: "echo cleanup"}
+"""
+    )
+    assert run.status == "succeeded"
+    assert run.steps == {"slow": "failed", "cleanup": "succeeded"}
+    assert run.outcomes["slow"]["h1"].state == "timed_out"
+
+
+async def test_throttle_forks_one_runs_hosts_one_at_a_time(
+    workflow_engine: WorkflowHarness, tmp_path: Path
+) -> None:
+    log = tmp_path / "log"
+    run = await workflow_engine.run(
+        f"""
+name: throttle
+steps:
+  - id: serial
+    throttle: {{forks: 1}}
+    command: 'h=$(echo "$MUSTER_RUN_ID" | sed "s/.*_//"); echo "start $h" >> {log}; sleep 0.2; echo "end $h" >> {log}'
+"""  # noqa: E501
+    )
+    assert run.status == "succeeded", run.messages
+    lines = log.read_text().splitlines()
+    # Never two hosts inside at once: every start is followed by its own end.
+    assert len(lines) == 4
+    assert [line.split()[0] for line in lines] == ["start", "end", "start", "end"]
+    assert lines[0].split()[1] == lines[1].split()[1]

@@ -1,0 +1,96 @@
+"""Rendering a host step (pure): references by host, quoting by context, secrets only
+in the environment, hosts without a value failed alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from muster.domain.hosts import Host
+from muster.domain.params import coerce_values
+from muster.domain.secret import Secret
+from muster.domain.workflows import (
+    HostOutcome,
+    StepResult,
+    WorkflowError,
+    load_workflow_text,
+    validate,
+)
+from muster.domain.workflows.render import PREVIEW, prepare_step, render_host_inputs
+
+GRAPH = validate(
+    load_workflow_text(
+        """
+name: r
+parameters: [{name: token, type: secret}, {name: who, default: "a b"}]
+steps:
+  - {id: a, command: "true"}
+  - id: b
+    depends_on: a
+    shell: bash
+    env: {TOKEN_AGAIN: "{{params.token}}", MIXED: "x-{{params.who}}"}
+    command: |
+      echo {{step_a.stdout}} "in {{step_a.stdout}}" 'sq {{step_a.stdout}}' {{params.token}}
+"""
+    )
+)
+PARAMS = coerce_values(GRAPH.workflow.parameters, {"token": "tok-secret"})
+HOSTS = [Host("h1"), Host("h2"), Host("h3")]
+
+
+def results(*hosts: str) -> dict[str, StepResult]:
+    outcomes = {h: HostOutcome(h, "succeeded", 0, f"$(touch {h}) '\"\n") for h in hosts}
+    return {"a": StepResult("a", 1, outcomes)}
+
+
+def test_each_host_reads_its_own_result_quoted_for_its_context() -> None:
+    launch = prepare_step(
+        GRAPH, "b", 1, hosts=HOSTS[:2], params=PARAMS, results=results("h1", "h2"), run_prefix="t"
+    )
+    assert launch.problems == {}
+    body = launch.bodies["h1"]
+    assert "tok-secret" not in body
+    assert "'$(touch h1) '\\''\"'" in body  # plain word: single-quoted
+    assert '"in $(touch h1) \'\\"' not in body  # never raw inside double quotes
+    assert '"in \\$(touch h1) \'\\""' in body  # escaped inside double quotes
+    assert "'sq $(touch h1) '\\''\"'" in body  # inside single quotes: leave and re-enter
+    env = launch.plans["h1"].env
+    assert isinstance(env["MUSTER_PARAM_TOKEN"], Secret)
+    assert isinstance(env["TOKEN_AGAIN"], Secret)
+    assert env["MIXED"] == "x-a b"
+    assert "h2" in launch.bodies["h2"] and "h1" not in launch.bodies["h2"]
+
+
+def test_a_host_without_a_value_fails_alone() -> None:
+    launch = prepare_step(
+        GRAPH, "b", 1, hosts=HOSTS, params=PARAMS, results=results("h1", "h2"), run_prefix="t"
+    )
+    assert set(launch.plans) == {"h1", "h2"}
+    assert "no result on host h3" in launch.problems["h3"]
+
+
+def test_one_host_result_serves_every_host() -> None:
+    inputs = render_host_inputs(GRAPH, "b", "h3", params=PARAMS, results=results("h1"))
+    assert inputs.command is not None and "touch h1" in inputs.command
+
+
+def test_a_secret_cannot_be_spliced_into_text() -> None:
+    graph = validate(
+        load_workflow_text(
+            """
+name: s
+parameters: [{name: token, type: secret}]
+steps:
+  - {id: a, command: "true", env: {BAD: "Bearer {{params.token}}"}}
+"""
+        )
+    )
+    values = coerce_values(graph.workflow.parameters, {"token": "t"})
+    with pytest.raises(WorkflowError, match="whole value"):
+        prepare_step(graph, "a", 1, hosts=HOSTS[:1], params=values, results={}, run_prefix="t")
+
+
+def test_preview_shows_placeholders_quoted_like_values() -> None:
+    launch = prepare_step(
+        GRAPH, "b", 1, hosts=HOSTS[:1], params=PARAMS, results=PREVIEW, run_prefix="t"
+    )
+    assert "'<step_a.stdout>'" in launch.bodies["h1"]
