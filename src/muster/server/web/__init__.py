@@ -30,6 +30,7 @@ def console_router() -> APIRouter:
         pages_history,
         pages_hosts,
         pages_login,
+        pages_schedules,
         pages_scripts,
         pages_windows,
     )
@@ -43,6 +44,7 @@ def console_router() -> APIRouter:
         pages_history,
         pages_hosts,
         pages_windows,
+        pages_schedules,
         pages_login,
     ):
         router.include_router(module.router)
