@@ -191,6 +191,8 @@ class _Live:
     id: str
     graph: Graph
     params: dict[str, ParamValue]
+    #: Named script steps' versions, pinned when the instance started.
+    scripts: dict[str, ScriptVersion]
     targets: str | None
     requester: str
     state: InstanceState
@@ -260,6 +262,7 @@ class WorkflowEngine:
             workflow = load_workflow_text(workflow)
         graph = validate(workflow)
         values = coerce_values(workflow.parameters, dict(params or {}))
+        pinned = self._pin_scripts(graph)
         record, _ = self.store.save_workflow(workflow, created_by=created_by)
         state = InstanceState.new(graph.order)
         instance = self.store.create_instance(
@@ -269,6 +272,7 @@ class WorkflowEngine:
             id=instance.id,
             graph=graph,
             params=values,
+            scripts=pinned,
             targets=targets,
             requester=created_by,
             state=state,
@@ -558,12 +562,25 @@ class WorkflowEngine:
         except Exception:
             log.exception("workflow %s: timer tick failed", live.id)
 
-    def _resolve_script(self, ref: ScriptRef) -> ScriptVersion | None:
-        if ref.body is not None:
-            return None
-        if self.scripts is None:
-            raise WorkflowError(f"no script library to find script {ref.name!r} in", field="script")
-        return self.scripts(ref)
+    def _pin_scripts(self, graph: Graph) -> dict[str, ScriptVersion]:
+        """Resolve every named script step now, so what runs is what was asked for
+        when the instance started (a later save in the library changes nothing)."""
+        pinned: dict[str, ScriptVersion] = {}
+        for step in graph.workflow.steps:
+            ref = step.script
+            if ref is None or ref.body is not None:
+                continue
+            if self.scripts is None:
+                raise WorkflowError(
+                    f"script {ref.name!r}: no script library was given to the engine",
+                    step=step.id,
+                    field="script",
+                )
+            try:
+                pinned[step.id] = self.scripts(ref)
+            except NotFoundError as exc:
+                raise WorkflowError(str(exc), step=step.id, field="script") from None
+        return pinned
 
     async def _run_step(self, live: _Live, step_id: str, attempt: int) -> None:
         try:
@@ -595,12 +612,11 @@ class WorkflowEngine:
         self, live: _Live, step_id: str, attempt: int
     ) -> tuple[StepResult | None, str]:
         graph = live.graph
-        step = graph.steps[step_id]
         try:
             hosts = step_hosts(graph, step_id, self.inventory, live.params, live.targets)
             if not hosts:
                 return None, "its targets match no host"
-            script = self._resolve_script(step.script) if step.script is not None else None
+            script = live.scripts.get(step_id)
             launch = prepare_step(
                 graph,
                 step_id,

@@ -8,6 +8,7 @@ import pytest
 from muster.domain.hosts import Host, TransportKind
 from muster.domain.params import ParameterSpec
 from muster.domain.scripts import Script, ScriptVersion, Shell
+from muster.domain.workflows import WorkflowError
 from muster.engine.workflow import WorkflowEngine, library_resolver
 from muster.errors import NotFoundError
 from muster.testing import InMemoryStore
@@ -42,16 +43,15 @@ steps:
   - {{id: latest, script: greet, parameters: {{who: "{{{{step_name.stdout}}}}"}}, depends_on: name}}
   - {{id: pinned, script: greet, version: 1, parameters: {{who: x}}}}
   - {{id: by_hash, script: greet, hash: "{first_hash[:16]}", parameters: {{who: y}}}}
-  - {{id: missing, script: nope, on_failure: end}}
 """
     )
+    with pytest.raises(WorkflowError, match="step 'missing': no script 'nope'"):
+        await engine.start("name: m\nsteps:\n  - {id: missing, script: nope}\n")
     await engine.close()
     assert run.steps["latest"].status.value == "succeeded", run.steps["latest"].message
     assert run.stdout("latest", "h1") == "v2 O'Brien; $(id)"
     assert run.stdout("pinned", "h1") == "v1 x"
     assert run.stdout("by_hash", "h1") == "v1 y"
-    assert run.steps["missing"].status.value == "failed"
-    assert "no script 'nope'" in run.steps["missing"].message
     assert ("latest", "running") in observed and ("latest", "succeeded") in observed
 
 
