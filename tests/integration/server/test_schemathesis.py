@@ -3,7 +3,8 @@
 Bounded: at most 25 examples per operation, no stateful phase. Excluded on
 purpose, because generated input there would run generated shell code as
 root on this machine or reach out of it: executing scripts, commands and
-jobs, retrying executions, and creating webhooks (random URLs). Everything
+jobs, retrying executions, creating or changing schedules (they fire on their
+own) and running one now, and creating webhooks (random URLs). Everything
 else, host import, identity, approvals, audit, credentials, hosts,
 scripts and reads included, is exercised as the test admin.
 """
@@ -25,6 +26,10 @@ EXCLUDED = [
     ("POST", "/api/v1/automation/jobs"),
     ("POST", "/api/v1/automation/executions/{execution_id}/retry"),
     ("POST", "/api/v1/webhooks"),
+    # a schedule created or changed here would fire generated commands on its own
+    ("POST", "/api/v1/automation/schedules"),
+    ("PUT", "/api/v1/automation/schedules/{schedule_id}"),
+    ("POST", "/api/v1/automation/schedules/{schedule_id}/run-now"),
 ]
 
 
