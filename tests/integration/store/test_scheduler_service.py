@@ -249,3 +249,40 @@ def test_a_pass_cut_short_is_finished_by_the_next_leader(sql, service, clock, pe
         assert _statuses(sql, record.id) == [(1, F.FIRED)]
         assert sql.get_schedule(record.id).next_run == dt.datetime(2030, 6, 1, 2, tzinfo=UTC)
     assert now < clock()
+
+
+def test_secret_values_are_never_stored_with_a_schedule(sql, service) -> None:
+    from muster.domain.params import ParameterSpec, ParameterType
+
+    sql.save_script(
+        ScriptVersion(
+            name="rotate",
+            shell="bash",
+            body="echo ${token}",
+            parameters=(ParameterSpec("token", ParameterType.SECRET),),
+        )
+    )
+    schedule = Schedule(
+        name="rotate",
+        cron=parse_cron("0 * * * *"),
+        target=ScheduleTarget(TargetKind.SCRIPT, script="rotate"),
+        selector=("web1",),
+        parameters={"token": "hunter2-secret"},
+    )
+    with pytest.raises(ValidationError) as err:
+        service.create(OLGA, schedule)
+    assert err.value.field == "parameters.token"
+    job = Schedule(
+        name="pw",
+        cron=parse_cron("0 * * * *"),
+        target=ScheduleTarget(
+            TargetKind.JOB,
+            job_type="user_control",
+            job_fields={"action": "reset_password", "username": "bob", "password": "hunter2"},
+        ),
+        selector=("web1",),
+    )
+    with pytest.raises(ValidationError) as err:
+        service.create(OLGA, job)
+    assert err.value.field == "job_fields.password"
+    assert sql.list_schedules() == []
