@@ -17,7 +17,14 @@ from muster.security.rbac import (
 
 P = Permission
 VIEWS = {P.JOBS_VIEW, P.SCRIPTS_VIEW, P.WORKFLOWS_VIEW, P.HOSTS_VIEW, P.SCHEDULES_VIEW}
-MANAGES = {P.JOBS_MANAGE, P.SCRIPTS_MANAGE, P.WORKFLOWS_MANAGE, P.HOSTS_MANAGE, P.SCHEDULES_MANAGE}
+MANAGES = {
+    P.JOBS_MANAGE,
+    P.SCRIPTS_MANAGE,
+    P.WORKFLOWS_MANAGE,
+    P.HOSTS_MANAGE,
+    P.SCHEDULES_MANAGE,
+    P.COMMANDS_RUN,
+}
 
 
 def test_permission_names_are_exactly_the_issue_list() -> None:
@@ -33,6 +40,7 @@ def test_permission_names_are_exactly_the_issue_list() -> None:
         "hosts.view",
         "hosts.manage",
         "hosts.local",
+        "commands.run",
         "credentials.manage",
         "approvals.decide",
         "approvals.manage",

@@ -24,6 +24,11 @@ setting a requirement is separate from deciding one (``approvals.decide``).
 ``admin``: a window is a safety control, so whoever may run work must not
 be able to widen, delete or skip it as a side effect.
 
+``commands.run`` (ad-hoc command lines, from the API or the console's
+command box) is in ``operator`` and ``admin``: an operator's day includes
+them, as in Rundeck's Commands tab; a custom role holding ``jobs.manage``
+without it may run the library's scripts but not free text.
+
 ``audit.view`` is deliberately not in ``viewer``: the audit log names every
 actor, address and parameter, which is more than a read-only dashboard user
 needs; grant it through ``admin`` or a custom role.
@@ -68,6 +73,9 @@ class Permission(enum.StrEnum):
     HOSTS_MANAGE = "hosts.manage"
     #: Create, change or target a host on the local transport: the server's own machine.
     HOSTS_LOCAL = "hosts.local"
+    #: Run a free command line (ad-hoc commands, the ``command`` job type): more than
+    #: running the library's reviewed scripts, so it is granted on its own.
+    COMMANDS_RUN = "commands.run"
     CREDENTIALS_MANAGE = "credentials.manage"
     APPROVALS_DECIDE = "approvals.decide"
     #: Change whether runs need approval (script, host group, command/job rules).
@@ -89,6 +97,7 @@ _OPERATOR = _VIEWER | {
     P.WORKFLOWS_MANAGE,
     P.HOSTS_MANAGE,
     P.SCHEDULES_MANAGE,
+    P.COMMANDS_RUN,
 }
 
 #: Built-in roles; custom roles may not reuse these names.

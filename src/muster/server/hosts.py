@@ -21,7 +21,7 @@ from muster.services.host_logins import (
 )
 from muster.services.local_hosts import local_names, require_local_permission, written_local_hosts
 
-__all__ = ["router"]
+__all__ = ["change_host", "credential_lookup", "router"]
 
 router = APIRouter(prefix="/api/v1/hosts", tags=["hosts"])
 Ctx = Annotated[ServerContext, Depends(get_context)]
@@ -38,7 +38,7 @@ def _check_shells(shells: list[str] | None) -> None:
             )
 
 
-def _lookup(ctx: ServerContext) -> CredentialLookup | None:
+def credential_lookup(ctx: ServerContext) -> CredentialLookup | None:
     return ctx.store if isinstance(ctx.store, CredentialLookup) else None
 
 
@@ -67,7 +67,7 @@ def create_host(body: HostIn, ctx: Ctx, who: CurrentUser) -> HostOut:
         credential_ref=body.credential_ref,
     )
     require_local_permission(who, local_names([host]), doing="create")
-    require_login_permission(who, [(None, host)], _lookup(ctx))
+    require_login_permission(who, [(None, host)], credential_lookup(ctx))
     return host_out(ctx.store.create_host(host))
 
 
@@ -76,7 +76,8 @@ def get_host(host_id: str, ctx: Ctx) -> HostOut:
     return host_out(ctx.store.get_host(host_id))
 
 
-def _update(host_id: str, body: HostPatch, ctx: ServerContext, who: Principal) -> HostOut:
+def change_host(host_id: str, body: HostPatch, ctx: ServerContext, who: Principal) -> HostOut:
+    """Change the fields ``body`` gives, with the API's checks (also the console's)."""
     _check_shells(body.shells)
     record = ctx.store.get_host(host_id)
     changes: dict[str, Any] = {}
@@ -93,18 +94,18 @@ def _update(host_id: str, body: HostPatch, ctx: ServerContext, who: Principal) -
     if changes.get("transport") is TransportKind.LOCAL or record.transport is TransportKind.LOCAL:
         require_local_permission(who, [record.name], doing="change")
     before = record.to_host()
-    require_login_permission(who, [(before, changed_host(before, changes))], _lookup(ctx))
+    require_login_permission(who, [(before, changed_host(before, changes))], credential_lookup(ctx))
     return host_out(ctx.store.update_host(record.id, **changes))
 
 
 @router.put("/{host_id}", response_model=HostOut)
 def put_host(host_id: str, body: HostPatch, ctx: Ctx, who: CurrentUser) -> HostOut:
-    return _update(host_id, body, ctx, who)
+    return change_host(host_id, body, ctx, who)
 
 
 @router.patch("/{host_id}", response_model=HostOut)
 def patch_host(host_id: str, body: HostPatch, ctx: Ctx, who: CurrentUser) -> HostOut:
-    return _update(host_id, body, ctx, who)
+    return change_host(host_id, body, ctx, who)
 
 
 @router.delete("/{host_id}", status_code=204)
@@ -124,7 +125,7 @@ def import_hosts(body: ImportIn, ctx: Ctx, who: CurrentUser, request: Request) -
     hosts = parse_import(body, ctx.settings)
     require_local_permission(who, written_local_hosts(ctx.store, hosts), doing="import")
     stored = {r.name: r.to_host() for r in ctx.store.list_hosts()}
-    require_login_permission(who, [(stored.get(h.name), h) for h in hosts], _lookup(ctx))
+    require_login_permission(who, [(stored.get(h.name), h) for h in hosts], credential_lookup(ctx))
     created, updated = ctx.store.upsert_hosts(
         hosts, update_existing=body.update_existing, should_stop=stop_check(request, ctx)
     )

@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError as PydanticValidationError
 
 from muster.domain.jobtypes import JOB_PRIORITIES, render_job
+from muster.errors import PermissionDeniedError
+from muster.security.rbac import Permission
 from muster.server.actors import CurrentActor
 from muster.server.context import ServerContext, get_context
 from muster.server.limits import check_command
@@ -25,7 +27,12 @@ Ctx = Annotated[ServerContext, Depends(get_context)]
 
 @router.post("/commands", response_model=ExecutionOut, status_code=201)
 def run_command(body: CommandIn, ctx: Ctx, who: CurrentActor) -> ExecutionOut:
-    """Run one command line through ``shell -c`` on every host (normal priority)."""
+    """Run one command line through ``shell -c`` on every host (normal priority).
+
+    Needs ``commands.run`` (the route's rule; checked here too, for the ``command``
+    job type that arrives through ``/jobs``)."""
+    if not who.can(Permission.COMMANDS_RUN):
+        raise PermissionDeniedError(f"{who.name} lacks permission {Permission.COMMANDS_RUN}")
     check_command(ctx.settings, body.command)
     execution = ctx.submission.command(
         who,

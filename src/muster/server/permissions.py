@@ -80,7 +80,7 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
     ("POST", "/executions/{execution_id}/reject"): Rule(P.APPROVALS_DECIDE, True),
     ("GET", f"{_A}/executions/{{execution_id}}/hosts/{{host}}/log"): P.JOBS_VIEW,
     ("GET", f"{_A}/executions/{{execution_id}}/stream"): P.JOBS_VIEW,
-    ("POST", f"{_A}/commands"): Rule(P.JOBS_MANAGE, True),
+    ("POST", f"{_A}/commands"): Rule(P.COMMANDS_RUN, True),
     ("GET", f"{_A}/job-types"): P.JOBS_VIEW,
     ("POST", f"{_A}/jobs"): Rule(P.JOBS_MANAGE, True),
     # approvals: anyone who sees jobs sees the queue; deciding is its own permission
@@ -150,6 +150,21 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
     ("POST", "/api/v1/auth/password"): Rule(AUTHENTICATED, True),
     # the console's password page writes the same record as the API
     ("POST", "/password"): Rule(AUTHENTICATED, True),
+    # console operator pages whose handlers write the API's own audit records
+    ("POST", "/approvals/{approval_id}/approve"): Rule(P.APPROVALS_DECIDE, True),
+    ("POST", "/approvals/{approval_id}/reject"): Rule(P.APPROVALS_DECIDE, True),
+    ("POST", "/commands"): Rule(P.COMMANDS_RUN, True),
+    ("POST", "/admin/users"): Rule(P.ADMIN, True),
+    ("POST", "/admin/users/{name}"): Rule(P.ADMIN, True),
+    ("POST", "/admin/users/{name}/password"): Rule(P.ADMIN, True),
+    ("POST", "/tokens"): Rule(AUTHENTICATED, True),
+    ("POST", "/tokens/{token_id}/revoke"): Rule(AUTHENTICATED, True),
+    ("POST", "/admin/credentials"): Rule(P.CREDENTIALS_MANAGE, True),
+    ("POST", "/admin/credentials/{credential_id}/replace"): Rule(P.CREDENTIALS_MANAGE, True),
+    ("POST", "/admin/credentials/{credential_id}/delete"): Rule(P.CREDENTIALS_MANAGE, True),
+    ("POST", "/admin/webhooks/{webhook_id}/test"): Rule(P.ADMIN, True),
+    # a preview parses and checks an inventory and writes nothing
+    ("POST", "/hosts/import/preview"): Rule(P.HOSTS_MANAGE, True),
     ("GET", "/api/v1/users"): P.ADMIN,
     ("POST", "/api/v1/users"): Rule(P.ADMIN, True),
     ("PATCH", "/api/v1/users/{name}"): Rule(P.ADMIN, True),

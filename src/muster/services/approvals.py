@@ -212,7 +212,10 @@ class Approvals:
             role_members=self._role_members(),
         )
         return self.book.create_approval(
-            request, execution_id=execution.id, content_hash=execution.content_hash
+            request,
+            execution_id=execution.id,
+            content_hash=execution.content_hash,
+            first_only=True,
         )
 
     def get(self, approval_id: str) -> ApprovalRecord:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +26,7 @@ from muster.config import Settings
 from muster.services.webhook_delivery import EgressGuard, WebhookDelivery
 from muster.services.webhook_events import ExecutionWatcher, WatchedStore
 from muster.store.notify import Notifier
-from muster.store.outbox import DeliveryRecord, WebhookRecord
+from muster.store.outbox import DeliveryRecord, WebhookEvent, WebhookRecord
 
 __all__ = ["DeliveryOptions", "WebhookService"]
 
@@ -159,6 +161,20 @@ class WebhookService:
     def delete_webhook(self, webhook_id: str) -> None:
         """Its pending deliveries go with it."""
         self.store.delete_webhook(webhook_id)
+
+    def send_test(self, webhook_id: str) -> str:
+        """Queue a signed ``ping`` event for this webhook alone, delivered (and listed in
+        its deliveries) like any other; returns the event key. NotFoundError if unknown."""
+        hook = self.store.get_webhook(webhook_id)
+        at = self._clock()
+        key = f"ping:{uuid.uuid4().hex}"
+        body = json.dumps(
+            {"event": "ping", "webhook_id": hook.id, "at": at.isoformat()},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        self.store.enqueue_webhook_events([WebhookEvent(key, "ping", body)], webhook_id=hook.id)
+        return key
 
     def deliveries(self, webhook_id: str, *, limit: int = 100) -> list[DeliveryRecord]:
         """Newest first, pending ones included; NotFoundError for an unknown webhook."""

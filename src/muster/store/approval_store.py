@@ -35,6 +35,7 @@ from muster.errors import NotFoundError
 from muster.store._core import StoreCore
 from muster.store.base import Page
 from muster.store.security_tables import approval_requests, approval_votes
+from muster.store.tables import executions
 
 __all__ = ["ApprovalOps", "ApprovalRecord", "insert_approval"]
 
@@ -159,8 +160,25 @@ class ApprovalOps(StoreCore):
         *,
         execution_id: str | None = None,
         content_hash: str | None = None,
+        first_only: bool = False,
     ) -> ApprovalRecord:
+        """Store ``request``. ``first_only``: only if the execution has no request yet,
+        else return the one it has (two openers racing, e.g. the submission and the
+        reaper's sync, end with one request, not a stale pending duplicate)."""
         with self._tx() as tx:
+            if first_only and execution_id is not None:
+                # Serialise openers of one execution (SQLite's writers already are).
+                tx.conn.execute(
+                    select(executions.c.id).where(executions.c.id == execution_id).with_for_update()
+                ).all()
+                found = tx.conn.execute(
+                    select(approval_requests.c.id)
+                    .where(approval_requests.c.execution_id == execution_id)
+                    .order_by(func.coalesce(approval_requests.c.round_no, 1).desc())
+                    .limit(1)
+                ).scalar()
+                if found is not None:
+                    return _load(tx.conn, found)
             insert_approval(tx.conn, request, execution_id=execution_id, content_hash=content_hash)
             return _load(tx.conn, request.id)
 

@@ -262,17 +262,21 @@ class AuditOps(StoreCore):
         until: dt.datetime | None = None,
         limit: int = 100,
         offset: int = 0,
+        target: str | None = None,
     ) -> Page[AuditRecord]:
-        """Newest first. ``action`` ending in ``.`` or ``*`` matches a prefix (``script.*``)."""
+        """Newest first. ``action`` (and ``target``) ending in ``*`` matches a prefix
+        (``script.*``, ``user:*``); an action ending in ``.`` does too."""
         conds = []
         if actor is not None:
             conds.append(audit_log.c.actor == actor)
-        if action is not None:
-            if action.endswith(("*", ".")):
-                prefix = action.rstrip("*")
-                conds.append(func.substr(audit_log.c.action, 1, len(prefix)) == prefix)
+        for column, wanted in ((audit_log.c.action, action), (audit_log.c.target, target)):
+            if wanted is None:
+                continue
+            if wanted.endswith("*") or (column is audit_log.c.action and wanted.endswith(".")):
+                prefix = wanted.rstrip("*")
+                conds.append(func.substr(column, 1, len(prefix)) == prefix)
             else:
-                conds.append(audit_log.c.action == action)
+                conds.append(column == wanted)
         if since is not None:
             conds.append(audit_log.c.at >= since)
         if until is not None:

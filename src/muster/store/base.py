@@ -583,6 +583,10 @@ class ConsoleReads(Protocol):
         self, host_id: str, host_name: str, limit: int = 25
     ) -> list[tuple[HostRunRecord, str]]: ...
     def run_in_execution(self, execution_id: str, run_id: str) -> HostRunRecord: ...
+    def host_last_results(self, host_ids: Sequence[str]) -> dict[str, HostRunRecord]:
+        """Per host id, its newest finished (terminal, current) host run; hosts
+        that never finished one are left out."""
+        ...
 
 
 class HealthReads(Protocol):

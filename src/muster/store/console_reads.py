@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine, String, cast, func, or_, select
 
-from muster.domain.states import HostRunState
+from muster.domain.states import TERMINAL_STATES, HostRunState
 from muster.errors import NotFoundError
 from muster.store._core import StoreCore
 from muster.store._rows import execution_record, host_record, host_run_record
@@ -36,6 +36,7 @@ __all__ = [
     "execution_header",
     "fleet_facets",
     "grid_page",
+    "host_last_results",
     "host_page",
     "host_recent_runs",
     "run_digests",
@@ -193,6 +194,34 @@ def host_recent_runs(
     return [(host_run_record(r), r["execution_description"]) for r in rows]
 
 
+def host_last_results(engine: Engine, host_ids: Sequence[str]) -> dict[str, HostRunRecord]:
+    """Each host's newest finished current run, in one query (a window per host)."""
+    if not host_ids:
+        return {}
+    terminal = [s.value for s in TERMINAL_STATES]
+    newest = (
+        func.row_number()
+        .over(
+            partition_by=host_runs.c.host_id,
+            order_by=(host_runs.c.finished_at.desc(), host_runs.c.id.desc()),
+        )
+        .label("newest")
+    )
+    ranked = (
+        select(host_runs, newest)
+        .where(
+            host_runs.c.host_id.in_(list(host_ids)),
+            host_runs.c.state.in_(terminal),
+            host_runs.c.finished_at.is_not(None),
+            host_runs.c.superseded.is_(False),
+        )
+        .subquery()
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(select(ranked).where(ranked.c.newest == 1)).mappings().all()
+    return {r["host_id"]: host_run_record(r) for r in rows}
+
+
 def run_in_execution(engine: Engine, execution_id: str, run_id: str) -> HostRunRecord:
     """One host run, checked to belong to ``execution_id``."""
     with engine.connect() as conn:
@@ -247,3 +276,6 @@ class ConsoleReadOps(StoreCore):
 
     def run_in_execution(self, execution_id: str, run_id: str) -> HostRunRecord:
         return run_in_execution(self.engine, execution_id, run_id)
+
+    def host_last_results(self, host_ids: Sequence[str]) -> dict[str, HostRunRecord]:
+        return host_last_results(self.engine, host_ids)

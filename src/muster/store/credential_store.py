@@ -188,6 +188,43 @@ class CredentialOps(StoreCore):
             tx.conn.execute(delete(credentials).where(credentials.c.id == row["id"]))
         return _info(row)
 
+    def replace_credential(
+        self,
+        id_or_name: str,
+        secret: Secret,
+        *,
+        passphrase: Secret | None = None,
+        username: str | None = None,
+        fingerprint: str | None = None,
+    ) -> CredentialInfo:
+        """Seal a new value for an existing credential, in place: same id and name, so
+        every host and group that names it uses the new value from the next connection.
+        The passphrase and fingerprint are replaced with the value (a value without a
+        passphrase drops the old one); ``username`` changes only when given."""
+        vault = self._need_vault()
+        value = secret.reveal()
+        if not value or len(value) > _MAX_SECRET:
+            raise ValidationError(f"secret: 1 to {_MAX_SECRET} characters", field="secret")
+        with self._tx() as tx:
+            row = self._credential_row(tx.conn, id_or_name)
+            cid = row["id"]
+            values: dict[str, Any] = {
+                "token": vault.seal(value, _aad(cid, "secret")),
+                "passphrase_token": (
+                    vault.seal(passphrase.reveal(), _aad(cid, "passphrase"))
+                    if passphrase is not None and passphrase.reveal()
+                    else None
+                ),
+                "fingerprint": fingerprint,
+                "key_id": vault.key_id,
+                "updated_at": self.clock(),
+            }
+            if username is not None:
+                values["username"] = username or None
+            tx.conn.execute(update(credentials).where(credentials.c.id == cid).values(**values))
+            fresh = self._credential_row(tx.conn, cid)
+        return _info(fresh)
+
     def open_credential(self, id_or_name: str) -> SshCredential:
         """The credential with its value opened (for a connection; never for a response)."""
         vault = self._need_vault()

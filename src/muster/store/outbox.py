@@ -111,9 +111,12 @@ class WebhookStore(Protocol):
     def delete_webhook(self, webhook_id: str) -> None: ...
 
     # the outbox
-    def enqueue_webhook_events(self, events: Sequence[WebhookEvent]) -> int:
+    def enqueue_webhook_events(
+        self, events: Sequence[WebhookEvent], *, webhook_id: str | None = None
+    ) -> int:
         """Write a row per (webhook that wants it, event); keys already written are
-        skipped. Returns the rows added; wakes the ``webhooks`` key when any were."""
+        skipped. Returns the rows added; wakes the ``webhooks`` key when any were.
+        ``webhook_id``: to that webhook only, whatever it asked for (a test delivery)."""
         ...
 
     def claim_webhook_deliveries(

@@ -133,12 +133,17 @@ class WebhookOps(StoreCore):
             added += len(conn.execute(stmt).all())
         return added
 
-    def enqueue_webhook_events(self, events: Sequence[WebhookEvent]) -> int:
+    def enqueue_webhook_events(
+        self, events: Sequence[WebhookEvent], *, webhook_id: str | None = None
+    ) -> int:
         if not events:
             return 0
         now = self.clock()
         with self._tx() as tx:
-            hooks = tx.conn.execute(select(webhooks.c.id, webhooks.c.events)).all()
+            query = select(webhooks.c.id, webhooks.c.events)
+            if webhook_id is not None:
+                query = query.where(webhooks.c.id == webhook_id)
+            hooks = tx.conn.execute(query).all()
             rows = [
                 {
                     "id": new_id(),
@@ -154,7 +159,8 @@ class WebhookOps(StoreCore):
                 }
                 for event in events
                 for wid, wanted in hooks
-                if WebhookTarget(wid, "", "", tuple(wanted)).wants(event.name)
+                if webhook_id is not None
+                or WebhookTarget(wid, "", "", tuple(wanted)).wants(event.name)
             ]
             if not rows:
                 return 0

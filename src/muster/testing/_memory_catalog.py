@@ -15,7 +15,7 @@ from typing import Any, Final
 from muster.domain.hosts import Host, TransportKind
 from muster.domain.params import ParameterSpec
 from muster.domain.scripts import ScriptVersion
-from muster.domain.states import HostRunState
+from muster.domain.states import TERMINAL_STATES, HostRunState
 from muster.errors import ConflictError, NotFoundError, OperationCancelledError, ValidationError
 from muster.store.base import (
     ExecutionRecord,
@@ -417,6 +417,22 @@ class CatalogOps(MemoryCore):
             return [
                 (r.record(), self._executions[r.execution_id].description) for r in runs[:limit]
             ]
+
+    def host_last_results(self, host_ids: Sequence[str]) -> dict[str, HostRunRecord]:
+        wanted = set(host_ids)
+        newest: dict[str, Any] = {}
+        with self._lock:
+            for r in self._runs.values():
+                if (
+                    r.host_id in wanted
+                    and not r.superseded
+                    and r.state in TERMINAL_STATES
+                    and r.finished_at is not None
+                ):
+                    best = newest.get(r.host_id)
+                    if best is None or (r.finished_at, r.id) > (best.finished_at, best.id):
+                        newest[r.host_id] = r
+            return {host_id: r.record() for host_id, r in newest.items()}
 
     def run_in_execution(self, execution_id: str, run_id: str) -> HostRunRecord:
         with self._lock:

@@ -96,7 +96,9 @@ class WebhookOps(MemoryCore):
 
     # the outbox
 
-    def enqueue_webhook_events(self, events: Sequence[WebhookEvent]) -> int:
+    def enqueue_webhook_events(
+        self, events: Sequence[WebhookEvent], *, webhook_id: str | None = None
+    ) -> int:
         now = self.clock()
         added = 0
         with self._tx() as changes:
@@ -105,7 +107,10 @@ class WebhookOps(MemoryCore):
                     key = (record.id, event.key)
                     if key in self._outbox_keys:
                         continue
-                    if not WebhookTarget(record.id, "", "", record.events).wants(event.name):
+                    if webhook_id is not None:
+                        if record.id != webhook_id:
+                            continue
+                    elif not WebhookTarget(record.id, "", "", record.events).wants(event.name):
                         continue
                     row = _OutboxRow(
                         new_id(), record.id, event.key, event.name, event.body, now, now

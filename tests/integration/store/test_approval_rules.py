@@ -5,6 +5,7 @@ writes its pending attempts and their new request together."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -267,3 +268,34 @@ def test_a_sub_second_deadline_is_kept_as_one_second(sec: SqlStore) -> None:
     sec.save_approval_rule(rule)
     got = sec.approval_rule(ApprovalScope.JOB, "job")
     assert got is not None and got.rule.deadline == dt.timedelta(seconds=1)
+
+
+def test_two_openers_of_one_execution_end_with_one_request(
+    store, sec: SqlStore, clock, peers
+) -> None:
+    """The submission and the reaper's sync may both find an execution without a
+    request and open one; the second must get the first's, not a stale duplicate
+    that stays pending in every inbox. Each opener has its own engine here."""
+    ex = script_execution(store, make_hosts(store, 1), requires_approval=True)
+    openers = [SqlStore(p.engine, clock=clock) for p in peers(4)]  # type: ignore[attr-defined]
+    made = [_request(ex.id, clock(), "olga") for _ in openers]
+    got: list[str] = []
+    errors: list[BaseException] = []
+
+    def open_one(opener: SqlStore, request) -> None:  # type: ignore[no-untyped-def]
+        try:
+            rec = opener.create_approval(request, execution_id=ex.id, first_only=True)
+            got.append(rec.id)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=open_one, args=pair) for pair in zip(openers, made, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert len(set(got)) == 1, got
+    assert sec.list_approvals(status="pending").total == 1

@@ -66,3 +66,22 @@ def test_contact_moves_forward_with_each_answer(store, clock):
         store.finish_host_run(claim.id, "w", claim.epoch, S.SUCCEEDED, exit_code=0)
         seen.append(store.get_host(targets[0].host_id).last_contact)
     assert seen[0] is not None and seen[1] == clock.now and seen[1] > seen[0]
+
+
+def test_last_results_are_each_hosts_newest_finished_run(store, clock):
+    targets = make_hosts(store, 3)
+    ids = [t.host_id for t in targets]
+    assert store.host_last_results(ids) == {}
+    script_execution(store, targets[:2])
+    first = {c.run.host_name: c for c in store.claim_host_runs("w", 2, 30)}
+    clock.advance(1)
+    store.finish_host_run(first["h000"].id, "w", first["h000"].epoch, S.FAILED, exit_code=1)
+    store.finish_host_run(first["h001"].id, "w", first["h001"].epoch, S.SUCCEEDED, exit_code=0)
+    script_execution(store, targets[:1])
+    (again,) = store.claim_host_runs("w", 1, 30)
+    clock.advance(1)
+    store.finish_host_run(again.id, "w", again.epoch, S.SUCCEEDED, exit_code=0)
+    found = store.host_last_results(ids)
+    assert set(found) == {ids[0], ids[1]}  # h002 never ran
+    assert (found[ids[0]].id, found[ids[0]].state) == (again.id, S.SUCCEEDED)
+    assert (found[ids[1]].id, found[ids[1]].state) == (first["h001"].id, S.SUCCEEDED)

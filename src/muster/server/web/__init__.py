@@ -25,14 +25,21 @@ def console_router() -> APIRouter:
     is still loading, and the pages import that middleware.
     """
     from muster.server.web import (
+        pages_admin,
+        pages_approvals,
+        pages_audit,
+        pages_commands,
+        pages_dashboard,
         pages_execute,
         pages_executions,
         pages_history,
         pages_hosts,
+        pages_log,
         pages_login,
         pages_schedules,
         pages_scripts,
         pages_windows,
+        pages_vault,
     )
 
     router = APIRouter(include_in_schema=False)
@@ -46,6 +53,13 @@ def console_router() -> APIRouter:
         pages_windows,
         pages_schedules,
         pages_login,
+        pages_dashboard,
+        pages_approvals,
+        pages_commands,
+        pages_log,
+        pages_admin,
+        pages_vault,
+        pages_audit,
     ):
         router.include_router(module.router)
     return router

@@ -267,3 +267,8 @@ class HtmlErrorRoute(APIRoute):
 async def in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a blocking store call off the event loop."""
     return await run_in_threadpool(fn, *args, **kwargs)
+
+
+def template_global(name: str, value: Any) -> None:
+    """Make ``value`` (a function: called from templates) available to every template."""
+    _env.globals[name] = value
