@@ -38,8 +38,8 @@ def console_router() -> APIRouter:
         pages_login,
         pages_schedules,
         pages_scripts,
-        pages_windows,
         pages_vault,
+        pages_windows,
     )
 
     router = APIRouter(include_in_schema=False)
