@@ -94,3 +94,42 @@ def test_preview_shows_placeholders_quoted_like_values() -> None:
         GRAPH, "b", 1, hosts=HOSTS[:1], params=PARAMS, results=PREVIEW, run_prefix="t"
     )
     assert "'<step_a.stdout>'" in launch.bodies["h1"]
+
+
+def test_preview_lists_every_step_with_hosts_waits_and_masked_env() -> None:
+    from muster.domain.inventory import Inventory
+    from muster.domain.workflows.preview import preview_workflow
+
+    graph = validate(
+        load_workflow_text(
+            """
+name: p
+parameters: [{name: token, type: secret}]
+throttle: {forks: 2}
+steps:
+  - {id: a, targets: web, command: "echo {{params.token}}", shell: zsh}
+  - {id: gate, type: approval, approvers: ["user:x"], timeout_minutes: 5, depends_on: a,
+     on_success: later}
+  - {id: later, type: delay, seconds: 30, on_success: named}
+  - {id: named, targets: web, script: lib_script}
+  - {id: untargeted, command: "true"}
+  - {id: nowhere, targets: nosuch, command: "true"}
+"""
+        )
+    )
+    inv = Inventory()
+    inv.add_host(Host("w1", groups=("web",), shells=("zsh", "sh")))
+    inv.add_host(Host("w2", groups=("web",), shells=("sh",)))
+    values = coerce_values(graph.workflow.parameters, {"token": "tok-secret"})
+    steps = {s.id: s for s in preview_workflow(graph, inv, values)}
+    a = steps["a"]
+    assert a.hosts == ("w1", "w2") and a.shell == "zsh" and a.throttle["forks"] == 2
+    assert "zsh" in a.skipped["w2"]
+    assert list(a.bodies) == ["w1"]
+    assert "tok-secret" not in str(a.to_dict())
+    assert a.env["MUSTER_PARAM_TOKEN"] == "***"
+    assert any("approval (one_of_many) by user:x" in w for w in steps["gate"].waits_for)
+    assert "delay 30s" in steps["later"].waits_for
+    assert steps["named"].problem is not None and "resolved" in steps["named"].problem
+    assert steps["nowhere"].problem == "its targets match no host"
+    assert "has no targets" in (steps["untargeted"].problem or "")

@@ -10,8 +10,8 @@ from muster.domain.params import ParameterSpec
 from muster.domain.scripts import Script, ScriptVersion, Shell
 from muster.domain.workflows import WorkflowError
 from muster.engine.workflow import WorkflowEngine, library_resolver
-from muster.errors import NotFoundError
-from muster.testing import InMemoryStore
+from muster.errors import ConflictError, NotFoundError, PermissionDeniedError
+from muster.testing import FakeClock, InMemoryStore
 from muster.transports.local import LocalTransport
 
 
@@ -63,3 +63,85 @@ def test_library_resolver_refuses_short_or_unknown_hashes() -> None:
         resolve(ScriptRef(name="greet", hash="ab"))
     with pytest.raises(NotFoundError):
         resolve(ScriptRef(name="greet", version=3))
+
+
+def _clocked(clock: FakeClock, **kwargs: object) -> WorkflowEngine:
+    return WorkflowEngine(
+        {TransportKind.LOCAL: LocalTransport()},
+        [Host("h1", transport=TransportKind.LOCAL)],
+        store=InMemoryStore(clock=clock),
+        clock=clock,
+        timers=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+APPROVAL = """
+name: gate
+steps:
+  - id: gate
+    type: approval
+    approval: {{policy: {policy}, approvers: {approvers}, timeout: 1h}}
+    on_success: go
+    on_failure: stop
+  - {{id: go, command: "echo go"}}
+  - {{id: stop, command: "echo stop"}}
+"""
+
+
+async def test_two_of_many_needs_two_votes_and_refuses_the_requester_and_strangers() -> None:
+    engine = _clocked(FakeClock())
+    iid = await engine.start(
+        APPROVAL.format(policy="two_of_many", approvers='["role:ops"]'), created_by="carol"
+    )
+    with pytest.raises(PermissionDeniedError):
+        await engine.approve(iid, "gate", "carol", roles=["ops"])  # the requester
+    with pytest.raises(PermissionDeniedError):
+        await engine.approve(iid, "gate", "mallory", roles=["dev"])
+    first = await engine.approve(iid, "gate", "alice", roles=["ops"])
+    assert first.status.value == "pending"
+    assert engine.get(iid).steps["gate"].status.value == "waiting"
+    await engine.approve(iid, "gate", "bob", roles=["ops"])
+    run = await engine.wait(iid, timeout=30)
+    assert (run.steps["go"].status.value, run.steps["stop"].status.value) == (
+        "succeeded",
+        "skipped",
+    )
+    assert "alice, bob" in run.steps["gate"].message
+    await engine.close()
+
+
+async def test_deadline_pause_for_and_operator_decisions_on_a_fake_clock() -> None:
+    clock = FakeClock()
+    engine = _clocked(clock)
+    iid = await engine.start(APPROVAL.format(policy="one_of_many", approvers='["user:alice"]'))
+    clock.advance(3599)
+    await engine.tick(iid)
+    assert engine.get(iid).steps["gate"].status.value == "waiting"
+    clock.advance(1)
+    await engine.tick(iid)  # the deadline has passed: rejected, failure route
+    run = await engine.wait(iid, timeout=30)
+    assert run.steps["gate"].status.value == "failed"
+    assert run.steps["stop"].status.value == "succeeded"
+    assert engine.pending_approvals(iid) == {}
+
+    iid = await engine.start(APPROVAL.format(policy="singular", approvers='["user:alice"]'))
+    await engine.pause_for(iid, 300)
+    await engine.settle_approval(iid, "gate", True, "operator")
+    assert engine.get(iid).status.value == "paused"  # go waits for the pause to end
+    clock.advance(300)
+    await engine.tick(iid)
+    run = await engine.wait(iid, timeout=30)
+    assert run.steps["go"].status.value == "succeeded"
+    assert run.steps["gate"].message == "approved by operator (operator of a local run)"
+    with pytest.raises(ConflictError):
+        await engine.settle_approval(iid, "gate", False, "operator")
+    await engine.close()
+
+
+async def test_close_kills_what_still_runs() -> None:
+    engine = _clocked(FakeClock())
+    iid = await engine.start("name: long\nsteps:\n  - {id: s, command: 'sleep 60'}\n")
+    await engine.wait_for(iid, lambda s: s.steps["s"].status.value == "running")
+    await engine.close()
+    assert engine.get(iid).status.value == "killed"
