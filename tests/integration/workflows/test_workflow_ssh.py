@@ -22,6 +22,8 @@ from tests.integration.server.test_injection import corpus
 
 pytestmark = pytest.mark.timeout(240)
 
+REPO = Path(__file__).resolve().parents[3]
+
 SHELLS = {"bash": "/bin/bash", "sh": "/bin/sh", "zsh": "/usr/bin/zsh", "ksh": "/usr/bin/ksh"}
 ALL_SHELLS = ("bash", "sh", "zsh", "ksh")
 
@@ -189,3 +191,35 @@ def test_seed_004_graph_reports_the_failed_servers(
     assert result.steps["restart_services"].status == "skipped"
     outcome = result.task_results["upgrade_packages"].hosts["db3"]
     assert (outcome.exit_code, outcome.stderr) == (100, "broken\n")
+
+
+def test_seed_004_yaml_is_the_same_workflow_as_the_python_builder(
+    fleet: tuple[list[SshdServer], list[Host]], auth: muster.SshOptions
+) -> None:
+    from muster.domain.workflows import workflow_hash
+
+    built = muster.MaintenanceWorkflow(
+        "os_patching", "backup, update, upgrade, restart the web servers, verify them"
+    )
+    built.add_task("backup", 'echo "backed up $(hostname)"', targets=["*"])
+    built.add_task("update_repos", "echo repos updated", targets=["*"])
+    built.add_task("upgrade_packages", "echo upgraded", targets=["*"], depends_on=["update_repos"])
+    built.add_task(
+        "restart_services", "echo restarted nginx", targets=["web"], depends_on=["upgrade_packages"]
+    )
+    built.add_task(
+        "verify_web",
+        "echo OK | grep -q 'OK' && echo healthy",
+        targets=["web"],
+        depends_on=["restart_services"],
+    )
+    built.set_parallelization({"max_parallel_servers": 10, "max_parallel_per_group": 5})
+    text = (REPO / "examples" / "workflows" / "os_patching.yaml").read_text()
+    assert workflow_hash(muster.load_workflow_text(text)) == workflow_hash(built.definition())
+
+    _, hosts = fleet
+    result = muster.Engine(hosts, auth).execute(text)
+    assert result.status == "succeeded"
+    assert len(result.successful_servers) == 20
+    web = {h.name for h in hosts if "web" in h.groups}
+    assert set(result.task_results["verify_web"].hosts) == web
