@@ -646,13 +646,27 @@ class WindowGate:
         self.windows = list(windows)
         self.now = _utc(now)
         self._cache: dict[tuple[int, ...], GateDecision] = {}
+        # Which windows cover a host, by scope: a lookup per group, not a scan per run.
+        self._all: list[int] = []
+        self._by_host: dict[str, list[int]] = {}
+        self._by_group: dict[str, list[int]] = {}
+        for i, w in enumerate(self.windows):
+            if w.scope is WindowScope.ALL:
+                self._all.append(i)
+            elif w.scope is WindowScope.HOST:
+                self._by_host.setdefault(w.target, []).append(i)
+            else:
+                self._by_group.setdefault(w.target, []).append(i)
 
     def __bool__(self) -> bool:
         return bool(self.windows)
 
     def decide(self, host: str, groups: Iterable[str]) -> GateDecision:
-        gs = set(groups)
-        key = tuple(i for i, w in enumerate(self.windows) if applies_to(w, host, gs))
+        found_ids = set(self._all)
+        found_ids.update(self._by_host.get(host, ()))
+        for g in groups:
+            found_ids.update(self._by_group.get(g, ()))
+        key = tuple(sorted(found_ids))
         found = self._cache.get(key)
         if found is None:
             found = self._cache[key] = self._decide([self.windows[i] for i in key])

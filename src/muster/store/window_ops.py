@@ -149,9 +149,24 @@ def unclaim(conn: Connection, rows: Sequence[Any]) -> None:
         conn.execute(delete(window_holds).where(window_holds.c.run_id.in_([r["id"] for r in rows])))
 
 
+#: Parsed windows by their stored row: a claim reads the table every time, but
+#: parses (zones, validation) only rows it has not seen. Bounded: cleared when full.
+_PARSED: dict[tuple[Any, ...], MaintenanceWindow] = {}
+_PARSED_MAX = 4096
+
+
 def _windows(conn: Connection) -> list[MaintenanceWindow]:
     rows = conn.execute(select(_mw).order_by(_mw.c.created_at, _mw.c.name, _mw.c.id)).mappings()
-    return [window_row(r) for r in rows]
+    out: list[MaintenanceWindow] = []
+    for r in rows:
+        key = tuple(r.values())
+        w = _PARSED.get(key)
+        if w is None:
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            w = _PARSED[key] = window_row(r)
+        out.append(w)
+    return out
 
 
 class WindowOps(StoreCore):
