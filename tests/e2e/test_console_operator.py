@@ -239,6 +239,15 @@ def test_approvals_inbox_dashboard_and_badge(session: Session, server: LiveServe
         assert run.status_code == 201, run.text
         execution_id = run.json()["id"]
         assert run.json()["status"] == "pending_approval"
+        yearly = {
+            "name": "yearly-report",
+            "cron_expression": "0 3 1 1 *",
+            "target": "command",
+            "command": "true",
+            "host_ids": ["web"],
+        }
+        made = ops.post(f"{A}/schedules", json=yearly)
+        assert made.status_code == 201, made.text
 
     apu = session.tab("apu")
     apu.goto("/dashboard")
@@ -247,6 +256,8 @@ def test_approvals_inbox_dashboard_and_badge(session: Session, server: LiveServe
         "gated-restart v1 on 2 hosts"
     )
     expect(apu.locator("section", has_text="Waiting")).to_contain_text("waiting for approval")
+    firings = apu.locator("section", has_text="Next scheduled runs")
+    expect(firings).to_contain_text(re.compile(r"01-01 03:00:00 yearly-report"))
     look(apu, "dashboard")
 
     apu.get_by_role("link", name=re.compile("^Approvals")).click()
@@ -396,7 +407,7 @@ def test_command_box_live_view_and_combined_log(session: Session, server: LiveSe
     expect(opal.locator("#status")).to_have_text("succeeded")
     execution_id = opal.url.rsplit("/", 1)[1]
 
-    opal.goto(f"/executions/{execution_id}/log")
+    opal.get_by_role("link", name="Combined log").click()
     log = opal.locator("#combined-log")
     expect(log).to_contain_text("sim0001 | line 1 from sim0001")
     expect(log).to_contain_text("sim0002 ! oops")

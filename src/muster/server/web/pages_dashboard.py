@@ -1,15 +1,14 @@
 """The dashboard: what runs now, what waits and why, what failed in the last day,
-what waits for approval, and (once schedules exist) what fires next.
+what waits for approval, and which schedules fire next.
 
 Every list is short and read with the console's compact reads; nothing here
-writes. Next firings come from :data:`NEXT_FIRINGS`, a hook the schedules
-area fills in (``None`` until then: the page says schedules are not set up).
+writes. Next firings are the enabled schedules' ``next_run`` (shown to
+callers who may see schedules).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
@@ -18,12 +17,14 @@ from fastapi.responses import HTMLResponse
 from muster.domain.approval_rules import ApprovalNeed
 from muster.domain.states import ExecutionStatus, HostRunState
 from muster.errors import NotFoundError
+from muster.security.rbac import Permission as P
+from muster.security.rbac import Principal
 from muster.server.context import ServerContext
 from muster.server.web.inbox import InboxItem, inbox
 from muster.server.web.render import HtmlErrorRoute, in_thread, page, web_context
 from muster.store.base import ExecutionRecord
 
-__all__ = ["NEXT_FIRINGS", "Firing", "router"]
+__all__ = ["Firing", "next_firings", "router"]
 
 router = APIRouter(route_class=HtmlErrorRoute, include_in_schema=False)
 
@@ -41,9 +42,11 @@ class Firing:
     link: str | None = None
 
 
-#: The schedules area sets this to a function returning the next firings (soonest
-#: first, at most ``limit``). ``None``: no schedules in this build.
-NEXT_FIRINGS: Callable[[ServerContext, int], list[Firing]] | None = None
+def next_firings(ctx: ServerContext, limit: int) -> list[Firing]:
+    """The enabled schedules' next runs, soonest first."""
+    due = [r for r in ctx.store.list_schedules(enabled=True) if r.next_run is not None]
+    due.sort(key=lambda r: (r.next_run, r.name))
+    return [Firing(r.next_run, r.name, f"/schedules/{r.id}") for r in due[:limit] if r.next_run]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ def _names(ctx: ServerContext, items: list[ExecutionRecord]) -> dict[str, str]:
     return names
 
 
-def _gather(ctx: ServerContext, who: object) -> dict[str, object]:
+def _gather(ctx: ServerContext, who: Principal | None) -> dict[str, object]:
     store = ctx.store
     now = ctx.approvals.clock()
     running = store.list_executions(status=ExecutionStatus.RUNNING, limit=ROWS)
@@ -96,8 +99,8 @@ def _gather(ctx: ServerContext, who: object) -> dict[str, object]:
         failed_total += found.total
         failed_items += found.items
     failed_items.sort(key=lambda e: e.created_at, reverse=True)
-    approvals: list[InboxItem] = inbox(ctx, who)  # type: ignore[arg-type]
-    firings = NEXT_FIRINGS(ctx, ROWS) if NEXT_FIRINGS is not None else None
+    approvals: list[InboxItem] = inbox(ctx, who)
+    firings = next_firings(ctx, ROWS) if who is not None and who.can(P.SCHEDULES_VIEW) else None
     shown = [*running.items, *(w.execution for w in waiting), *failed_items]
     return {
         "running": running.items,
