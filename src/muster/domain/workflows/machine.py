@@ -187,7 +187,10 @@ def next_wakeup(state: InstanceState) -> datetime | None:
     if state.status.terminal:
         return None
     times = [state.paused_until] if state.paused and state.paused_until else []
-    for st in state.steps.values():
+    state.sync_index()
+    # Only waiting steps and held (paused, retrying) pending steps carry a time.
+    for sid in state.busy | state.held:
+        st = state.steps[sid]
         if st.wake_at is not None and not st.status.terminal:
             times.append(st.wake_at)
         if st.paused and st.paused_until is not None:
