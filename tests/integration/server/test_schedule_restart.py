@@ -9,8 +9,12 @@ before the restart, all later than the one-minute misfire threshold."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from muster.config import Settings
 from muster.domain.schedules import next_firing
@@ -18,7 +22,7 @@ from muster.store.sqlalchemy_store import open_store
 from muster.testing.simfleet import SimFleet
 from tests.integration.server.conftest import register_fleet
 from tests.integration.server.harness import wait_for
-from tests.integration.server.test_restart_crash import ServeProcess, serve_factory  # noqa: F401
+from tests.integration.server.test_restart_crash import ServeProcess
 
 S = "/api/v1/automation/schedules"
 
@@ -36,12 +40,25 @@ POLICIES = {
 }
 
 
+@pytest.fixture
+def serve_factory() -> Iterator[list[ServeProcess]]:
+    started: list[ServeProcess] = []
+    yield started
+    for p in started:
+        with contextlib.suppress(Exception):
+            if p.proc is not None and p.proc.poll() is None:
+                p.proc.kill()
+                p.proc.wait(10)
+
+
 def test_restart_applies_the_misfire_policy_and_records_ticks(
-    serve_factory: list[ServeProcess],  # noqa: F811
+    serve_factory: list[ServeProcess],
     tmp_path: Path,
-    database_url: str,
     fleet: SimFleet,
 ) -> None:
+    # muster serve's own default, SQLite; the same decisions on PostgreSQL are in
+    # tests/integration/store/test_scheduler_service.py (and the two-process test).
+    database_url = ""
     data = tmp_path / "data"
     first = ServeProcess(data, database_url, fleet).start()
     serve_factory.append(first)

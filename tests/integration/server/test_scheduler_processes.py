@@ -60,7 +60,7 @@ def test_two_schedulers_fire_each_tick_once_across_a_kill(
     try:
         store.create_user("owner", roles=["operator"])
         store.create_host(Host(name="web1", address="192.0.2.10", transport=TransportKind.SSH))
-        due = _due_minute(dt.datetime.now(dt.UTC), setup=25)
+        due = _due_minute(dt.datetime.now(dt.UTC), setup=12)
         cron = parse_cron(f"{due.minute} {due.hour} * * *", "UTC")
         for i in range(N):
             store.create_schedule(
