@@ -43,7 +43,7 @@ def schedule_from(body: ScheduleIn) -> Schedule:
     cron = parse_cron(body.cron_expression, body.timezone)
     if body.end_at is not None and body.end_at.tzinfo is None:
         raise ValidationError("end_at: needs a time zone (e.g. Z or +01:00)", field="end_at")
-    version = None if body.version in (None, "latest") else body.version
+    version = body.version if isinstance(body.version, int) else None
     target = ScheduleTarget(
         kind=TargetKind(body.target),
         script=body.script,

@@ -150,9 +150,16 @@ class ScheduleService:
             # The values must fit the version as it stands (a later "latest" is checked
             # again when it fires).
             values = coerce_values(version.domain().parameters, dict(schedule.parameters))
-            _refuse_secrets({f"parameters.{k}" for k, v in values.items() if isinstance(v, Secret)})
+            _refuse_secrets(
+                {f"parameter_values.{k}" for k, v in values.items() if isinstance(v, Secret)}
+            )
             target = dataclasses.replace(target, script=script.id)
-        elif target.kind is TargetKind.JOB:
+        elif schedule.parameters:
+            raise ValidationError(
+                "parameter_values: only a script schedule takes parameter values",
+                field="parameter_values",
+            )
+        if target.kind is TargetKind.JOB:
             assert target.job_type is not None
             _refuse_secrets({"job_fields.password"} if "password" in target.job_fields else set())
             render_job(target.job_type, target.job_fields)
@@ -160,7 +167,7 @@ class ScheduleService:
             raise ValidationError("workflow: workflows cannot be scheduled yet", field="workflow")
         if any(isinstance(v, str) and v == "***" for v in schedule.parameters.values()):
             raise ValidationError(
-                "parameters: a masked value cannot be scheduled", field="parameters"
+                "parameter_values: a masked value cannot be scheduled", field="parameter_values"
             )
         return dataclasses.replace(schedule, target=target)
 
@@ -247,6 +254,14 @@ class ScheduleService:
         result = self._submit(record, self.clock(), actor, manual=True)
         if result is None:  # the same microsecond twice: say so rather than pretend
             raise ValidationError("run-now: a firing at this instant exists; try again")
+        if self.audit is not None:
+            self.audit.record_audit(
+                actor=actor.name,
+                action="schedule.run_now",
+                target=f"schedule:{record.id}",
+                address=actor.address,
+                details={"name": record.name, "execution_id": result.id},
+            )
         return result
 
     def fire(

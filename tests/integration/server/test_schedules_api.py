@@ -101,6 +101,8 @@ BAD = [
     ({"command": None}, "command"),
     ({"host_ids": ["no-such-host"]}, "host_ids"),
     ({"misfire_policy": "sometimes"}, "misfire_policy"),
+    ({"parameter_values": {"x": 1}}, "parameter_values"),
+    ({"target": "script", "script": "x", "version": 2**40}, "version"),
 ]
 
 

@@ -271,7 +271,7 @@ def test_secret_values_are_never_stored_with_a_schedule(sql, service) -> None:
     )
     with pytest.raises(ValidationError) as err:
         service.create(OLGA, schedule)
-    assert err.value.field == "parameters.token"
+    assert err.value.field == "parameter_values.token"
     job = Schedule(
         name="pw",
         cron=parse_cron("0 * * * *"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from muster.domain.durations import MAX_TIMEOUT
 from muster.domain.schedules import MAX_RECORDED_TICKS
@@ -29,7 +29,8 @@ class ScheduleIn(Request, ThrottleFields):
     timezone: str = Field(default="UTC", max_length=64)
     target: Literal["script", "command", "job", "workflow"] = "script"
     script: str | None = Field(default=None, max_length=200)
-    version: int | Literal["latest"] | None = Field(default=None)
+    #: A version number, or ``"latest"`` / omitted: the latest at fire time.
+    version: int | str | None = None
     command: str | None = None
     shell: str = "sh"
     timeout: float = Field(default=300, gt=0, le=MAX_TIMEOUT)
@@ -45,6 +46,17 @@ class ScheduleIn(Request, ThrottleFields):
     catch_up_limit: int = Field(default=1, ge=1, le=MAX_RECORDED_TICKS)
     #: Seconds; a tick later than this is recorded missed, never run.
     max_lateness: float | None = Field(default=None, gt=0, le=366 * 86400)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: int | str | None) -> int | None:
+        if value is None or value == "latest":
+            return None
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_VERSION:
+            raise ValueError(f"a version number (1 to {MAX_VERSION}) or 'latest'")
+        return value
 
 
 class ScheduleOut(Response):
