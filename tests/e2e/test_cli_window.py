@@ -55,6 +55,9 @@ def test_window_add_list_forecast_delete(cli) -> None:  # noqa: F811
     unknown = run(env, "window", "add", "Sun 01:00-02:00", "--group", "db", "--tz", "Nowhere/City")
     assert unknown.returncode != 0 and "timezone" in unknown.stderr
 
+    unknown_ex = run(env, "window", "override", "no-such-execution", "--reason", "test")
+    assert unknown_ex.returncode != 0 and "404" in unknown_ex.stderr
+
     gone = run(env, "window", "delete", made["id"])
     assert gone.returncode == 0, gone.stderr
     remaining = json.loads(run(env, "window", "list", "--json").stdout)

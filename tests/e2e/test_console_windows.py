@@ -9,6 +9,7 @@ placed by CSS classes, and the shared ``page`` fixture fails on any violation.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from playwright.sync_api import Page, expect
 
@@ -110,3 +111,33 @@ def test_week_calendar_forecast_and_forms(page: Page, server: LiveServer) -> Non
     page.goto("/windows?tz=America/New_York&week=1")
     expect(page.get_by_role("heading", level=2).first).to_contain_text("America/New_York")
     expect(page.locator("#calendar .blk.window").first).to_contain_text("web nightly")
+
+
+def test_execution_waiting_for_a_window_runs_now_from_its_page(
+    page: Page,  # noqa: F811
+    server: LiveServer,  # noqa: F811
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with api_client(server) as api:
+        freeze = api.post(
+            _W,
+            json={
+                "name": "web freeze",
+                "kind": "blackout",
+                "target": "web",
+                "starts_at": (now - dt.timedelta(minutes=1)).isoformat(),
+                "ends_at": (now + dt.timedelta(hours=1)).isoformat(),
+            },
+        ).json()
+        ex = api.post("/api/v1/automation/commands", json={"command": "true", "host_ids": ["web"]})
+        assert ex.status_code in (200, 201), ex.text
+        ex_id = ex.json()["id"]
+    try:
+        page.goto(f"/executions/{ex_id}")
+        expect(page.locator("#status")).to_contain_text("queued")
+        page.get_by_role("button", name="Run now, outside its windows").click()
+        expect(page).to_have_url(re.compile(f"/executions/{ex_id}$"))
+        expect(page.locator("#status")).to_contain_text("succeeded", timeout=30_000)
+    finally:
+        with api_client(server) as api:
+            api.delete(f"{_W}/{freeze['id']}")

@@ -1,4 +1,5 @@
-"""``muster window``: maintenance windows on a server (add, list, delete, forecast).
+"""``muster window``: maintenance windows on a server (add, list, delete, override,
+forecast).
 
 A thin face over ``/api/v1/maintenance-windows``: the server validates (a bad
 window is refused naming the field) and audits; this parses and prints.
@@ -107,6 +108,18 @@ def delete(
     """Delete a window (runs waiting for it are looked at again)."""
     ApiClient(url).request("DELETE", f"{_W}/{window_id}")
     _console.print(f"window {window_id} deleted")
+
+
+@window_app.command("override")
+def override(
+    execution_id: Annotated[str, typer.Argument(help="The execution to run now.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
+    url: Url = None,
+) -> None:
+    """Run an execution now, outside its hosts' windows (needs windows.override; audited)."""
+    body = {"execution_id": execution_id, "reason": reason}
+    done = ApiClient(url).request("POST", f"{_W}/overrides", json=body)
+    _console.print(f"execution {execution_id}: {done['released']} waiting host run(s) released")
 
 
 @window_app.command("forecast")

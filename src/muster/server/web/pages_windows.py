@@ -237,6 +237,9 @@ async def override(request: Request) -> Response:
             lambda: _render(request, problems=missing, status_code=404)
         )
         return unknown
+    back = (data.get("next") or [""])[-1]
+    if back == f"/executions/{execution_id}":  # only back to the execution it came from
+        return RedirectResponse(back, status_code=303)
     notice = f"execution {execution_id}: {released} host run(s) released outside their windows"
     done: HTMLResponse = await in_thread(lambda: _render(request, notice=notice))
     return done
