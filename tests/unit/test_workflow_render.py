@@ -133,3 +133,24 @@ steps:
     assert steps["named"].problem is not None and "resolved" in steps["named"].problem
     assert steps["nowhere"].problem == "its targets match no host"
     assert "has no targets" in (steps["untargeted"].problem or "")
+
+
+def test_approval_titles_read_parameters_and_results_as_text() -> None:
+    from muster.domain.workflows.render import approval_title
+
+    graph = validate(
+        load_workflow_text(
+            """
+name: t
+parameters: [{name: env}, {name: token, type: secret}]
+steps:
+  - {id: scan, command: "true"}
+  - {id: gate, type: approval, approvers: ["user:x"], depends_on: scan,
+     title: "deploy to {{params.env}}? scan said {{step_scan.stdout}} ({{params.token}})"}
+"""
+        )
+    )
+    values = coerce_values(graph.workflow.parameters, {"env": "prod", "token": "tok"})
+    scan = {"scan": StepResult("scan", 1, {"h1": HostOutcome("h1", "succeeded", 0, "clean\n")})}
+    title = approval_title(graph, "gate", params=values, results=scan)
+    assert title == "deploy to prod? scan said clean (***)"

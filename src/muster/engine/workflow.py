@@ -71,7 +71,7 @@ from muster.domain.workflows.machine import (
     advance,
     next_wakeup,
 )
-from muster.domain.workflows.render import prepare_step, step_hosts
+from muster.domain.workflows.render import approval_title, prepare_step, step_hosts
 from muster.domain.workflows.validate import Graph
 from muster.engine.dispatcher import Dispatcher, DispatchPolicy, ExecutionListener
 from muster.engine.workflow_store import InstanceRecord, WorkflowStore
@@ -529,8 +529,9 @@ class WorkflowEngine:
         try:
             request = open_request(
                 id=str(uuid.uuid4()),
-                subject=f"workflow {live.graph.workflow.name} instance {live.id} "
-                f"step {action.step_id}",
+                subject=approval_title(
+                    live.graph, action.step_id, params=live.params, results=live.results
+                ),
                 policy=spec.policy,
                 approvers=spec.approvers,
                 requester=live.requester,

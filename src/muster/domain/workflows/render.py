@@ -61,6 +61,7 @@ __all__ = [
     "HostInputs",
     "StepLaunch",
     "UnresolvedForHost",
+    "approval_title",
     "prepare_step",
     "render_host_inputs",
     "render_value_text",
@@ -492,3 +493,30 @@ def secrets_of(plans: Iterable[Plan]) -> tuple[str, ...]:
     for plan in plans:
         out.extend(plan.secrets)
     return tuple(dict.fromkeys(out))
+
+
+def approval_title(
+    graph: Graph,
+    step_id: str,
+    *,
+    params: Mapping[str, ParamValue],
+    results: Mapping[str, StepResult],
+) -> str:
+    """An approval step's title with its references substituted as text (for the
+    approvals inbox); a secret shows as ``***``, a value with no result as empty."""
+    step = graph.steps[step_id]
+    title = step.approval.title if step.approval is not None else ""
+    if not title:
+        return f"workflow {graph.workflow.name}: step {step.name or step.id}"
+    out: list[str] = []
+    pos = 0
+    for m, ref in find_references(title, step=step_id, where="title"):
+        try:
+            value = resolve(ref, params=params, results=results)
+        except WorkflowError:
+            value = None
+        out.append(title[pos : m.start()])
+        out.append("***" if isinstance(value, Secret) else render_value_text(value))
+        pos = m.end()
+    out.append(title[pos:])
+    return "".join(out)
