@@ -92,8 +92,6 @@ __all__ = ["WorkflowDriver", "actor_context", "workflow_subject"]
 
 _log = logging.getLogger(__name__)
 _TOKEN = "MUSTERRUNIDTOKEN"  # muster.worker.plans.RUN_ID_TOKEN (services may not import worker)
-#: How often a pass looks again at an instance with steps in flight.
-_POLL = dt.timedelta(seconds=0.5)
 _CONFLICT_RETRIES = 5
 
 
@@ -167,8 +165,11 @@ class WorkflowDriver:
         lease_seconds: float = 30.0,
         interval: float = 0.5,
         batch: int = 50,
+        poll: float = 0.5,
     ) -> None:
         self.store = store
+        #: How soon an instance with steps in flight is looked at again.
+        self.poll = dt.timedelta(seconds=poll)
         self.approvals = approvals
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease_seconds = lease_seconds
@@ -187,7 +188,7 @@ class WorkflowDriver:
             self.owner, limit=self.batch, lease_seconds=self.lease_seconds
         )
         for iid in ids:
-            wake: dt.datetime | None = self.store.clock() + _POLL
+            wake: dt.datetime | None = self.store.clock() + self.poll
             try:
                 wake = self.advance(iid)
             except Exception:
@@ -202,6 +203,11 @@ class WorkflowDriver:
         while not self._stop.is_set():
             try:
                 busy = await asyncio.to_thread(self.tick)
+            except RuntimeError as exc:
+                if "shutdown" in str(exc):
+                    return  # the interpreter is exiting: no thread will run a pass again
+                _log.exception("workflow driver: a tick failed")
+                busy = 0
             except Exception:
                 _log.exception("workflow driver: a tick failed")
                 busy = 0
@@ -241,7 +247,7 @@ class WorkflowDriver:
             except ConflictError:
                 continue
             return self._wake(p.state)
-        return self.store.clock() + _POLL
+        return self.store.clock() + self.poll
 
     def apply(self, instance_id: str, event: Event) -> InstanceState:
         """Apply a user's event (Pause, Resume, Kill, Retry, ResumeFailed) now, through
@@ -497,6 +503,7 @@ class WorkflowDriver:
         rec = p.detail.record
         pin = (p.detail.context.get("pins") or {}).get(launch.step_id) or {}
         groups: dict[str, tuple[dict[str, Any], dict[str, object], list[Host]]] = {}
+        run_ids: dict[str, str] = {}
         skipped: list[tuple[Host, str]] = []
         for host in hosts:
             if host.name in launch.problems:
@@ -509,6 +516,8 @@ class WorkflowDriver:
                 continue
             plan = launch.plans[host.name]
             run_id = str(plan.env.get(RUN_ID_ENV, "")) if RUN_ID_ENV in plan.env else ""
+            if run_id:
+                run_ids[host.name] = run_id
             data = plan.to_dict()
             text = json.dumps(data, sort_keys=True)
             env: dict[str, object] = {}
@@ -571,7 +580,12 @@ class WorkflowDriver:
                     idempotent=p.graph.steps[launch.step_id].idempotent
                     or (script.idempotent if script is not None else False),
                     requires_approval=need is not None,
-                    policy={"plan": plan_data, "workflow": workflow_info, **approval_policy(need)},
+                    policy={
+                        "plan": plan_data,
+                        "run_ids": {h.name: run_ids[h.name] for h in members if h.name in run_ids},
+                        "workflow": workflow_info,
+                        **approval_policy(need),
+                    },
                     shell=launch.shell.value,
                     description=launch.description,
                     requested_by=actor.name or rec.created_by,
@@ -598,7 +612,7 @@ class WorkflowDriver:
         if state.status.terminal:
             return None
         now = self.store.clock()
-        soon = now + _POLL
+        soon = now + self.poll
         due = next_wakeup(state)
         busy = any(
             st.status is StepStatus.RUNNING

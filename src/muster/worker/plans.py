@@ -52,7 +52,10 @@ def plan_for(claim: ClaimedRun, host: Host) -> Plan:
             env=command_env(claim.values),
         )
     if ex.kind is ExecutionKind.PLAN:
-        return plan_of_step(ex.policy, claim.run.id, command_env(claim.values))
+        # The run id the engine gave this host (as in-process), else the host run's.
+        run_ids = ex.policy.get("run_ids") or {}
+        run_id = str(run_ids.get(claim.run.host_name) or claim.run.id)
+        return plan_of_step(ex.policy, run_id, command_env(claim.values))
     if not ex.job_type:
         raise ValidationError("a job execution without a job type", field="type")
     if host.is_windows:

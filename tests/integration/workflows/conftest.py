@@ -153,6 +153,15 @@ class InProcessHarness:
 #: Factories per engine name; the server face registers its own here.
 HARNESSES: dict[str, Any] = {"in_process": InProcessHarness}
 
+# The server face: a real server over its HTTP API (same hosts, groups, users).
+from tests.integration.workflows.server_harness import (  # noqa: E402
+    ServerHarness,
+    stop_shared_workflow_server,  # noqa: F401 - a session fixture
+)
+
+HARNESSES["server"] = ServerHarness
+ENGINES.append("server")
+
 
 @pytest.fixture(params=ENGINES)
 async def workflow_engine(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowHarness]:
