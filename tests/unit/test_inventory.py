@@ -53,7 +53,9 @@ def test_group_members_resolves_children_recursively() -> None:
     assert inv.group_members("prod") == ["web1", "web2", "db1"]
     assert inv.group_members("everything") == ["web1", "web2", "db1"]
     assert inv.group_members("dc1") == ["web1", "db1"]
-    assert inv.group_members("all") == ["web1", "web2", "db1"]
+    # Ansible's order: all's children are ungrouped and the parentless groups (dc1,
+    # everything) in the order declared; each group's own hosts, then level by level
+    assert inv.group_members("all") == ["web1", "db1", "web2"]
 
 
 def test_group_members_of_unknown_group_is_an_error() -> None:

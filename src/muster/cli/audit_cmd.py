@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from muster.cli.common import DatabaseUrlOption, DataDirOption, fail, open_database
@@ -27,7 +28,8 @@ __all__ = ["EXIT_CHAIN_BROKEN", "audit_app"]
 EXIT_CHAIN_BROKEN = 1
 
 audit_app = typer.Typer(help="Query and verify the audit log.", no_args_is_help=True)
-_out = Console(highlight=False, soft_wrap=True)
+#: Prints stored text (actors, targets, problems) as written: no Rich markup.
+_out = Console(highlight=False, soft_wrap=True, markup=False)
 
 
 def _parse_anchor(value: str) -> tuple[int, str]:
@@ -54,8 +56,9 @@ def _parse_anchor(value: str) -> tuple[int, str]:
 
 def _broken(result: VerifyResult) -> typer.Exit:
     _out.print(
-        f"[bold red]audit chain broken[/] at seq {result.first_bad_seq}: {result.problem} "
-        f"({result.checked} records before it are intact)"
+        f"[bold red]audit chain broken[/] at seq {result.first_bad_seq}: "
+        f"{escape(str(result.problem))} ({result.checked} records before it are intact)",
+        markup=True,
     )
     return typer.Exit(EXIT_CHAIN_BROKEN)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from muster.domain.hosts import Host
 from muster.domain.inventory import Inventory
@@ -39,7 +40,9 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # The message quotes user and file text (``[web:vars]``, ``([a:f])``): escaped, so
+    # Rich prints it as written instead of reading it as markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 

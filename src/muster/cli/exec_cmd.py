@@ -102,9 +102,9 @@ def start(
     if as_json and not follow:
         typer.echo(json.dumps(result, indent=2))
         return
-    _console.print(f"execution {result['id']}: {result['status']}")
+    _console.print(escape(f"execution {result['id']}: {result['status']}"))
     for skipped in result.get("skipped_hosts") or []:
-        _console.print(f"  skipped {skipped}", style="dim")
+        _console.print(escape(f"  skipped {skipped}"), style="dim")
     if follow:
         files = _output_dir(output_dir)
         total = len(result.get("hosts") or []) or len(body["host_ids"])
@@ -125,7 +125,7 @@ def status(
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
-    table = Table(title=f"execution {data['id']}: {data['status']}")
+    table = Table(title=escape(f"execution {data['id']}: {data['status']}"))
     for col in ("host", "state", "exit", "duration", "detail"):
         table.add_column(col, overflow="fold")
     for r in data.get("hosts") or data.get("host_results") or []:
@@ -135,7 +135,7 @@ def status(
         duration = r.get("duration")
         table.add_row(
             escape(str(r.get("host"))),
-            str(r.get("state")),
+            escape(str(r.get("state"))),
             "" if r.get("exit_code") is None else str(r["exit_code"]),
             "" if duration is None else f"{duration:.2f}s",
             escape(str(detail or "")),
@@ -172,14 +172,14 @@ def logs(
 def cancel(execution_id: Annotated[str, typer.Argument()], url: Url = None) -> None:
     """Stop unstarted hosts and kill running ones."""
     data = ApiClient(url).request("POST", f"{_BASE}/{execution_id}/cancel")
-    _console.print(f"execution {execution_id}: {data.get('status', 'cancel requested')}")
+    _console.print(escape(f"execution {execution_id}: {data.get('status', 'cancel requested')}"))
 
 
 @app.command("retry")
 def retry(execution_id: Annotated[str, typer.Argument()], url: Url = None) -> None:
     """Queue a new attempt on hosts that failed, timed out or were lost."""
     data = ApiClient(url).request("POST", f"{_BASE}/{execution_id}/retry")
-    _console.print(f"execution {execution_id}: {data.get('status', 'retried')}")
+    _console.print(escape(f"execution {execution_id}: {data.get('status', 'retried')}"))
 
 
 def _follow(

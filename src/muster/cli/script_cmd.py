@@ -18,7 +18,8 @@ from muster.engine.script_files import load_script_file
 from muster.errors import MusterError
 
 app = typer.Typer(help="Manage the server's script library.", no_args_is_help=True)
-_console = Console()
+#: Script names, descriptions and bodies are user text: no Rich markup.
+_console = Console(markup=False, highlight=False)
 
 Url = Annotated[str | None, typer.Option("--url", help="Server URL (or MUSTER_URL).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -122,7 +123,7 @@ def show(
         typer.echo(json.dumps(data, indent=2))
         return
     _console.print(
-        f"[bold]{script['name']}[/] v{data.get('version') or data.get('number')} "
+        f"{script['name']} v{data.get('version') or data.get('number')} "
         f"{data.get('shell')} sha256:{str(data.get('content_hash', ''))[:16]}"
     )
     for p in data.get("parameters") or []:

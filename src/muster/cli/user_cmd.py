@@ -27,7 +27,8 @@ from muster.security.passwords import generate_password
 __all__ = ["user_app"]
 
 user_app = typer.Typer(help="Manage local users and their API tokens.", no_args_is_help=True)
-_out = Console(highlight=False, soft_wrap=True)
+#: Prints user names and roles as written: no Rich markup.
+_out = Console(highlight=False, soft_wrap=True, markup=False)
 
 
 @user_app.command("create")

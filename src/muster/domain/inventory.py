@@ -4,38 +4,33 @@ An :class:`Inventory` is a builder: parsers and callers add hosts and groups,
 and every read (:meth:`Inventory.host`, :meth:`Inventory.all_hosts`) returns
 *resolved* :class:`Host` objects that carry their merged variables, every
 group they belong to (ancestors included) and the connection fields derived
-from those variables.
+from those variables (see :mod:`muster.domain.inventory_hosts`).
 
-Variable precedence follows Ansible: the implicit ``all`` group, then groups
-by depth (a child group overrides its parents; groups at the same depth apply
-in name order), then the host's own variables. A field given directly on a
-:class:`Host` (``Host(name, user="root")``) counts as a host variable: it
-beats group variables but loses to the host's own ``ansible_user``.
+Structure and order follow Ansible (ansible-core 2.19), so that ``web[0]``
+and ``all[-1]`` pick the hosts Ansible picks:
 
-Connection variables: ``ansible_host`` -> address, ``ansible_port`` -> port,
-``ansible_user`` (or ``ansible_ssh_user``) -> user,
-``ansible_ssh_private_key_file`` -> key_file, ``ansible_connection`` (``local``
--> local transport; ``ssh``/``smart``/``paramiko`` -> ssh; ``muster_agent`` ->
-agent), ``muster_shells`` (comma list) -> shells, ``muster_platform`` (else
-``ansible_os_family``/``ansible_system``) -> platform,
-``muster_credential`` -> credential_ref.
+- hosts and groups keep the order they first appear in;
+- ``all`` and ``ungrouped`` always exist; ``ungrouped`` holds the hosts in no
+  other group; ``all``'s children are ``ungrouped``, the children named for
+  it, then every group without a parent;
+- a group's hosts (:meth:`Inventory.group_members`) are its own, then its
+  children's, level by level.
 
-Labels: ``muster_labels`` (``"k=v,k2=v2"``) or ``labels`` (a mapping, from
-YAML). Unlike other variables, labels *accumulate* across levels key by key
-(a ``dc=dc1`` label from one group and ``role=web`` from another both apply;
-the more specific level wins a key). Selectors of the form ``key=value``
-match labels first and then any host variable, so ``ansible_user=deploy``
-selects too; labels stay the small, deliberate set shown in listings.
+Variable precedence, lowest first: ``all``'s variables; every other group
+of the host by (depth, ``ansible_group_priority``, name); ``group_vars/all``;
+``group_vars/<group>`` files in the same order; the host's own variables;
+``host_vars/<host>`` files. A field given directly on a :class:`Host`
+(``Host(name, user="root")``) counts as a host variable.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from muster.domain.hosts import Host, TransportKind
+from muster.domain.hosts import Host
 from muster.errors import InventoryError
 
 __all__ = [
@@ -49,7 +44,7 @@ __all__ = [
     "var_text",
 ]
 
-#: A variable as parsed: text (INI), or any YAML scalar/collection.
+#: A variable as parsed: text, or any YAML / Python-literal value.
 VarValue = object
 
 ALL_GROUP: Final = "all"
@@ -57,20 +52,9 @@ UNGROUPED_GROUP: Final = "ungrouped"
 #: Children nest at most this deep below ``all``: deeper chains are refused
 #: (real inventories stay within a handful of levels).
 MAX_GROUP_DEPTH: Final = 100
+PRIORITY_VAR: Final = "ansible_group_priority"
 
 _DEFAULT: Final = Host(name="-")
-_TRANSPORTS: Final = {
-    "local": TransportKind.LOCAL,
-    "ssh": TransportKind.SSH,
-    "smart": TransportKind.SSH,
-    "paramiko": TransportKind.SSH,
-    "muster_agent": TransportKind.AGENT,
-    "agent": TransportKind.AGENT,
-}
-_PLATFORMS: Final = {"debian": "linux", "redhat": "linux", "suse": "linux", "archlinux": "linux",
-                     "alpine": "linux", "gentoo": "linux", "linux": "linux", "darwin": "darwin",
-                     "macos": "darwin", "macosx": "darwin", "freebsd": "freebsd",
-                     "windows": "windows", "win32nt": "windows"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +65,8 @@ class Group:
     hosts: tuple[str, ...] = ()
     children: tuple[str, ...] = ()
     vars: Mapping[str, VarValue] = field(default_factory=dict)
+    #: ``ansible_group_priority``: among groups at one depth, higher wins variables.
+    priority: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +93,14 @@ _NO_LIMITS: Final = InventoryLimits()
 class _GroupParts:
     """A group while it is built: members in insertion order, amortised O(1) to extend."""
 
-    __slots__ = ("children", "hosts", "vars")
+    __slots__ = ("children", "file_vars", "hosts", "priority", "vars")
 
     def __init__(self) -> None:
         self.hosts: dict[str, None] = {}
         self.children: dict[str, None] = {}
         self.vars: dict[str, VarValue] = {}
-
-    def freeze(self, name: str) -> Group:
-        return Group(name, tuple(self.hosts), tuple(self.children), dict(self.vars))
+        self.file_vars: dict[str, VarValue] = {}
+        self.priority = 1
 
 
 def var_text(value: VarValue) -> str:
@@ -131,8 +116,17 @@ def var_text(value: VarValue) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def _priority(group: str, value: VarValue) -> int:
+    try:
+        return value if isinstance(value, int) else int(str(value).strip())
+    except (TypeError, ValueError):
+        raise InventoryError(
+            f"group {group!r}: {PRIORITY_VAR} {value!r} is not a whole number"
+        ) from None
+
+
 class Inventory:
-    """Hosts by name (in insertion order) and groups by name.
+    """Hosts by name and groups by name, each in the order first seen.
 
     Adding a host or group that exists merges into it (later sources add
     members and override variables), which is how repeated sections and
@@ -142,39 +136,56 @@ class Inventory:
 
     def __init__(self, limits: InventoryLimits | None = None) -> None:
         self.limits = limits or _NO_LIMITS
+        #: What a source did that Ansible warns about (an unknown YAML key...):
+        #: loaded anyway, shown to the user.
+        self.warnings: list[str] = []
         self._hosts: dict[str, Host] = {}
         self._host_vars: dict[str, dict[str, VarValue]] = {}
-        self._groups: dict[str, _GroupParts] = {ALL_GROUP: _GroupParts()}
+        self._host_file_vars: dict[str, dict[str, VarValue]] = {}
+        self._groups: dict[str, _GroupParts] = {
+            ALL_GROUP: _GroupParts(),
+            UNGROUPED_GROUP: _GroupParts(),
+        }
+        self._groups[ALL_GROUP].children[UNGROUPED_GROUP] = None
         self._resolved: dict[str, Host] | None = None
         self._groups_view: dict[str, Group] | None = None
+        self._members: dict[str, list[str]] = {}
+        #: What resolving shares across hosts (inventory_hosts._Structure), built once.
+        self._structure: object | None = None
 
     # -- building -----------------------------------------------------------
 
+    def _changed(self) -> None:
+        self._resolved = self._groups_view = self._structure = None
+        self._members = {}
+
     def _new_host(self, name: str) -> None:
+        if not name:
+            raise InventoryError("an empty host name")
         cap = self.limits.max_hosts
         if cap is not None and len(self._hosts) >= cap:
             raise InventoryError(
                 f"the inventory defines more than {cap} hosts (the limit); refused at host {name!r}"
             )
+        self._hosts[name] = Host(name=name)
+        self._host_vars[name] = {}
 
     def add_host(self, host: Host, *, vars: Mapping[str, VarValue] | None = None) -> None:
         """Add or merge a host. ``host.groups`` name groups it joins (created if needed).
 
         ``vars`` carries typed values (YAML); ``host.vars`` is merged first.
         """
-        self._resolved = self._groups_view = None
+        self._changed()
         name = host.name
         old = self._hosts.get(name)
         if old is None:
             self._new_host(name)
             self._hosts[name] = replace(host, vars={}, groups=())
-            merged_vars: dict[str, VarValue] = {}
         else:
             self._hosts[name] = _overlay(old, host)
-            merged_vars = self._host_vars[name]
+        merged_vars = self._host_vars[name]
         merged_vars.update(host.vars)
         merged_vars.update(vars or {})
-        self._host_vars[name] = merged_vars
         for group in host.groups:
             self.extend_group(group, hosts=(name,))
 
@@ -187,11 +198,12 @@ class Inventory:
     ) -> Group:
         """Add or merge a group; unknown member hosts and child groups are created empty.
 
-        Returns the whole group as it now stands (a copy: O(its size)); parsers
-        adding members one at a time use :meth:`extend_group`.
+        Returns the group's parts as declared so far (a copy: O(its size));
+        parsers adding members one at a time use :meth:`extend_group`.
         """
         self.extend_group(name, hosts, children, vars)
-        return self._groups[name].freeze(name)
+        parts = self._groups[name]
+        return Group(name, tuple(parts.hosts), tuple(parts.children), dict(parts.vars))
 
     def extend_group(
         self,
@@ -203,47 +215,72 @@ class Inventory:
         """:meth:`add_group` without building the result: O(what is added)."""
         if isinstance(hosts, str) or isinstance(children, str):
             raise InventoryError(f"group {name!r}: hosts and children must be lists of names")
+        if not name:
+            raise InventoryError("an empty group name")
         child_names = tuple(children)
         if ALL_GROUP in child_names:
             raise InventoryError(f"group {name!r}: 'all' cannot be a child group")
-        self._resolved = self._groups_view = None
+        self._changed()
         parts = self._groups.get(name)
         if parts is None:
             parts = self._groups[name] = _GroupParts()
         for host_name in hosts:
             if host_name not in self._hosts:
                 self._new_host(host_name)
-                self._hosts[host_name] = Host(name=host_name)
-                self._host_vars[host_name] = {}
             parts.hosts[host_name] = None
         for child in child_names:
             if child not in self._groups:
                 self._groups[child] = _GroupParts()
             parts.children[child] = None
-        if vars:
-            parts.vars.update(vars)
+        for key, value in (vars or {}).items():
+            if key == PRIORITY_VAR:
+                parts.priority = _priority(name, value)
+            else:
+                parts.vars[key] = value
+
+    def add_file_vars(self, kind: str, name: str, vars: Mapping[str, VarValue]) -> bool:
+        """Variables from ``group_vars/<name>`` (``kind="group"``) or ``host_vars/<name>``
+        (``"host"``): they rank above the inventory's own. Ignored (False) when the
+        group or host does not exist, as Ansible loads them only for known ones."""
+        if kind == "group":
+            parts = self._groups.get(name)
+            if parts is None:
+                return False
+            for key, value in vars.items():
+                if key == PRIORITY_VAR:
+                    parts.priority = _priority(name, value)
+                else:
+                    parts.file_vars[key] = value
+        else:
+            if name not in self._hosts:
+                return False
+            self._host_file_vars.setdefault(name, {}).update(vars)
+        self._changed()
+        return True
 
     def merge(self, other: Inventory) -> None:
         """Fold ``other`` into this inventory; ``other`` wins variable conflicts."""
         for name, host in other._hosts.items():
             self.add_host(host, vars=other._host_vars[name])
+            if name in other._host_file_vars:
+                self.add_file_vars("host", name, other._host_file_vars[name])
         for name, parts in other._groups.items():
-            self.extend_group(name, parts.hosts, parts.children, parts.vars)
+            children = [
+                c for c in parts.children if not (name == ALL_GROUP and c == UNGROUPED_GROUP)
+            ]
+            self.extend_group(name, parts.hosts, children, parts.vars)
+            if parts.priority != 1:
+                self._groups[name].priority = parts.priority
+            self._groups[name].file_vars.update(parts.file_vars)
+        self.warnings.extend(other.warnings)
 
     # -- reading ------------------------------------------------------------
 
     @property
     def groups(self) -> Mapping[str, Group]:
-        """Groups by name, as declared (``all`` included; ``ungrouped`` when used)."""
+        """Groups by name in the order first seen, as Ansible shows them."""
         if self._groups_view is None:
-            view = {name: parts.freeze(name) for name, parts in self._groups.items()}
-            ungrouped = self._ungrouped()
-            if ungrouped or UNGROUPED_GROUP in view:
-                found = view.get(UNGROUPED_GROUP, Group(UNGROUPED_GROUP))
-                members = dict.fromkeys(found.hosts)
-                members.update(dict.fromkeys(ungrouped))
-                view[UNGROUPED_GROUP] = replace(found, hosts=tuple(members))
-            self._groups_view = view
+            self._groups_view = self._build_groups_view()
         return self._groups_view
 
     def host_names(self) -> list[str]:
@@ -263,156 +300,118 @@ class Inventory:
         return self._resolve()[name]
 
     def all_hosts(self) -> list[Host]:
-        """Every host, resolved, in insertion order."""
+        """Every host, resolved, in the order first seen."""
         return list(self._resolve().values())
 
-    def group_members(self, name: str) -> list[str]:
-        """Host names in ``name`` and its descendants, in inventory order.
+    def host_variables(self, name: str) -> dict[str, VarValue]:
+        """The host's variables merged with Ansible's precedence, values as parsed
+        (what ``ansible-inventory --host`` shows); KeyError when absent."""
+        from muster.domain.inventory_hosts import merged_variables
 
-        Raises InventoryError for an unknown group or a cycle of children.
+        if name not in self._hosts:
+            raise KeyError(name)
+        return merged_variables(self, name)
+
+    def shared(self, build: Callable[[Inventory], object]) -> object:
+        """The resolver's shared structure, built by ``build`` once per change."""
+        if self._structure is None:
+            self._structure = build(self)
+        return self._structure
+
+    def group_members(self, name: str) -> list[str]:
+        """Host names in ``name`` and its descendants, in Ansible's order: the group's
+        own hosts, then its children's, level by level.
+
+        Raises InventoryError for an unknown group.
         """
-        if name == ALL_GROUP:
-            return list(self._hosts)
+        cached = self._members.get(name)
+        if cached is not None:
+            return list(cached)
         groups = self.groups
         if name not in groups:
             raise InventoryError(f"unknown group {name!r}")
-        members: set[str] = set()
-        self._collect(groups, name, members, ())
-        return [h for h in self._hosts if h in members]
+        if not self._members:
+            from muster.domain.inventory_hosts import group_depths
 
-    def _collect(
-        self, groups: Mapping[str, Group], name: str, into: set[str], path: tuple[str, ...]
-    ) -> None:
-        if name in path:
-            cycle = " -> ".join((*path[path.index(name) :], name))
-            raise InventoryError(f"group children form a cycle: {cycle}")
-        if len(path) > MAX_GROUP_DEPTH:
-            raise _too_deep(name)
-        group = groups[name]
-        into.update(group.hosts)
-        for child in group.children:
-            self._collect(groups, child, into, (*path, name))
+            group_depths(groups)  # Ansible refuses a cycle of children: so does muster
+        found: dict[str, None] = {}
+        for group in self.descendants(name):
+            found.update(dict.fromkeys(groups[group].hosts))
+        self._members[name] = list(found)
+        return list(found)
 
-    # -- resolution ---------------------------------------------------------
+    def descendants(self, name: str) -> list[str]:
+        """``name``, its children, their children... each once, level by level."""
+        groups = self.groups
+        order = [name]
+        seen = {name}
+        level = [name]
+        while level:
+            following: list[str] = []
+            for group in level:
+                for child in groups[group].children:
+                    if child not in seen:
+                        seen.add(child)
+                        order.append(child)
+                        following.append(child)
+            level = following
+        return order
 
-    def _ungrouped(self) -> tuple[str, ...]:
+    # -- the derived structure ----------------------------------------------
+
+    def _build_groups_view(self) -> dict[str, Group]:
+        """Groups as Ansible reconciles them: ``ungrouped`` holds the hosts of no other
+        group, every parentless group is a child of ``all``."""
         grouped: set[str] = set()
+        has_parent: set[str] = set()
         for name, parts in self._groups.items():
             if name not in (ALL_GROUP, UNGROUPED_GROUP):
                 grouped.update(parts.hosts)
-        return tuple(h for h in self._hosts if h not in grouped)
+            has_parent.update(parts.children)
+        ungrouped_parts = self._groups[UNGROUPED_GROUP]
+        loose = dict.fromkeys(h for h in ungrouped_parts.hosts if h not in grouped)
+        loose.update(dict.fromkeys(h for h in self._hosts if h not in grouped))
+        all_parts = self._groups[ALL_GROUP]
+        top = dict(all_parts.children)
+        top.update(
+            (name, None)
+            for name in self._groups
+            if name not in has_parent and name not in (ALL_GROUP, UNGROUPED_GROUP)
+        )
+        view: dict[str, Group] = {}
+        for name, parts in self._groups.items():
+            hosts: Iterable[str] = parts.hosts
+            children: Iterable[str] = parts.children
+            if name == ALL_GROUP:
+                children = top
+            elif name == UNGROUPED_GROUP:
+                hosts = loose
+            view[name] = Group(name, tuple(hosts), tuple(children), parts.vars, parts.priority)
+        return view
 
-    def _depths(self, groups: Mapping[str, Group]) -> dict[str, int]:
-        """Longest distance from ``all`` for each group; cycles and deep chains are errors."""
-        parents: dict[str, list[str]] = {name: [] for name in groups}
-        for group in groups.values():
-            for child in group.children:
-                parents[child].append(group.name)
-        depths: dict[str, int] = {ALL_GROUP: 0}
+    def group_file_vars(self, name: str) -> Mapping[str, VarValue]:
+        """Variables ``group_vars/<name>`` gave the group (empty if none)."""
+        parts = self._groups.get(name)
+        return parts.file_vars if parts is not None else {}
 
-        def depth(name: str, path: tuple[str, ...]) -> int:
-            if name in depths:
-                return depths[name]
-            if name in path:
-                cycle = " -> ".join((name, *reversed(path[path.index(name) :])))
-                raise InventoryError(f"group children form a cycle: {cycle}")
-            if len(path) > MAX_GROUP_DEPTH:
-                raise _too_deep(name)
-            ups = [depth(p, (*path, name)) for p in parents[name] if p != ALL_GROUP]
-            depths[name] = 1 + max(ups, default=0)
-            if depths[name] > MAX_GROUP_DEPTH:
-                raise _too_deep(name)
-            return depths[name]
+    def own_host_vars(self, name: str) -> Mapping[str, VarValue]:
+        """The host's own inventory variables (not its groups')."""
+        return self._host_vars[name]
 
-        for name in groups:
-            depth(name, ())
-        return depths
+    def host_file_vars(self, name: str) -> Mapping[str, VarValue]:
+        """Variables ``host_vars/<name>`` gave the host (empty if none)."""
+        return self._host_file_vars.get(name, {})
+
+    def raw_host(self, name: str) -> Host:
+        """The host as added (explicit fields, no variables resolved)."""
+        return self._hosts[name]
 
     def _resolve(self) -> dict[str, Host]:
-        """Every host with its merged variables and groups.
+        if self._resolved is None:
+            from muster.domain.inventory_hosts import resolve_hosts
 
-        Hosts that sit in the same groups share one merge of the group
-        levels, so the cost is one pass over the members plus, per host, its
-        own variables and a copy of the merged ones (counted against
-        ``limits.max_values``).
-        """
-        if self._resolved is not None:
-            return self._resolved
-        groups = self.groups
-        depths = self._depths(groups)
-        parents: dict[str, list[str]] = {name: [] for name in groups}
-        direct: dict[str, list[str]] = {name: [] for name in self._hosts}
-        for group in groups.values():
-            for child in group.children:
-                parents[child].append(group.name)
-            for host_name in group.hosts:
-                direct[host_name].append(group.name)
-        ancestors: dict[str, frozenset[str]] = {}
-
-        def lineage(name: str) -> frozenset[str]:
-            if name not in ancestors:
-                found = {name}
-                for parent in parents[name]:
-                    found |= lineage(parent)
-                ancestors[name] = frozenset(found)
-            return ancestors[name]
-
-        order = {name: i for i, name in enumerate(groups)}
-        shared: dict[tuple[str, ...], _GroupLevels] = {}
-        budget = self.limits.max_values
-        used = 0
-        resolved: dict[str, Host] = {}
-        for name, raw in self._hosts.items():
-            key = tuple(direct[name])
-            levels = shared.get(key)
-            if levels is None:
-                member_of: set[str] = {ALL_GROUP}
-                for group_name in key:
-                    member_of |= lineage(group_name)
-                ranked = sorted(member_of, key=lambda g: (depths[g], g))
-                shown = tuple(g for g in sorted(member_of, key=order.__getitem__) if g != ALL_GROUP)
-                levels = shared[key] = _GroupLevels.merge(
-                    name, [groups[g].vars for g in ranked], shown
-                )
-            host = _build_host(raw, levels, self._host_vars[name])
-            used += len(host.vars)
-            if budget is not None and used > budget:
-                raise InventoryError(
-                    f"the hosts hold more than {budget} variables in total once group "
-                    f"variables are copied to every member (the limit); refused at host {name!r}"
-                )
-            resolved[name] = host
-        self._resolved = resolved
-        return resolved
-
-
-def _too_deep(name: str) -> InventoryError:
-    return InventoryError(
-        f"groups nest more than {MAX_GROUP_DEPTH} levels deep (at group {name!r})"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _GroupLevels:
-    """What a set of groups gives each member: merged variables (typed and as text),
-    accumulated labels, and the group names shown on the host."""
-
-    vars: Mapping[str, VarValue]
-    texts: Mapping[str, str]
-    labels: Mapping[str, str]
-    groups: tuple[str, ...]
-
-    @classmethod
-    def merge(
-        cls, host: str, levels: list[Mapping[str, VarValue]], groups: tuple[str, ...]
-    ) -> _GroupLevels:
-        merged: dict[str, VarValue] = {}
-        labels: dict[str, str] = {}
-        for level in levels:
-            merged.update(level)
-            labels.update(_labels_of(host, level))
-        texts = {k: var_text(v) for k, v in merged.items()}
-        return cls(merged, texts, labels, groups)
+            self._resolved = resolve_hosts(self)
+        return self._resolved
 
 
 def _overlay(old: Host, new: Host) -> Host:
@@ -424,91 +423,3 @@ def _overlay(old: Host, new: Host) -> Host:
         if value != getattr(_DEFAULT, name):
             changes[name] = value
     return replace(old, **changes)  # type: ignore[arg-type]
-
-
-def _build_host(raw: Host, levels: _GroupLevels, own: Mapping[str, VarValue]) -> Host:
-    labels = dict(levels.labels)
-    labels.update(raw.labels)
-    labels.update(_labels_of(raw.name, own))
-    texts = dict(levels.texts)
-    texts.update((k, var_text(v)) for k, v in own.items())
-    merged = levels.vars
-
-    def pick(keys: tuple[str, ...], attr: str) -> VarValue | None:
-        for key in keys:
-            if key in own:
-                return own[key]
-        if getattr(raw, attr) != getattr(_DEFAULT, attr):
-            return None  # the explicit field wins over group variables
-        for key in keys:
-            if key in merged:
-                return merged[key]
-        return None
-
-    changes: dict[str, object] = {"vars": texts, "labels": labels, "groups": levels.groups}
-    if (address := pick(("ansible_host", "ansible_ssh_host"), "address")) is not None:
-        changes["address"] = var_text(address)
-    if (user := pick(("ansible_user", "ansible_ssh_user"), "user")) is not None:
-        changes["user"] = var_text(user)
-    if key := pick(("ansible_ssh_private_key_file", "ansible_private_key_file"), "key_file"):
-        changes["key_file"] = var_text(key)
-    if (cred := pick(("muster_credential",), "credential_ref")) is not None:
-        changes["credential_ref"] = var_text(cred)
-    if (port := pick(("ansible_port", "ansible_ssh_port"), "port")) is not None:
-        changes["port"] = _port(raw.name, port)
-    if (conn := pick(("ansible_connection",), "transport")) is not None:
-        changes["transport"] = _transport(raw.name, conn)
-    if (shells := pick(("muster_shells",), "shells")) is not None:
-        changes["shells"] = _shells(shells)
-    platform = pick(("muster_platform", "ansible_os_family", "ansible_system"), "platform")
-    if platform is not None:
-        text = var_text(platform).strip().lower()
-        changes["platform"] = _PLATFORMS.get(text, text)
-    return replace(raw, **changes)  # type: ignore[arg-type]
-
-
-def _labels_of(host: str, level: Mapping[str, VarValue]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    table = level.get("labels")
-    if isinstance(table, Mapping):
-        found.update({str(k): var_text(v) for k, v in table.items()})
-    text = level.get("muster_labels")
-    if text is not None:
-        if isinstance(text, Mapping):
-            found.update({str(k): var_text(v) for k, v in text.items()})
-            return found
-        for item in var_text(text).split(","):
-            item = item.strip()
-            if not item:
-                continue
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                raise InventoryError(f"host {host!r}: muster_labels item {item!r} is not key=value")
-            found[key.strip()] = value.strip()
-    return found
-
-
-def _port(host: str, value: VarValue) -> int:
-    try:
-        port = int(var_text(value))
-    except ValueError:
-        port = -1
-    if not 0 < port < 65536:
-        raise InventoryError(f"host {host!r}: ansible_port {value!r} is not a port number")
-    return port
-
-
-def _transport(host: str, value: VarValue) -> TransportKind:
-    text = var_text(value).strip().lower()
-    if text not in _TRANSPORTS:
-        known = ", ".join(sorted(_TRANSPORTS))
-        raise InventoryError(
-            f"host {host!r}: ansible_connection {text!r} is not supported (one of {known})"
-        )
-    return _TRANSPORTS[text]
-
-
-def _shells(value: VarValue) -> tuple[str, ...]:
-    if isinstance(value, list | tuple):
-        return tuple(str(v).strip() for v in value if str(v).strip())
-    return tuple(s.strip() for s in var_text(value).split(",") if s.strip())

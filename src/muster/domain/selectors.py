@@ -1,39 +1,43 @@
 """Selectors: Ansible's host-pattern language, plus ``key=value`` label terms.
 
-A pattern is a list of terms separated by ``,`` or ``:`` (a ``:`` inside
-``[...]`` does not separate). A term is one of:
+A pattern is read as Ansible 2.19 reads it:
 
-- ``all`` or ``*``: every host in the inventory;
-- a host or group name; a glob (``web*``, ``db-?``, ``web[ab]``) matched
-  against group names *and* host names, like Ansible;
-- ``~regex``: a regular expression matched at the start of group and host
-  names (Python ``re.match``, as Ansible does);
-- ``key=value`` / ``key!=value``: hosts whose label ``key`` (or, when no
-  such label exists, host variable ``key``) equals (or differs from) the
-  value; the value may be a glob (``env=prod*``) but cannot hold ``,`` or
-  ``:``, which separate terms;
-- any of the above with a subscript, ``web[0]``, ``web[-1]``, ``web[1:3]``
-  (inclusive), picking from that term's hosts in inventory order. As in
-  Ansible a bracketed number is always a subscript, never a glob class.
+- with a ``,`` anywhere, terms are separated by ``,`` only (``staging,web:&prod``
+  is two terms, the second a name with a colon in it);
+- without a comma, a pattern that reads as one address (``::1``, ``web:22``,
+  ``web[1:3]``) is one term; anything else is split on ``:`` and whitespace,
+  a ``[...]`` staying whole (so a ``~regex`` ends at the next ``:``);
+- empty terms are skipped (``web,``, ``:web``).
 
-A term prefixed ``&`` intersects and ``!`` excludes. As in Ansible the
-terms are evaluated unions first, then intersections, then exclusions,
-whatever order they were written in; a pattern made only of ``&``/``!``
-terms starts from ``all``. The result is in inventory order, without
+A term is ``all``/``*``; a host or group name; a glob (``web*``, ``db-?``,
+``web[ab]``) or a ``~regex`` (``re.match``) matched against group names and,
+when no group matches or the term has ``. ? * [`` or is a regex, host
+names; ``key=value`` / ``key!=value`` (muster's own: a host's label, else
+variable, equal to or differing from the value, which may be a glob). A
+term other than a regex may end in a subscript: ``[i]``, ``[-i]``,
+``[start:end]`` (inclusive), ``[start:]``, or the old ``[start-end]``;
+``[start:0]`` picks the single host ``start``, as in Ansible.
+
+A term prefixed ``&`` intersects and ``!`` excludes; unions are evaluated
+first, then intersections, then exclusions, whatever order they were written
+in; a pattern of only ``&``/``!`` terms starts from ``all``. The result keeps
+Ansible's order: terms in the order written, a group's hosts in the
+group's order (own hosts, then its children's level by level), without
 duplicates.
 
-``localhost`` (and ``127.0.0.1``) named in a pattern when the inventory has
-no such host yields an implicit local host (Ansible's implicit localhost);
-``all`` and ``*`` never include it.
+``localhost``, ``127.0.0.1`` and ``::1`` named in a pattern when the inventory
+has no such host yield an implicit local host; ``all`` and ``*`` never
+include it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from fnmatch import fnmatchcase
+from fnmatch import fnmatchcase, translate
 from typing import Final
 
+from muster.domain.ansible_names import parse_address
 from muster.domain.hosts import Host, TransportKind
 from muster.domain.inventory import ALL_GROUP, Inventory
 from muster.errors import SelectorError
@@ -41,134 +45,109 @@ from muster.errors import SelectorError
 __all__ = ["IMPLICIT_LOCALHOSTS", "select", "split_pattern"]
 
 #: Names that mean "this machine" when the inventory does not define them.
-IMPLICIT_LOCALHOSTS: Final = ("localhost", "127.0.0.1")
+IMPLICIT_LOCALHOSTS: Final = ("127.0.0.1", "localhost", "::1")
 
-_TERM_RE: Final = re.compile(r"(?:[^:\[\]]|\[[^\]]*\])+")
-_SUBSCRIPT_RE: Final = re.compile(r"(.+?)\[(?:(-?\d+)|(\d*):(\d*))\]")
-_GLOB_CHARS: Final = frozenset("*?[")
-_LABEL_RE: Final = re.compile(r"([^=]*?)\s*(!?=)\s*(.*)")
-_REGEX_START_RE: Final = re.compile(r"(?:^|:)\s*([&!]?\s*~)")
+_TERM_RE: Final = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
+_SUBSCRIPT_RE: Final = re.compile(r"(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]", re.S)
+_LABEL_RE: Final = re.compile(r"([^=~\[\]*?]+?)\s*(!?=)\s*(.*)", re.S)
+_SPECIAL: Final = (".", "?", "*", "[")
+
+#: A subscript: ``(index, None)`` or ``(start, end)`` with end -1 for "to the last".
+_Subscript = tuple[int, int | None]
 
 
 def split_pattern(pattern: str) -> list[str]:
-    """The terms of a pattern, ``&``/``!`` prefixes kept; SelectorError when malformed.
-
-    A ``~regex`` term runs to the next ``,`` so that it may hold ``:``.
-    """
-    if not pattern.strip():
-        raise SelectorError("empty selector", field="selector")
-    terms: list[str] = []
-    for chunk in pattern.split(","):
-        regex = _REGEX_START_RE.search(chunk)
-        if regex is not None:
-            if chunk[: regex.start(1)].strip():
-                terms.extend(_split_colons(chunk[: regex.start()], pattern))
-            terms.append(chunk[regex.start(1) :])
-        else:
-            terms.extend(_split_colons(chunk, pattern))
-    cleaned: list[str] = []
+    """The terms of a pattern, ``&``/``!`` prefixes kept; SelectorError when it has none."""
+    if "," in pattern:
+        parts = pattern.split(",")
+    else:
+        try:
+            parse_address(pattern, allow_ranges=True)
+            parts = [pattern]
+        except ValueError:
+            parts = _TERM_RE.findall(pattern)
+    terms = [p.strip() for p in parts if p.strip()]
+    if not terms:
+        raise SelectorError(f"selector {pattern!r} names no hosts", field="selector")
     for term in terms:
-        term = term.strip()
-        body = term[1:].strip() if term[:1] in ("&", "!") else term
-        if not body or body == "~":
-            raise SelectorError(f"selector {pattern!r} has an empty term", field="selector")
-        if body[0] in "&!":
+        if term in ("&", "!"):
             raise SelectorError(
-                f"selector {pattern!r}: term {term!r} has two operators", field="selector"
+                f"selector {pattern!r}: {term!r} needs a pattern after it", field="selector"
             )
-        cleaned.append(term[0] + body if term[0] in "&!" else body)
-    return cleaned
-
-
-def _split_colons(chunk: str, pattern: str) -> list[str]:
-    """Split on ':' outside brackets (``web[1:3]`` is one term)."""
-    terms: list[str] = []
-    current: list[str] = []
-    depth = 0
-    for char in chunk:
-        if char == "[":
-            depth += 1
-        elif char == "]":
-            depth -= 1
-            if depth < 0:
-                break
-        if char == ":" and depth == 0:
-            terms.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    if depth != 0:
-        raise SelectorError(f"selector {pattern!r} has unbalanced brackets", field="selector")
-    terms.append("".join(current))
     return terms
 
 
 def select(inventory: Inventory, pattern: str) -> list[Host]:
-    """The hosts ``pattern`` picks, in inventory order; [] when it matches nothing."""
+    """The hosts ``pattern`` picks, in Ansible's order; [] when it matches nothing."""
     terms = split_pattern(pattern)
-    unions = [t for t in terms if t[0] not in "&!"]
-    intersections = [t[1:].strip() for t in terms if t[0] == "&"]
-    exclusions = [t[1:].strip() for t in terms if t[0] == "!"]
+    unions = [t for t in terms if t[0] not in "&!"] or [ALL_GROUP]
+    ordered = unions + [t for t in terms if t[0] == "&"] + [t for t in terms if t[0] == "!"]
     matcher = _Matcher(inventory)
-    chosen: set[str] = set()
-    implicit: dict[str, Host] = {}
-    for term in unions or [ALL_GROUP]:
-        names, local = matcher.match(term)
-        chosen.update(names)
-        if local is not None:
-            implicit.setdefault(local.name, local)
-    for term in intersections:
-        names, local = matcher.match(term)
-        chosen &= set(names)
-        implicit = {k: v for k, v in implicit.items() if local is not None and local.name == k}
-    for term in exclusions:
-        names, local = matcher.match(term)
-        chosen -= set(names)
-        if local is not None:
-            implicit.pop(local.name, None)
-    hosts = [h for h in inventory.all_hosts() if h.name in chosen]
-    return hosts + list(implicit.values())
+    chosen: list[str] = []
+    for term in ordered:
+        if term[0] == "!":
+            drop = set(matcher.match(term[1:]))
+            chosen = [h for h in chosen if h not in drop]
+        elif term[0] == "&":
+            keep = set(matcher.match(term[1:]))
+            chosen = [h for h in chosen if h in keep]
+        elif term in matcher.known:
+            chosen.append(term)
+        else:
+            chosen.extend(matcher.match(term))
+    hosts: list[Host] = []
+    for name in dict.fromkeys(chosen):
+        if name in matcher.known:
+            hosts.append(inventory.host(name))
+        else:
+            hosts.append(Host(name=name, transport=TransportKind.LOCAL))
+    return hosts
 
 
 class _Matcher:
-    """Matches one term; caches the resolved hosts and group membership."""
+    """Matches one term (without its ``&``/``!``); results may repeat a host, as
+    Ansible's do before the end, so that subscripts count the same hosts."""
 
     def __init__(self, inventory: Inventory) -> None:
         self._inventory = inventory
-        self._order = inventory.host_names()
-        self._groups = inventory.groups
+        self.known = frozenset(inventory.host_names())
+        self._cache: dict[str, list[str]] = {}
+        self.local: str | None = None
 
-    def match(self, term: str) -> tuple[list[str], Host | None]:
-        """Host names the term picks (inventory order) and an implicit localhost."""
-        base, pick = _subscript(term)
-        names = self._names(base)
-        if pick is not None:
-            names = pick(names)
-        implicit: Host | None = None
-        if not names and base in IMPLICIT_LOCALHOSTS and pick is None:
-            implicit = Host(name=base, transport=TransportKind.LOCAL)
-        return names, implicit
+    def match(self, term: str) -> list[str]:
+        if not term:
+            raise SelectorError("an '&' or '!' needs a pattern after it", field="selector")
+        if term not in self._cache:
+            base, subscript = _split_subscript(term)
+            names = self._enumerate(base)
+            self._cache[term] = _apply_subscript(names, subscript)
+        return self._cache[term]
 
-    def _names(self, term: str) -> list[str]:
-        if term in (ALL_GROUP, "*"):
-            return list(self._order)
+    def _enumerate(self, term: str) -> list[str]:
         label = None if term.startswith("~") else _LABEL_RE.fullmatch(term)
         if label is not None:
             return self._by_label(label.group(1).strip(), label.group(2), label.group(3))
         test = _compile(term)
-        special = term.startswith("~") or any(c in _GLOB_CHARS or c == "." for c in term)
-        found: set[str] = set()
-        groups = [g for g in self._groups if test(g)]
+        found: list[str] = []
+        groups = [g for g in self._inventory.groups if test(g)]
         for group in groups:
-            found.update(self._inventory.group_members(group))
-        if not groups or special:
-            found.update(h for h in self._order if test(h))
-        return [h for h in self._order if h in found]
+            found.extend(self._inventory.group_members(group))
+        if not groups or term[0] == "~" or any(c in term for c in _SPECIAL):
+            found.extend(h for h in self._inventory.host_names() if test(h))
+        if not found and term in IMPLICIT_LOCALHOSTS:
+            found.append(self._localhost(term))
+        return found
+
+    def _localhost(self, term: str) -> str:
+        """Ansible's one localhost: the inventory's first localhost-like host, else an
+        implicit one named by the first term that asked for it."""
+        if self.local is None:
+            defined = [h for h in self._inventory.host_names() if h in IMPLICIT_LOCALHOSTS]
+            self.local = defined[0] if defined else term
+        return self.local
 
     def _by_label(self, key: str, op: str, value: str) -> list[str]:
-        if not key:
-            raise SelectorError("a label term needs a key before '='", field="selector")
-        glob = any(c in _GLOB_CHARS for c in value)
+        glob = any(c in "*?[" for c in value)
         picked: list[str] = []
         for host in self._inventory.all_hosts():
             have = host.labels.get(key, host.vars.get(key))
@@ -179,30 +158,33 @@ class _Matcher:
 
 
 def _compile(term: str) -> Callable[[str], bool]:
-    if term.startswith("~"):
-        try:
-            regex = re.compile(term[1:])
-        except re.error as exc:
-            raise SelectorError(f"invalid regex {term!r}: {exc}", field="selector") from None
-        return lambda name: regex.match(name) is not None
-    if any(c in _GLOB_CHARS for c in term):
-        return lambda name: fnmatchcase(name, term)
-    return lambda name: name == term
+    try:
+        regex = re.compile(term[1:] if term.startswith("~") else translate(term))
+    except re.error as exc:
+        raise SelectorError(f"invalid host pattern {term!r}: {exc}", field="selector") from None
+    return lambda name: regex.match(name) is not None
 
 
-def _subscript(term: str) -> tuple[str, Callable[[list[str]], list[str]] | None]:
-    """Split ``web[1:3]`` into ``web`` and a picker; glob classes like ``[ab]`` stay."""
+def _split_subscript(term: str) -> tuple[str, _Subscript | None]:
+    """``web[1:3]`` -> ``("web", (1, 3))``; a regex never has a subscript."""
     if term.startswith("~"):
         return term, None
     match = _SUBSCRIPT_RE.fullmatch(term)
     if match is None:
         return term, None
-    base, index, start, end = match.groups()
+    base, index, start, _sep, end = match.groups()
     if index is not None:
-        i = int(index)
-        return base, lambda names: [names[i]] if -len(names) <= i < len(names) else []
-    first = int(start) if start else 0
-    last = int(end) if end else None
-    if last is not None and last < first:
-        raise SelectorError(f"subscript in {term!r}: end is before start", field="selector")
-    return base, lambda names: names[first : None if last is None else last + 1]
+        return base, (int(index), None)
+    return base, (int(start), int(end) if end else -1)
+
+
+def _apply_subscript(names: list[str], subscript: _Subscript | None) -> list[str]:
+    if not names or subscript is None:
+        return names
+    start, end = subscript
+    if end:  # as in Ansible, an end of 0 picks the single host at ``start``
+        stop = len(names) if end == -1 else end + 1
+        return names[start:stop]
+    if -len(names) <= start < len(names):
+        return [names[start]]
+    return []  # as ``ansible PATTERN`` does (a playbook's play would stop instead)
