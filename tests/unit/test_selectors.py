@@ -112,7 +112,6 @@ ALL = ["lonely", "web1.dc1", "web2.dc1", "web1.dc2", "db-1", "db-2", "db-10"]
         ("web[1:]", ["web2.dc1", "web1.dc2"]),
         ("web[:0]", []),  # no start: not a subscript but a glob class, as in Ansible
         ("web[0-1]", ["web1.dc1", "web2.dc1"]),  # the old form of [0:1]
-        ("web[9]", []),
         ("db-*[2]", ["db-10"]),
         # nothing
         ("nosuch", []),
@@ -220,6 +219,8 @@ def test_inventory_localhost_is_used_when_defined() -> None:
         ("web:!", "needs a pattern"),
         ("web,& ", "needs a pattern"),
         ("~web(", "invalid host pattern"),
+        ("web[9]", "no hosts matched the subscripted pattern 'web\\[9\\]'"),
+        ("db,web[-4]", "no hosts matched"),
     ],
 )
 def test_malformed_patterns_raise(fleet: Inventory, pattern: str, problem: str) -> None:

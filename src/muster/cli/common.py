@@ -28,8 +28,10 @@ __all__ = [
     "err_console",
     "fail",
     "load_settings",
+    "load_sources",
     "open_database",
     "pick_hosts",
+    "print_warnings",
 ]
 
 #: Some host did not succeed (Ansible uses 2; we keep 2 for usage errors, as Click does).
@@ -46,16 +48,32 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
-def pick_hosts(inventory_paths: Sequence[Path], selector: str) -> list[Host]:
-    """Hosts the selector picks; no inventory means only the implicit localhost."""
-    try:
-        if inventory_paths:
-            # Here, not at the top: the file formats need PyYAML, `run localhost` does not.
-            from muster.engine.inventory_files import load_inventories
+def load_sources(sources: Sequence[Path | str]) -> Inventory:
+    """The inventory the ``-i`` sources make (files, directories, host lists
+    ``a,b,``), read as Ansible reads them; none is an empty inventory. Errors are
+    one line (exit 2)."""
+    if not sources:
+        return Inventory()
+    # Here, not at the top: the file formats need PyYAML, `run localhost` does not.
+    from muster.engine.inventory_files import load_inventories
 
-            inventory = load_inventories(inventory_paths)
-        else:
-            inventory = Inventory()
+    try:
+        return load_inventories(sources)
+    except MusterError as exc:
+        raise fail(str(exc)) from exc
+
+
+def print_warnings(inventory: Inventory) -> None:
+    """What Ansible would warn about while reading the inventory, on stderr as written."""
+    for warning in inventory.warnings:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False)
+
+
+def pick_hosts(inventory_paths: Sequence[Path | str], selector: str) -> list[Host]:
+    """Hosts the selector picks; no inventory means only the implicit localhost."""
+    inventory = load_sources(inventory_paths)
+    print_warnings(inventory)
+    try:
         return select(inventory, selector)
     except MusterError as exc:
         raise fail(str(exc)) from exc

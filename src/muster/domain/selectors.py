@@ -69,11 +69,6 @@ def split_pattern(pattern: str) -> list[str]:
     terms = [p.strip() for p in parts if p.strip()]
     if not terms:
         raise SelectorError(f"selector {pattern!r} names no hosts", field="selector")
-    for term in terms:
-        if term in ("&", "!"):
-            raise SelectorError(
-                f"selector {pattern!r}: {term!r} needs a pattern after it", field="selector"
-            )
     return terms
 
 
@@ -120,7 +115,7 @@ class _Matcher:
         if term not in self._cache:
             base, subscript = _split_subscript(term)
             names = self._enumerate(base)
-            self._cache[term] = _apply_subscript(names, subscript)
+            self._cache[term] = _apply_subscript(names, subscript, term)
         return self._cache[term]
 
     def _enumerate(self, term: str) -> list[str]:
@@ -178,7 +173,7 @@ def _split_subscript(term: str) -> tuple[str, _Subscript | None]:
     return base, (int(start), int(end) if end else -1)
 
 
-def _apply_subscript(names: list[str], subscript: _Subscript | None) -> list[str]:
+def _apply_subscript(names: list[str], subscript: _Subscript | None, term: str) -> list[str]:
     if not names or subscript is None:
         return names
     start, end = subscript
@@ -187,4 +182,10 @@ def _apply_subscript(names: list[str], subscript: _Subscript | None) -> list[str
         return names[start:stop]
     if -len(names) <= start < len(names):
         return [names[start]]
-    return []  # as ``ansible PATTERN`` does (a playbook's play would stop instead)
+    # Ansible stops here too (a playbook fails; ``ansible`` reports the error and
+    # targets nothing): the pattern does not mean what its author thought.
+    raise SelectorError(
+        f"no hosts matched the subscripted pattern {term!r} "
+        f"(it matches {len(dict.fromkeys(names))} host(s))",
+        field="selector",
+    )

@@ -109,8 +109,9 @@ def ask_ansible(
 def _patterns(
     workdir: Path, inv: list[str], patterns: list[str], env: dict[str, str]
 ) -> dict[str, list[str] | None]:
-    """Every pattern's hosts: one playbook for all of them; a pattern that stops the
-    playbook (a subscript past the end) is asked alone and the rest run again."""
+    """Every pattern's hosts: one playbook for all of them. A pattern Ansible refuses
+    (a subscript past the end: the play stops with an error) is None, and the rest
+    run again."""
     found: dict[str, list[str] | None] = {}
     # Ansible makes one implicit localhost per run, named by the first pattern that
     # asks for it: such patterns are asked alone, as a user would.
@@ -131,7 +132,7 @@ def _patterns(
         stopped = _STOPPED_RE.search(ran.stderr + ran.stdout)
         culprits = [p for p in remaining if stopped and stopped.group(1) in p] or remaining
         for pattern in culprits:
-            found[pattern] = _one_pattern(workdir, inv, pattern, env)
+            found[pattern] = None if stopped else _one_pattern(workdir, inv, pattern, env)
         remaining = [p for p in remaining if p not in culprits]
     return {p: found[p] for p in patterns}
 
