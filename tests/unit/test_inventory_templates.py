@@ -21,7 +21,7 @@ def test_connection_variables_are_rendered_with_host_variables() -> None:
 
 def test_an_undefined_variable_names_the_host_and_the_variable() -> None:
     inventory = parse_ansible_ini("w1 ansible_user='{{ nobody }}'\n")
-    with pytest.raises(InventoryError, match="host 'w1': variable 'ansible_user'.*nobody"):
+    with pytest.raises(InventoryError, match=r"host 'w1': variable 'ansible_user'.*nobody"):
         inventory.all_hosts()
 
 

@@ -18,12 +18,12 @@ from tests.integration.ansible import test_pattern_oracle  # noqa: F401  (hermet
 
 os.environ.setdefault("ANSIBLE_CONFIG", os.devnull)
 
-from ansible.inventory.manager import InventoryManager  # noqa: E402
-from ansible.parsing.dataloader import DataLoader  # noqa: E402
-from ansible.playbook.play_context import PlayContext  # noqa: E402
-from ansible.plugins.loader import connection_loader  # noqa: E402
-from ansible.template import Templar  # noqa: E402
-from ansible.vars.manager import VariableManager  # noqa: E402
+from ansible.inventory.manager import InventoryManager
+from ansible.parsing.dataloader import DataLoader
+from ansible.playbook.play_context import PlayContext
+from ansible.plugins.loader import connection_loader
+from ansible.template import Templar
+from ansible.vars.manager import VariableManager
 
 _CONNECTION_VARS = (
     "inventory_hostname",
