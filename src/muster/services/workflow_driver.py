@@ -254,6 +254,10 @@ class WorkflowDriver:
         the same path as the loop; ConflictError/ValidationError when it does not apply."""
         for _ in range(_CONFLICT_RETRIES):
             p = self._load(instance_id)
+            if p.state.status.value == "queued":
+                # Not started by the loop yet: start it first, as the in-process engine
+                # does at once (a pause must not find an instance with nothing active).
+                p.events.append(Start())
             p.events.append(event)
             try:
                 self._run(p, strict=True)
