@@ -55,6 +55,31 @@ ntp="ntp.example.com"
 
 CORPUS: tuple[Case, ...] = (
     Case(
+        "refused_by_muster_whitespace_name",
+        {"inv.ini": '[web]\n"my host" ansible_host=10.0.0.9\nw1\n'},
+        ("inv.ini",),
+        differences=(("names-with-whitespace", "load"),),
+    ),
+    Case(
+        "refused_by_muster_port",
+        {"inv.ini": "[web]\nw1:99999\n"},
+        ("inv.ini",),
+        differences=(("port-out-of-range", "load"),),
+    ),
+    Case(
+        "refused_by_muster_connection",
+        {"inv.ini": "[win]\nw1 ansible_connection=winrm\n"},
+        ("inv.ini",),
+        differences=(("unsupported-connection", "load"),),
+    ),
+    Case(
+        "selector_without_terms",
+        {"inv.ini": "[web]\nw1\nw2\n"},
+        ("inv.ini",),
+        ("web", ",", " : "),
+        differences=(("selector-without-terms", ","), ("selector-without-terms", " : ")),
+    ),
+    Case(
         "ini_fleet",
         {"hosts": FLEET_INI},
         ("hosts",),

@@ -93,6 +93,10 @@ def test_muster_reads_the_inventory_as_ansible_does(
         assert case.refused in str(refused.value)
         return
     assert ansible.refused is None, ansible.refused
+    if "load" in differs:  # Ansible reads it; muster refuses, on purpose
+        with pytest.raises(InventoryError):
+            load_inventories(_sources(case, workdir)).all_hosts()
+        return
     inventory = load_inventories(_sources(case, workdir))
     mismatches: list[str] = []
 
@@ -118,7 +122,9 @@ def _select(inventory: Inventory, pattern: str) -> list[str] | None:
         return None
 
 
-@pytest.mark.parametrize("case", [c for c in CORPUS if c.refused is None][:3], ids=str)
+@pytest.mark.parametrize(
+    "case", [c for c in CORPUS if c.refused is None and not c.differences][:3], ids=str
+)
 def test_host_view_is_the_list_views_hostvars(
     case: Case, ansible_views: dict[str, tuple[Path, AnsibleView]]
 ) -> None:
