@@ -283,6 +283,11 @@ class Inventory:
             self._groups_view = self._build_groups_view()
         return self._groups_view
 
+    def has_group(self, name: str) -> bool:
+        """Whether the group exists: O(1), without building the :attr:`groups` view
+        (parsers ask at every section header)."""
+        return name in self._groups
+
     def host_names(self) -> list[str]:
         return list(self._hosts)
 

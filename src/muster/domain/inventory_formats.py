@@ -116,7 +116,7 @@ def parse_ansible_ini(
                 raise parse_error(
                     source, number, f"section [{group}:{kind}] has unknown type {kind!r}"
                 )
-            if group not in inventory.groups:
+            if not inventory.has_group(group):
                 if kind == "vars" and group not in pending.waiting:
                     pending.waiting[group] = ("vars", number, [])
                 inventory.extend_group(group)
@@ -137,7 +137,7 @@ def parse_ansible_ini(
             child = found.group(1)
             if child == ALL_GROUP:
                 raise parse_error(source, number, "'all' cannot be a child group")
-            if child in inventory.groups:
+            if inventory.has_group(child):
                 adding(source, number, partial(inventory.extend_group, group, children=(child,)))
             elif child in pending.waiting:
                 pending.waiting[child][2].append(group)
