@@ -206,10 +206,12 @@ def test_ini_errors_name_source_and_line(text: str, line: int, problem: str) -> 
     assert str(caught.value).startswith(f"inv/hosts:{line}: ")
 
 
-def test_ini_children_cycle_surfaces_on_resolution() -> None:
-    inv = parse_ansible_ini("[a:children]\nb\n[b:children]\na\n[a]\nh\n")
-    with pytest.raises(InventoryError, match="cycle"):
-        inv.all_hosts()
+def test_ini_children_cycle_is_refused_while_parsing() -> None:
+    """As Ansible refuses it (a recursive dependency loop): the file, not a later read."""
+    with pytest.raises(InventoryError, match=r"cycle: .*a -> b -> a|cycle: .*b -> a -> b"):
+        parse_ansible_ini("[a:children]\nb\n[b:children]\na\n[a]\nh\n")
+    with pytest.raises(InventoryError, match="a -> a"):
+        parse_ansible_ini("[a:children]\na\n")
 
 
 # -- Ansible YAML -------------------------------------------------------------------

@@ -220,6 +220,8 @@ class Inventory:
         child_names = tuple(children)
         if ALL_GROUP in child_names:
             raise InventoryError(f"group {name!r}: 'all' cannot be a child group")
+        if name in child_names:
+            raise InventoryError(f"group children form a cycle: {name} -> {name}")
         self._changed()
         parts = self._groups.get(name)
         if parts is None:
@@ -282,6 +284,13 @@ class Inventory:
         if self._groups_view is None:
             self._groups_view = self._build_groups_view()
         return self._groups_view
+
+    def check(self) -> None:
+        """Refuse what Ansible refuses while reading: children that form a cycle, or
+        nest deeper than :data:`MAX_GROUP_DEPTH`. Parsers call it once at the end."""
+        from muster.domain.inventory_hosts import group_depths
+
+        group_depths(self.groups)
 
     def has_group(self, name: str) -> bool:
         """Whether the group exists: O(1), without building the :attr:`groups` view

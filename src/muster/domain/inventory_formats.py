@@ -150,6 +150,7 @@ def parse_ansible_ini(
             var = {key.strip(): ini_value(value.strip())}
             adding(source, number, partial(inventory.extend_group, group, vars=var))
     pending.check(source)
+    adding(source, None, inventory.check)
     return inventory
 
 
@@ -239,6 +240,7 @@ def parse_ansible_yaml(
                     "inventory (plugins are not run)",
                 )  # fmt: skip
             walk.group(name, value_node, parents=())
+        adding(source, None, inventory.check)
         return inventory
     except RecursionError:
         raise parse_error(source, None, "invalid YAML: nested too deeply") from None

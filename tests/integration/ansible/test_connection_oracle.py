@@ -8,22 +8,17 @@ whatever level they are set). muster must connect where Ansible would.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-from muster.engine.inventory_files import load_inventories
-from tests.integration.ansible import test_pattern_oracle  # noqa: F401  (hermetic Ansible env)
-
-os.environ.setdefault("ANSIBLE_CONFIG", os.devnull)
-
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.play_context import PlayContext
 from ansible.plugins.loader import connection_loader
 from ansible.template import Templar
 from ansible.vars.manager import VariableManager
+
+from muster.engine.inventory_files import load_inventories
 
 _CONNECTION_VARS = (
     "inventory_hostname",

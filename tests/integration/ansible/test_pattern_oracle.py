@@ -14,31 +14,16 @@ structures whose order the file decides are compared.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
+from ansible.errors import AnsibleError
+from ansible.inventory.manager import InventoryManager, split_host_pattern
+from ansible.parsing.dataloader import DataLoader
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-# Ansible reads its configuration when imported: keep it hermetic first.
-_HOME = Path(tempfile.mkdtemp(prefix="muster-ansible-oracle-"))
-(_HOME / "empty.cfg").write_text("")
-os.environ["ANSIBLE_CONFIG"] = str(_HOME / "empty.cfg")
-os.environ["ANSIBLE_HOME"] = str(_HOME)
-os.environ["ANSIBLE_LOCAL_TEMP"] = str(_HOME / "tmp")
-os.environ["ANSIBLE_HOST_PATTERN_MISMATCH"] = "ignore"
-os.environ["ANSIBLE_LOCALHOST_WARNING"] = "0"
-os.environ["ANSIBLE_INVENTORY_UNPARSED_WARNING"] = "0"
-
-from ansible.errors import AnsibleError  # noqa: E402
-from ansible.inventory.manager import InventoryManager, split_host_pattern  # noqa: E402
-from ansible.parsing.dataloader import DataLoader  # noqa: E402
-
-from muster.domain.hosts import Host  # noqa: E402
-from muster.domain.inventory import Inventory  # noqa: E402
-from muster.domain.selectors import select, split_pattern  # noqa: E402
-from muster.errors import SelectorError  # noqa: E402
+from muster.domain.hosts import Host
+from muster.domain.inventory import Inventory
+from muster.domain.selectors import select, split_pattern
+from muster.errors import SelectorError
 
 HOSTS = ("web1", "web2", "web10", "db", "db2", "app", "10.0.0.1", "fe80::1", "x.lan", "localhost")
 GROUPS = ("web", "db", "app", "stage", "prod", "g1")
