@@ -382,9 +382,17 @@ class Inventory:
             if name not in (ALL_GROUP, UNGROUPED_GROUP):
                 grouped.update(parts.hosts)
             has_parent.update(parts.children)
-        ungrouped_parts = self._groups[UNGROUPED_GROUP]
-        loose = dict.fromkeys(h for h in ungrouped_parts.hosts if h not in grouped)
-        loose.update(dict.fromkeys(h for h in self._hosts if h not in grouped))
+        explicit = self._groups[UNGROUPED_GROUP].hosts
+        # A host listed under ungrouped leaves it when it is in another group, or when
+        # ungrouped itself sits in a group other than all (Ansible counts ancestors).
+        nested = any(
+            UNGROUPED_GROUP in parts.children for name, parts in self._groups.items()
+            if name != ALL_GROUP
+        )  # fmt: skip
+        loose = dict.fromkeys(h for h in explicit if h not in grouped and not nested)
+        loose.update(
+            dict.fromkeys(h for h in self._hosts if h not in grouped and h not in explicit)
+        )
         all_parts = self._groups[ALL_GROUP]
         top = dict(all_parts.children)
         top.update(
