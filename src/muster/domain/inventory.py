@@ -248,11 +248,9 @@ class Inventory:
             parts = self._groups.get(name)
             if parts is None:
                 return False
-            for key, value in vars.items():
-                if key == PRIORITY_VAR:
-                    parts.priority = _priority(name, value)
-                else:
-                    parts.file_vars[key] = value
+            # As in Ansible, ansible_group_priority ranks a group only when the
+            # inventory sets it; from a group_vars file it is an ordinary variable.
+            parts.file_vars.update(vars)
         else:
             if name not in self._hosts:
                 return False
