@@ -55,6 +55,18 @@ ntp="ntp.example.com"
 
 CORPUS: tuple[Case, ...] = (
     Case(
+        "group_vars_from_two_sources",
+        {
+            "a/hosts": "[web]\nh1\n[prod:children]\nweb\n",
+            "a/group_vars/web.yml": "x: a-web\n",
+            "b/hosts": "[prod]\nh2\n",
+            "b/group_vars/prod.yml": "x: b-prod\n",
+        },
+        ("a/hosts", "b/hosts"),
+        ("prod",),
+        differences=(("group-vars-from-several-sources", "list"),),
+    ),
+    Case(
         "refused_by_muster_whitespace_name",
         {"inv.ini": '[web]\n"my host" ansible_host=10.0.0.9\nw1\n'},
         ("inv.ini",),
