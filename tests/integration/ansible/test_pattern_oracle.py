@@ -6,10 +6,10 @@ no start-up per case); the same inventory is built in both through their
 APIs, in the same order. Bounded and seeded: a fixed number of examples,
 derandomized, so CI runs the same cases every time.
 
-Generated inventories have at most one group with children: deeper down,
-Ansible orders groups by a Python ``set`` of objects (see
-docs/ansible-differences.md, ``order-below-the-second-level``), so only
-structures whose order the file decides are compared.
+Where generated inventories have several groups with children, Ansible
+orders groups below the second level by a Python ``set`` of objects (see
+docs/ansible-differences.md, ``order-below-the-second-level``): there the
+hosts are compared without their order; everywhere else in order.
 """
 
 from __future__ import annotations
@@ -61,11 +61,22 @@ def inventories(draw: st.DrawFn) -> list[tuple[str, str, str]]:
     for host in draw(st.lists(st.sampled_from(HOSTS), min_size=1, max_size=8, unique=True)):
         for group in draw(st.lists(st.sampled_from(["", *groups]), min_size=1, max_size=3)):
             ops.append(("host", host, group))
-    if len(groups) > 1:
-        parent = groups[0]
-        for child in draw(st.lists(st.sampled_from(groups[1:]), max_size=3, unique=True)):
+    # Children point from a group to later ones (no cycles); usually one parent,
+    # sometimes several, two levels deep.
+    parents = groups[: draw(st.integers(1, 3))] if len(groups) > 1 else []
+    for i, parent in enumerate(parents):
+        later = groups[i + 1 :]
+        if not later:
+            break
+        for child in draw(st.lists(st.sampled_from(later), max_size=3, unique=True)):
             ops.append(("child", parent, child))
     return ops
+
+
+def order_is_defined(ops: list[tuple[str, str, str]]) -> bool:
+    """At most one group has children: then no level of any group's descent holds
+    two groups with children, whose order Ansible takes from a set of objects."""
+    return len({name for kind, name, _ in ops if kind == "child"}) <= 1
 
 
 def ansible_hosts(ops: list[tuple[str, str, str]], pattern: str) -> list[str] | None:
@@ -128,4 +139,8 @@ def test_select_matches_ansibles_hosts_and_order(
     # A bare '&' or '!' term crashes Ansible (IndexError); muster refuses it.
     assume(not any(t in ("&", "!") for t in split_host_pattern(pattern)))
     expected = ansible_hosts(ops, pattern)
-    assert muster_hosts(ops, pattern) == expected, (pattern, ops)
+    found = muster_hosts(ops, pattern)
+    if order_is_defined(ops) or expected is None or found is None:
+        assert found == expected, (pattern, ops)
+    else:  # order-below-the-second-level: the same hosts, order not defined by the file
+        assert sorted(found) == sorted(expected), (pattern, ops)
