@@ -45,14 +45,15 @@ WIDE = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
-def start_server(tmp: Path, fleet: SimFleet) -> LiveServer:
+def start_server(tmp: Path, fleet: SimFleet, **settings: Any) -> LiveServer:
     """A real server (SQLite, embedded worker, auth on) with ``localhost``, the
-    simulated fleet in group ``web`` and the users of :data:`USERS`."""
+    simulated fleet in group ``web`` and the users of :data:`USERS`; ``settings``
+    go to :func:`server_settings`."""
     from muster.server.auth import security_store
 
     transports = default_transports(SshOptions(known_hosts=str(fleet.known_hosts_path)))
     live = LiveServer(
-        server_settings(tmp / "data"),
+        server_settings(tmp / "data", **settings),
         localhost=True,
         worker_factory=embedded_worker_factory(transports),
     ).start()

@@ -79,7 +79,8 @@ def fleet() -> Iterator[SimFleet]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, fleet: SimFleet) -> Iterator[LiveServer]:
-    live = start_server(tmp_path_factory.mktemp("pages"), fleet)
+    # Webhooks may only point at loopback here: the walk's one webhook goes nowhere.
+    live = start_server(tmp_path_factory.mktemp("pages"), fleet, webhook_allow="127.0.0.0/8")
     try:
         yield live
     finally:
@@ -139,7 +140,11 @@ def values(server: LiveServer) -> dict[str, str]:
         "webhook_id": _try_create(
             server,
             "/api/v1/webhooks",
-            {"url": "https://hooks.example.com/muster", "events": ["execution.finished"]},
+            {
+                "url": "http://127.0.0.1:9/muster-walk",
+                "events": ["execution"],
+                "secret": "walk-webhook-signing-secret-0123",
+            },
         ),
     }
     if any("{schedule_id}" in p for p in PAGES):
