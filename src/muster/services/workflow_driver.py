@@ -146,6 +146,8 @@ class _Pass:
     closed: list[tuple[str, str]] = field(default_factory=list)
     cancels: list[str] = field(default_factory=list)
     moved: bool = False
+    #: The approval gate's answers in this pass, per (kind, hosts, script).
+    needs: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
 
 class WorkflowDriver:
@@ -294,12 +296,20 @@ class WorkflowDriver:
         state, now = p.state, self.store.clock()
         if state.status.value == "queued":
             p.events.append(Start())
+        in_flight = [
+            eid
+            for sid, st in state.steps.items()
+            if st.status is StepStatus.RUNNING and sid in p.detail.links
+            for eid in p.detail.links[sid].execution_ids
+        ]
+        ended = self.store.executions_finished(in_flight) if in_flight else set()
         for sid, st in state.steps.items():
             link = p.detail.links.get(sid)
             if st.status is StepStatus.RUNNING:
-                finished = self._finished_step(
-                    p, sid, st.attempt, link.execution_ids if link else ()
-                )
+                ids = link.execution_ids if link else ()
+                if ids and not all(eid in ended for eid in ids):
+                    continue
+                finished = self._finished_step(p, sid, st.attempt, ids)
                 if finished is not None:
                     p.events.append(finished)
             elif (
@@ -342,8 +352,11 @@ class WorkflowDriver:
             for name, why in problems.items():
                 hosts[name] = HostOutcome(host=name, state="failed", message=str(why))
             for run in ex.host_runs:
-                stdout = "".join(c.data for c in self.store.iter_output(run.id, "stdout"))
-                stderr = "".join(c.data for c in self.store.iter_output(run.id, "stderr"))
+                stdout = stderr = ""
+                if run.stdout_bytes:
+                    stdout = "".join(c.data for c in self.store.iter_output(run.id, "stdout"))
+                if run.stderr_bytes:
+                    stderr = "".join(c.data for c in self.store.iter_output(run.id, "stderr"))
                 scanner = EventScanner()
                 events = [*scanner.feed(stdout), *scanner.close()]
                 hosts[run.host_name] = HostOutcome(
@@ -559,7 +572,10 @@ class WorkflowDriver:
         )
         out: list[NewExecution] = []
         for n, (plan_data, env, members) in enumerate(groups.values()):
-            need = self.approvals.need_for(kind, members, pin.get("script_id"))
+            asked = (kind, tuple(h.name for h in members), pin.get("script_id"))
+            if asked not in p.needs:
+                p.needs[asked] = self.approvals.need_for(kind, members, pin.get("script_id"))
+            need = p.needs[asked]
             workflow_info: dict[str, Any] = {
                 "instance_id": rec.id,
                 "workflow": rec.workflow,

@@ -468,6 +468,26 @@ class WorkflowSqlOps(StoreCore):
             wake_at=row["wake_at"],
         )
 
+    def executions_finished(self, execution_ids: Sequence[str]) -> set[str]:
+        """Which of these executions have ended (one query per 500 ids)."""
+        from muster.domain.states import ExecutionStatus
+        from muster.store.tables import executions
+
+        done = [s.value for s in ExecutionStatus if s.terminal]
+        out: set[str] = set()
+        ids = list(execution_ids)
+        with self._read() as conn:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                out.update(
+                    conn.execute(
+                        select(executions.c.id).where(
+                            executions.c.id.in_(chunk), executions.c.status.in_(done)
+                        )
+                    ).scalars()
+                )
+        return out
+
     def open_instance_secrets(self, instance_id: str) -> dict[str, Secret]:
         """The instance's secret parameter values, for its driver only."""
         with self._read() as conn:
