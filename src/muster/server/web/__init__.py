@@ -40,6 +40,7 @@ def console_router() -> APIRouter:
         pages_scripts,
         pages_vault,
         pages_windows,
+        pages_workflows,
     )
 
     router = APIRouter(include_in_schema=False)
@@ -60,6 +61,7 @@ def console_router() -> APIRouter:
         pages_admin,
         pages_vault,
         pages_audit,
+        pages_workflows,
     ):
         router.include_router(module.router)
     return router
