@@ -35,16 +35,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import queue_claims  # noqa: E402  (the raw-SQL floor, measured the same way)
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, text
 
-from muster.config import normalise_database_url  # noqa: E402
-from muster.domain.hosts import TransportKind  # noqa: E402
-from muster.domain.workflows import InstanceState, parse_workflow  # noqa: E402
-from muster.security.rbac import Permission  # noqa: E402
-from muster.services.approvals import Approvals  # noqa: E402
-from muster.services.workflow_driver import WorkflowDriver  # noqa: E402
-from muster.store.sqlalchemy_store import SqlStore  # noqa: E402
+import queue_claims
+from muster.config import normalise_database_url
+from muster.domain.hosts import TransportKind
+from muster.domain.workflows import InstanceState, parse_workflow
+from muster.security.rbac import Permission
+from muster.services.approvals import Approvals
+from muster.services.workflow_driver import WorkflowDriver
+from muster.store.sqlalchemy_store import SqlStore
 
 
 def definition(tasks: int, width: int) -> dict[str, Any]:
@@ -128,9 +128,7 @@ def main() -> int:
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        results.append(
-            run_backend("sqlite", f"sqlite:///{tmp}/bench.db", args.tasks, args.width)
-        )
+        results.append(run_backend("sqlite", f"sqlite:///{tmp}/bench.db", args.tasks, args.width))
     pg = os.environ.get("MUSTER_BENCH_POSTGRES_URL") or os.environ.get("MUSTER_TEST_POSTGRES_URL")
     if pg:
         base = normalise_database_url(pg)
@@ -140,9 +138,7 @@ def main() -> int:
             conn.execute(text(f'CREATE DATABASE "{db}"'))
         try:
             results.append(
-                run_backend(
-                    "postgresql", base.rsplit("/", 1)[0] + f"/{db}", args.tasks, args.width
-                )
+                run_backend("postgresql", base.rsplit("/", 1)[0] + f"/{db}", args.tasks, args.width)
             )
         finally:
             with admin.connect() as conn:

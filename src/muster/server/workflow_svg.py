@@ -124,7 +124,9 @@ def render_svg(
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="workflow-graph" role="img" '
         f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'font-family="sans-serif" font-size="12">',
+        f'font-family="sans-serif" font-size="12" '
+        f'aria-label="Workflow graph of {len(steps)} step(s)">',
+        f"<title>Workflow graph of {len(steps)} step(s)</title>",
         "<defs>",
         *(
             f'<marker id="arrow-{kind}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '

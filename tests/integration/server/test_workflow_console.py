@@ -40,7 +40,7 @@ def test_console_workflow_pages(server: LiveServer, api: httpx.Client, fleet: Si
         assert saved.status_code == 303 and saved.headers["location"] == "/workflows/gated"
         shown = web.get("/workflows/gated")
         assert shown.status_code == 200
-        assert '<svg' in shown.text and 'data-step="gate"' in shown.text
+        assert "<svg" in shown.text and 'data-step="gate"' in shown.text
         started = web.post("/workflows/gated/start", data={})
         assert started.status_code == 303
         page = started.headers["location"]
