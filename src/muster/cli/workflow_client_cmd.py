@@ -96,10 +96,12 @@ def list_workflows(url: Url = None, as_json: AsJson = False) -> None:
         _echo_json(data)
         return
     table = Table(title=f"{data['total']} workflows")
-    for col in ("name", "version", "steps", "updated"):
+    for col in ("name", "version", "steps", "saved"):
         table.add_column(col)
     for w in data["items"]:
-        table.add_row(escape(w["name"]), str(w["version"]), str(w["steps"]), str(w["updated_at"]))
+        table.add_row(
+            escape(w["name"]), str(w["version"]), str(len(w["steps"])), str(w["created_at"])
+        )
     _console.print(table)
 
 
@@ -167,11 +169,13 @@ def status(
         hosts = step.get("hosts") or []
         detail = step.get("message") or ""
         if not hosts:
-            table.add_row(step["id"], step["type"], step["state"], "", "", "", escape(detail))
+            table.add_row(
+                step["id"], step.get("type", ""), step["state"], "", "", "", escape(detail)
+            )
         for n, h in enumerate(hosts):
             table.add_row(
                 step["id"] if n == 0 else "",
-                step["type"] if n == 0 else "",
+                step.get("type", "") if n == 0 else "",
                 step["state"] if n == 0 else "",
                 escape(h["host"]),
                 h["state"],
