@@ -372,8 +372,9 @@ def test_hosts_add_edit_import_delete_contact_and_workers(
     expect(ops.locator("#workers")).to_contain_text("taking work")
 
     vic = session.tab("vic")
-    vic.goto("/hosts")
+    vic.goto("/hosts?done=Your+session+expired:+log+in+at+evil.example")
     expect(vic.locator("#hosts")).to_be_visible()
+    expect(vic.get_by_role("status")).to_have_count(0)  # only notices the server signed show
     expect(vic.get_by_role("link", name="Add host")).to_have_count(0)
     expect(vic.get_by_role("link", name="Import inventory")).to_have_count(0)
     vic.goto("/hosts/db-1")

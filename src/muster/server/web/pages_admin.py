@@ -20,7 +20,7 @@ from muster.security.passwords import generate_password
 from muster.security.rbac import BUILTIN_ROLES
 from muster.server import security_routes as api
 from muster.server.auth import client_address, security_store
-from muster.server.web.page_tools import api_model, caller, field, notice_redirect
+from muster.server.web.page_tools import api_model, caller, checked_notice, field, notice_redirect
 from muster.server.web.render import HtmlErrorRoute, form_data, in_thread, page
 
 __all__ = ["router"]
@@ -63,7 +63,7 @@ def _users_page(
 
 @router.get("/admin/users", response_class=HTMLResponse)
 def users(request: Request, done: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
-    return _users_page(request, done=done)
+    return _users_page(request, done=checked_notice(request))
 
 
 @router.post("/admin/users", response_class=HTMLResponse)
@@ -162,7 +162,7 @@ def _tokens_page(
 
 @router.get("/tokens", response_class=HTMLResponse)
 def tokens(request: Request, done: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
-    return _tokens_page(request, done=done)
+    return _tokens_page(request, done=checked_notice(request))
 
 
 @router.post("/tokens", response_class=HTMLResponse)

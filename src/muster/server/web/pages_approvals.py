@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from muster.domain.approvals import Decision
 from muster.server.actors import current_actor
 from muster.server.web.inbox import inbox, waiting_count
-from muster.server.web.page_tools import back_to, field, notice_redirect
+from muster.server.web.page_tools import back_to, checked_notice, field, notice_redirect
 from muster.server.web.render import (
     HtmlErrorRoute,
     form_data,
@@ -54,7 +54,7 @@ async def approvals(
     items = await in_thread(inbox, ctx, getattr(request.state, "principal", None))
     mine = [i for i in items if i.mine]
     others = [i for i in items if not i.mine]
-    return page(request, "approvals.html", mine=mine, others=others, done=done)
+    return page(request, "approvals.html", mine=mine, others=others, done=checked_notice(request))
 
 
 async def _decide(request: Request, approval_id: str, decision: Decision) -> RedirectResponse:

@@ -24,7 +24,15 @@ from muster.server.context import ServerContext
 from muster.server.host_import import parse_import
 from muster.server.schemas.common import MAX_OFFSET
 from muster.server.schemas.hosts import HostIn, HostPatch, ImportIn
-from muster.server.web.page_tools import Form, api_model, caller, field, notice_redirect, words
+from muster.server.web.page_tools import (
+    Form,
+    api_model,
+    caller,
+    checked_notice,
+    field,
+    notice_redirect,
+    words,
+)
 from muster.server.web.render import (
     HtmlErrorRoute,
     form_data,
@@ -72,7 +80,7 @@ def list_hosts(
         q=q,
         group=group,
         groups=store.fleet_facets().groups,
-        done=done,
+        done=checked_notice(request),
     )
 
 
@@ -247,7 +255,7 @@ async def import_apply(request: Request) -> RedirectResponse:
 def workers(request: Request, done: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
     ctx = web_context(request)
     items = [ctx.worker.describe()] if ctx.worker is not None else []
-    return page(request, "workers.html", workers=items, done=done)
+    return page(request, "workers.html", workers=items, done=checked_notice(request))
 
 
 def _worker_action(request: Request, drain: bool) -> RedirectResponse:
@@ -287,7 +295,7 @@ def show_host(
         host=record,
         shells=record.to_host().effective_shells,
         runs=runs,
-        done=done,
+        done=checked_notice(request),
     )
 
 

@@ -23,7 +23,7 @@ from muster.errors import ConflictError, NotFoundError, ValidationError
 from muster.server import credentials as api
 from muster.server.auth import client_address, security_store
 from muster.server.schemas.webhooks import WebhookIn
-from muster.server.web.page_tools import api_model, caller, field, notice_redirect
+from muster.server.web.page_tools import api_model, caller, checked_notice, field, notice_redirect
 from muster.server.web.render import HtmlErrorRoute, form_data, in_thread, page, web_context
 from muster.services.webhooks import WebhookService
 from muster.transports.ssh_credentials import key_fingerprint
@@ -87,7 +87,7 @@ def _credentials_page(
 
 @router.get("/admin/credentials", response_class=HTMLResponse)
 def credentials(request: Request, done: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
-    return _credentials_page(request, done=done)
+    return _credentials_page(request, done=checked_notice(request))
 
 
 @router.post("/admin/credentials", response_class=HTMLResponse)
@@ -190,7 +190,7 @@ def _webhooks_page(
 
 @router.get("/admin/webhooks", response_class=HTMLResponse)
 def webhooks(request: Request, done: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
-    return _webhooks_page(request, done=done)
+    return _webhooks_page(request, done=checked_notice(request))
 
 
 @router.post("/admin/webhooks", response_class=HTMLResponse)
@@ -224,7 +224,7 @@ def webhook(
         "webhook.html",
         hook=hooks[webhook_id],
         deliveries=service.deliveries(webhook_id, limit=DELIVERIES),
-        done=done,
+        done=checked_notice(request),
     )
 
 
