@@ -202,9 +202,10 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         loop = asyncio.get_running_loop()
         next_start = [loop.time()]
+        start_lock = asyncio.Lock()
         worker_count = min(self.policy.forks, len(runnable))
         self._workers = [
-            asyncio.ensure_future(self._worker(execution, plans, slots, next_start))
+            asyncio.ensure_future(self._worker(execution, plans, slots, next_start, start_lock))
             for _ in range(worker_count)
         ]
         if self._cancel_requested:
@@ -228,7 +229,12 @@ class Dispatcher:
     # -- workers -----------------------------------------------------------
 
     async def _worker(
-        self, execution: Execution, plans: PlanSource, slots: _Slots, next_start: list[float]
+        self,
+        execution: Execution,
+        plans: PlanSource,
+        slots: _Slots,
+        next_start: list[float],
+        start_lock: asyncio.Lock,
     ) -> None:
         loop = asyncio.get_running_loop()
         delay = self.policy.delay
@@ -243,11 +249,14 @@ class Dispatcher:
                     continue
                 try:
                     if delay:
-                        now = loop.time()
-                        start = max(now, next_start[0])
-                        next_start[0] = start + delay
-                        if start > now:
-                            await asyncio.sleep(start - now)
+                        # One start at a time, spaced from the previous start as it
+                        # really happened: a late wake-up (a loaded machine) pushes
+                        # the next start back instead of bunching the two together.
+                        async with start_lock:
+                            wait = next_start[0] - loop.time()
+                            if wait > 0:
+                                await asyncio.sleep(wait)
+                            next_start[0] = loop.time() + delay
                     gate = await self._window(execution, host)
                     if gate is not None:
                         await self._run_host(execution, plans, host, gate)
