@@ -32,6 +32,7 @@ from muster.store._core import StoreCore, new_id
 from muster.store._executions import secret_aad
 from muster.store.security_tables import credentials, group_credentials
 from muster.store.tables import execution_secrets, hosts
+from muster.store.workflow_tables import workflow_instances, workflow_secret_aad
 
 if TYPE_CHECKING:
     from muster.store.protocols import CredentialStore
@@ -287,6 +288,11 @@ class CredentialOps(StoreCore):
                         kid = token_key_id(stored[2:])
                         if kid is not None:
                             found.add(kid)
+            for sealed in conn.execute(select(workflow_instances.c.secrets)).scalars():
+                for token in dict(sealed or {}).values():
+                    kid = token_key_id(token)
+                    if kid is not None:
+                        found.add(kid)
         return found
 
     def rekey(self, batch: int = 200) -> int:
@@ -347,6 +353,32 @@ class CredentialOps(StoreCore):
                         update(_webhooks).where(_webhooks.c.id == wid).values(secret=sealed)
                     )
                     done += 1
+        return done + self._rekey_workflow_secrets(vault, batch)
+
+    def _rekey_workflow_secrets(self, vault: Vault, batch: int) -> int:
+        """Workflow instances keep their secret parameters sealed in one JSON column
+        (their driver opens them at every step): re-seal the values an old key sealed."""
+        t = workflow_instances
+        done = 0
+        with self._tx() as tx:
+            for iid, sealed in tx.conn.execute(
+                select(t.c.id, t.c.secrets).where(t.c.secrets.is_not(None))
+            ).all():
+                stale = {
+                    name: token
+                    for name, token in dict(sealed or {}).items()
+                    if token_key_id(token) != vault.key_id
+                }
+                if not stale:
+                    continue
+                resealed = dict(sealed)
+                for name, token in stale.items():
+                    aad = workflow_secret_aad(iid, name)
+                    resealed[name] = vault.seal(vault.open(token, aad), aad)
+                tx.conn.execute(update(t).where(t.c.id == iid).values(secrets=resealed))
+                done += len(stale)
+                if done >= batch:
+                    break
         return done
 
 

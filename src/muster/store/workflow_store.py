@@ -52,6 +52,7 @@ from muster.store.security_tables import approval_requests
 from muster.store.workflow_durable import Dispatch, InstanceDetail, StepLink
 from muster.store.workflow_tables import (
     workflow_instances,
+    workflow_secret_aad,
     workflow_steps,
     workflow_versions,
     workflows,
@@ -70,8 +71,7 @@ def instance_key(instance_id: str) -> str:
     return f"workflow:{instance_id}"
 
 
-def _secret_aad(instance_id: str, name: str) -> str:
-    return f"workflow_instance:{instance_id}:{name}"
+_secret_aad = workflow_secret_aad
 
 
 def _machine(state: InstanceState) -> dict[str, Any]:

@@ -34,7 +34,13 @@ from sqlalchemy import (
 
 from muster.store.tables import UTCDateTime, metadata
 
-__all__ = ["workflow_instances", "workflow_steps", "workflow_versions", "workflows"]
+__all__ = [
+    "workflow_instances",
+    "workflow_secret_aad",
+    "workflow_steps",
+    "workflow_versions",
+    "workflows",
+]
 
 workflows = Table(
     "workflows",
@@ -119,3 +125,9 @@ workflow_steps = Table(
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
 )
+
+
+def workflow_secret_aad(instance_id: str, name: str) -> str:
+    """What a sealed workflow parameter is bound to: its instance and its name, so a
+    token copied to another instance or field does not open."""
+    return f"workflow_instance:{instance_id}:{name}"

@@ -318,3 +318,31 @@ def test_keys_kept_outside_need_the_old_key_named(
     assert rotating.open_credential("db").secret.reveal() == "pw"
     for s in (writer, rotating):
         s.notifier.close()
+
+
+def test_rotation_reseals_workflow_instance_secrets(
+    sql: SqlStore, engine: Engine, clock: FakeClock
+) -> None:
+    """A workflow instance's secret parameters are opened at each of its steps: after a
+    rotation drops the old key they must still open."""
+    from muster.domain.workflows import InstanceState, load_workflow_text
+
+    old_key, new_key = os.urandom(32), os.urandom(32)
+    writer = SqlStore(engine, vault=Vault(old_key), clock=clock)
+    definition = load_workflow_text(
+        "name: rotate\nparameters:\n  - {name: token, type: secret}\n"
+        "steps:\n  - id: only\n    command: 'true'\n"
+    )
+    record, _ = writer.save_workflow(definition)
+    inst = writer.create_instance(
+        record, InstanceState.new(["only"]), params={"token": Secret("wf-secret")}
+    )
+    old_id = Vault(old_key).key_id
+    assert old_id in writer.sealed_key_ids()
+    rotating = SqlStore(engine, clock=clock)
+    done = reseal_under(rotating, new_key, [old_key])
+    assert done.moved == 1 and rotating.sealed_key_ids() == {done.key_id}
+    reader = SqlStore(engine, vault=Vault(new_key), clock=clock)
+    assert reader.open_instance_secrets(inst.id)["token"].reveal() == "wf-secret"
+    for s in (writer, rotating, reader):
+        s.notifier.close()
