@@ -5,8 +5,7 @@ With a key file (:func:`rotate_key_file`) the new key is written first with
 the old ones kept readable on the following lines, so running processes (whose
 vault watches the file) seal with the new key and still open the old
 values; every credential, secret parameter, webhook secret and workflow
-instance secret is then
-re-sealed, the old keys are dropped from the file, and a last pass catches
+instance secret is then re-sealed, the old keys are dropped from the file, and a last pass catches
 what was sealed with an old key meanwhile. With ``MUSTER_SECRET_KEY`` the keys
 live outside muster (:func:`reseal_under`): whoever manages them configures
 the new key with the old ones in ``MUSTER_OLD_SECRET_KEYS``, and this
