@@ -9,6 +9,7 @@ import pytest
 
 from muster.domain.workflows import (
     HostOutcome,
+    WaitReason,
     InstanceState,
     InstanceStatus,
     StepResult,
@@ -30,6 +31,7 @@ from muster.domain.workflows.machine import (
     RunStep,
     Start,
     StepFinished,
+    StepHeld,
     Tick,
     advance,
     next_wakeup,
@@ -80,6 +82,31 @@ def test_chain_runs_in_order_and_finishes_once() -> None:
     assert m.state.status is InstanceStatus.SUCCEEDED
     with pytest.raises(ConflictError):
         m.send(Start())
+
+
+def test_a_step_held_by_its_window_waits_then_runs_and_finishes() -> None:
+    m = Machine(CHAIN)
+    m.send(Start())
+    why = "outside maintenance window; next opens Sun 01:00 CET"
+    assert m.send(StepHeld("a", 1, True, why)) == []
+    a = m.state.steps["a"]
+    assert (a.status.value, a.wait_reason, a.message) == ("waiting", WaitReason.WINDOW, why)
+    assert m.state.status is InstanceStatus.WAITING
+    assert m.state.wait_reason is WaitReason.WINDOW
+    assert next_wakeup(m.state) is None
+    m.send(StepHeld("a", 0, False))  # a stale attempt changes nothing
+    assert m.state.steps["a"].status.value == "waiting"
+    m.send(StepHeld("a", 1, False))
+    assert (a.status.value, a.wait_reason, a.message) == ("running", None, "")
+    assert m.state.status is InstanceStatus.RUNNING
+    m.send(StepHeld("a", 1, True, why))
+    # A held step is still in flight: it may finish (the window opened and it ran
+    # between two looks), and a kill cancels it.
+    assert m.finish("a") == [RunStep("b", 1)]
+    assert m.state.steps["a"].wait_reason is None
+    m.send(StepHeld("b", 1, True, why))
+    assert CancelStep("b") in m.send(Kill())
+    assert m.state.status is InstanceStatus.KILLED
 
 
 def test_late_and_stale_events_change_nothing() -> None:

@@ -10,7 +10,9 @@ module adds is durability:
   itself, one execution per distinct plan, the host run's id standing in for
   the in-process run id) that the existing workers claim, so throttling,
   approval rules of scripts and groups, output capture, masking, leases and
-  recovery all apply; when every execution of the attempt has ended, its host
+  recovery all apply; while every unfinished host run of the attempt waits
+  outside its maintenance window the step shows ``waiting`` (reason
+  ``window``, the message naming the opening); when every execution of the attempt has ended, its host
   runs become the step's :class:`~muster.domain.workflows.StepResult` and a
   ``StepFinished`` event (a host run ``lost`` makes the step ``lost``);
 * an approval step opens a request in the approvals book (the five policies,
@@ -55,6 +57,7 @@ from muster.domain.workflows import (
     HostOutcome,
     InstanceState,
     StepResult,
+    StepState,
     StepStatus,
     StepType,
     WaitReason,
@@ -73,9 +76,11 @@ from muster.domain.workflows.machine import (
     RunStep,
     Start,
     StepFinished,
+    StepHeld,
     Tick,
     advance,
     next_wakeup,
+    on_hosts,
 )
 from muster.domain.workflows.render import StepLaunch, prepare_step, step_targets
 from muster.errors import ConflictError, MusterError, NotFoundError, ValidationError
@@ -86,7 +91,7 @@ from muster.services.local_hosts import local_names, require_local_permission
 from muster.services.submission import resolve_hosts
 from muster.store.base import ExecutionKind, HostTarget, NewExecution
 from muster.store.protocols import ServerStore
-from muster.store.workflow_durable import Dispatch, InstanceDetail
+from muster.store.workflow_durable import Dispatch, InstanceDetail, WindowHold
 
 __all__ = ["WorkflowDriver", "actor_context", "workflow_subject"]
 
@@ -299,15 +304,18 @@ class WorkflowDriver:
         in_flight = [
             eid
             for sid, st in state.steps.items()
-            if st.status is StepStatus.RUNNING and sid in p.detail.links
+            if on_hosts(st) and sid in p.detail.links
             for eid in p.detail.links[sid].execution_ids
         ]
         ended = self.store.executions_finished(in_flight) if in_flight else set()
+        unfinished = [eid for eid in in_flight if eid not in ended]
+        holds = self.store.window_holds(unfinished) if unfinished else {}
         for sid, st in state.steps.items():
             link = p.detail.links.get(sid)
-            if st.status is StepStatus.RUNNING:
+            if on_hosts(st):
                 ids = link.execution_ids if link else ()
                 if ids and not all(eid in ended for eid in ids):
+                    self._held(p, sid, st, [eid for eid in ids if eid not in ended], holds)
                     continue
                 finished = self._finished_step(p, sid, st.attempt, ids)
                 if finished is not None:
@@ -330,6 +338,23 @@ class WorkflowDriver:
         due = next_wakeup(state)
         if due is not None and due <= now:
             p.events.append(Tick())
+
+    @staticmethod
+    def _held(
+        p: _Pass,
+        sid: str,
+        st: StepState,
+        unfinished: Sequence[str],
+        holds: Mapping[str, WindowHold],
+    ) -> None:
+        """``StepHeld`` when the step's window hold changed: held while every unfinished
+        execution is held (the earliest opening named), running again once one is not."""
+        mine = [holds[eid] for eid in unfinished if eid in holds]
+        held = bool(unfinished) and len(mine) == len(unfinished)
+        message = min(mine, key=lambda h: h.opens_at).reason if held else ""
+        waiting = st.status is StepStatus.WAITING
+        if held != waiting or (held and message != st.message):
+            p.events.append(StepHeld(sid, st.attempt, held, message))
 
     def _finished_step(
         self, p: _Pass, sid: str, attempt: int, execution_ids: Sequence[str]
@@ -635,7 +660,7 @@ class WorkflowDriver:
         soon = now + self.poll
         due = next_wakeup(state)
         busy = any(
-            st.status is StepStatus.RUNNING
+            on_hosts(st)
             or (st.status is StepStatus.WAITING and st.wait_reason is WaitReason.APPROVAL)
             for st in state.steps.values()
         )

@@ -24,7 +24,7 @@ from muster.domain.workflows import InstanceState, StepResult, Workflow
 from muster.engine.workflow_store import InstanceRecord, WorkflowRecord, WorkflowStore
 from muster.store.base import NewExecution
 
-__all__ = ["Dispatch", "DurableWorkflowStore", "InstanceDetail", "StepLink"]
+__all__ = ["Dispatch", "DurableWorkflowStore", "InstanceDetail", "StepLink", "WindowHold"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,15 @@ class StepLink:
     execution_ids: tuple[str, ...] = ()
     approval_id: str | None = None
     attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WindowHold:
+    """Host runs the queue keeps back outside their maintenance window."""
+
+    #: The queue's reason ("outside maintenance window; next opens ...").
+    reason: str
+    opens_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,7 @@ class DurableWorkflowStore(WorkflowStore, Protocol):
     def instance_detail(self, instance_id: str) -> InstanceDetail: ...
     def open_instance_secrets(self, instance_id: str) -> dict[str, Secret]: ...
     def executions_finished(self, execution_ids: Sequence[str]) -> set[str]: ...
+    def window_holds(self, execution_ids: Sequence[str]) -> dict[str, WindowHold]: ...
     def claim_instances(self, owner: str, *, limit: int, lease_seconds: float) -> list[str]: ...
     def release_instance(
         self, instance_id: str, owner: str, *, wake_at: dt.datetime | None

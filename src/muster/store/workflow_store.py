@@ -49,7 +49,7 @@ from muster.store._executions import insert_execution
 from muster.store.approval_store import insert_approval
 from muster.store.notify import QUEUE_KEY, execution_key
 from muster.store.security_tables import approval_requests
-from muster.store.workflow_durable import Dispatch, InstanceDetail, StepLink
+from muster.store.workflow_durable import Dispatch, InstanceDetail, StepLink, WindowHold
 from muster.store.workflow_tables import (
     workflow_instances,
     workflow_secret_aad,
@@ -487,6 +487,41 @@ class WorkflowSqlOps(StoreCore):
                     ).scalars()
                 )
         return out
+
+    def window_holds(self, execution_ids: Sequence[str]) -> dict[str, WindowHold]:
+        """Per execution whose every unfinished host run waits outside its maintenance
+        window (queued by the claim with a later ``available_at``): the hold, naming the
+        earliest opening. Executions with a run that may start now are left out."""
+        from muster.domain.states import HostRunState
+        from muster.store.tables import host_runs
+        from muster.store.windows import DEFERRED_PREFIX
+
+        hr = host_runs.c
+        live = [s.value for s in HostRunState if not s.terminal]
+        now = self.clock()
+        held: dict[str, WindowHold] = {}
+        free: set[str] = set()
+        ids = list(execution_ids)
+        with self._read() as conn:
+            for i in range(0, len(ids), 500):
+                rows = conn.execute(
+                    select(hr.execution_id, hr.state, hr.waiting_reason, hr.available_at).where(
+                        hr.execution_id.in_(ids[i : i + 500]), hr.state.in_(live)
+                    )
+                ).all()
+                for eid, state, why, when in rows:
+                    if (
+                        state == HostRunState.QUEUED.value
+                        and (why or "").startswith(DEFERRED_PREFIX)
+                        and when is not None
+                        and when > now
+                    ):
+                        seen = held.get(eid)
+                        if seen is None or when < seen.opens_at:
+                            held[eid] = WindowHold(str(why), when)
+                    else:
+                        free.add(eid)
+        return {eid: hold for eid, hold in held.items() if eid not in free}
 
     def open_instance_secrets(self, instance_id: str) -> dict[str, Secret]:
         """The instance's secret parameter values, for its driver only."""

@@ -6,7 +6,8 @@ itself, so an instance behaves the same on every face.
 
 Events (what happened): :class:`Start`, :class:`StepFinished` (a host step's
 attempt ended; the driver judged success from its :class:`~.results.StepResult`),
-:class:`ApprovalDecided`, :class:`Tick` (time passed: delays end, approval
+:class:`ApprovalDecided`, :class:`StepHeld` (a running host step's hosts are all
+held outside their maintenance window, or no longer), :class:`Tick` (time passed: delays end, approval
 deadlines pass, pauses expire, retries fall due), :class:`Pause`,
 :class:`Resume`, :class:`Kill` (of the instance or one step),
 :class:`Retry` (one failed step) and :class:`ResumeFailed` (every failed step).
@@ -78,6 +79,7 @@ __all__ = [
     "RunStep",
     "Start",
     "StepFinished",
+    "StepHeld",
     "Tick",
     "advance",
     "next_wakeup",
@@ -102,6 +104,20 @@ class StepFinished:
     hosts: Mapping[str, str] | None = None
     #: The outcome is unknown (worker died after sending the command).
     lost: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StepHeld:
+    """A host step's attempt is held by the queue (``held``: every unfinished host run
+    waits outside its maintenance window; ``message`` says when it opens) or no longer.
+
+    A held step is ``waiting`` with reason ``window``; it is still in flight: its
+    StepFinished is accepted and a kill cancels it, as for a running step."""
+
+    step_id: str
+    attempt: int
+    held: bool
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +159,24 @@ class ResumeFailed:
 
 
 Event: TypeAlias = (
-    Start | StepFinished | ApprovalDecided | Tick | Pause | Resume | Kill | Retry | ResumeFailed
+    Start
+    | StepFinished
+    | StepHeld
+    | ApprovalDecided
+    | Tick
+    | Pause
+    | Resume
+    | Kill
+    | Retry
+    | ResumeFailed
 )
+
+
+def on_hosts(st: StepState) -> bool:
+    """The step's attempt is in flight on its hosts (running, or held by a window)."""
+    return st.status is StepStatus.RUNNING or (
+        st.status is StepStatus.WAITING and st.wait_reason is WaitReason.WINDOW
+    )
 
 
 # -- actions ---------------------------------------------------------------------
@@ -247,12 +279,14 @@ class _Run:
                     self.step(sid).active = True
                     self.todo.append(sid)
         elif s.status.terminal and not isinstance(event, Retry | ResumeFailed):
-            if isinstance(event, StepFinished | ApprovalDecided | Tick):
+            if isinstance(event, StepFinished | StepHeld | ApprovalDecided | Tick):
                 self._late(event)
                 return
             raise ConflictError(f"instance is {s.status.value}")
         elif isinstance(event, StepFinished):
             self._step_finished(event)
+        elif isinstance(event, StepHeld):
+            self._step_held(event)
         elif isinstance(event, ApprovalDecided):
             st = self.step(event.step_id)
             if st.status is not StepStatus.WAITING or st.wait_reason is not WaitReason.APPROVAL:
@@ -495,9 +529,10 @@ class _Run:
 
     def _step_finished(self, event: StepFinished) -> None:
         st = self.step(event.step_id)
-        if st.status is not StepStatus.RUNNING or st.attempt != event.attempt:
+        if not on_hosts(st) or st.attempt != event.attempt:
             self._late(event)
             return
+        st.wait_reason = None
         if event.hosts:
             st.hosts = dict(event.hosts)
         if event.lost:
@@ -519,6 +554,20 @@ class _Run:
             self.todo.extend(self.g.dependents[st.id])
             return
         self._end(st, status, event.message)
+
+    def _step_held(self, event: StepHeld) -> None:
+        st = self.s.steps.get(event.step_id)
+        if st is None or not on_hosts(st) or st.attempt != event.attempt:
+            return
+        st = self.step(event.step_id)
+        if event.held:
+            st.status, st.wait_reason, st.message = (
+                StepStatus.WAITING,
+                WaitReason.WINDOW,
+                event.message,
+            )
+        else:
+            st.status, st.wait_reason, st.message = StepStatus.RUNNING, None, ""
 
     def _tick(self) -> None:
         s, now = self.s, self.now
@@ -578,7 +627,7 @@ class _Run:
         for st in targets:
             if st.status.terminal:
                 continue
-            if st.status is StepStatus.RUNNING:
+            if on_hosts(st):
                 self.actions.append(CancelStep(st.id))
             elif st.status is StepStatus.WAITING and st.wait_reason is WaitReason.APPROVAL:
                 self.actions.append(CloseApproval(st.id, "killed"))
