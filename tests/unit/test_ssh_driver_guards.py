@@ -30,3 +30,10 @@ def test_an_argument_with_nul_is_refused() -> None:
 def test_a_transport_error_keeps_its_reason() -> None:
     exc = TransportError("no route", reason=FailureReason.UNREACHABLE.value)
     assert connect_failure_reason(exc, host_known=True) is FailureReason.UNREACHABLE
+
+
+def test_an_unknown_error_while_connecting_is_a_transport_error() -> None:
+    assert (
+        connect_failure_reason(LookupError("odd"), host_known=False)
+        is FailureReason.TRANSPORT_ERROR
+    )
