@@ -9,10 +9,10 @@ import pytest
 
 from muster.domain.workflows import (
     HostOutcome,
-    WaitReason,
     InstanceState,
     InstanceStatus,
     StepResult,
+    WaitReason,
     load_workflow_text,
     validate,
 )

@@ -12,8 +12,9 @@ module adds is durability:
   approval rules of scripts and groups, output capture, masking, leases and
   recovery all apply; while every unfinished host run of the attempt waits
   outside its maintenance window the step shows ``waiting`` (reason
-  ``window``, the message naming the opening); when every execution of the attempt has ended, its host
-  runs become the step's :class:`~muster.domain.workflows.StepResult` and a
+  ``window``, the message naming the opening); when every execution of the
+  attempt has ended, its host runs become the step's
+  :class:`~muster.domain.workflows.StepResult` and a
   ``StepFinished`` event (a host run ``lost`` makes the step ``lost``);
 * an approval step opens a request in the approvals book (the five policies,
   approvers, a deadline) with subject ``workflow:<instance>:<step>``; its

@@ -7,8 +7,8 @@ itself, so an instance behaves the same on every face.
 Events (what happened): :class:`Start`, :class:`StepFinished` (a host step's
 attempt ended; the driver judged success from its :class:`~.results.StepResult`),
 :class:`ApprovalDecided`, :class:`StepHeld` (a running host step's hosts are all
-held outside their maintenance window, or no longer), :class:`Tick` (time passed: delays end, approval
-deadlines pass, pauses expire, retries fall due), :class:`Pause`,
+held outside their maintenance window, or no longer), :class:`Tick` (time
+passed: delays end, approval deadlines pass, pauses expire, retries fall due), :class:`Pause`,
 :class:`Resume`, :class:`Kill` (of the instance or one step),
 :class:`Retry` (one failed step) and :class:`ResumeFailed` (every failed step).
 
