@@ -61,11 +61,14 @@ def _lines_run(parse: Callable[[], Any]) -> int:
             count += 1
         return tracer
 
+    # Put back whatever traced before (coverage's tracer in CI): clearing it
+    # would leave every later test in this process unmeasured.
+    previous = sys.gettrace()
     sys.settrace(tracer)
     try:
         parse()
     finally:
-        sys.settrace(None)
+        sys.settrace(previous)
     return count
 
 
