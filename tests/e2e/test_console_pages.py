@@ -159,6 +159,36 @@ def values(server: LiveServer) -> dict[str, str]:
                 "host_ids": ["web"],
             },
         )
+    if any("{workflow}" in p or "{instance_id}" in p for p in PAGES):
+        found["workflow"] = _try_create(
+            server,
+            "/api/v1/automation/workflows",
+            {
+                "definition": {
+                    "name": "walk-flow",
+                    "targets": "web",
+                    "steps": [
+                        {"id": "check", "type": "command", "command": "uptime"},
+                        {
+                            "id": "gate",
+                            "depends_on": ["check"],
+                            "approval": {"approvers": ["user:vera"]},
+                        },
+                        {
+                            "id": "apply",
+                            "type": "command",
+                            "command": "true",
+                            "depends_on": ["gate"],
+                        },
+                    ],
+                }
+            },
+            key="name",
+        )
+        if found["workflow"] is not None:
+            found["instance_id"] = _try_create(
+                server, f"/api/v1/automation/workflows/{found['workflow']}/start", {}
+            )
     return {k: v for k, v in found.items() if v is not None}
 
 

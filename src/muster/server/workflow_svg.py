@@ -121,8 +121,12 @@ def render_svg(
             pos[sid] = (_PAD + col * (_W + _GAP_X), _PAD + row * (_H + _GAP_Y))
     width = _PAD * 2 + (max(columns, default=0) + 1) * (_W + _GAP_X) - _GAP_X
     height = _PAD * 2 + max((len(v) for v in columns.values()), default=1) * (_H + _GAP_Y) - _GAP_Y
+    # With links inside, the graph is a group of controls, not one image: an
+    # image role would hide the links from assistive technology (axe:
+    # nested-interactive).
+    role = "group" if link is not None else "img"
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="workflow-graph" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="workflow-graph" role="{role}" '
         f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'font-family="sans-serif" font-size="12" '
         f'aria-label="Workflow graph of {len(steps)} step(s)">',
