@@ -63,7 +63,7 @@ def capture_script(commands: Mapping[str, str], marker: str) -> str:
 
 
 def _frame(marker: str) -> re.Pattern[str]:
-    # [ \t]* and \r? : a pty or a Windows-side relay may add a carriage return.
+    # \r?: a pty turns every newline into CRLF; frame lines must still be found.
     return re.compile(
         rf"^{re.escape(marker)}:(begin|end):([A-Za-z_][A-Za-z0-9_.-]*)(?::(-?[0-9]+))?\r?$",
         re.MULTILINE,
@@ -71,9 +71,7 @@ def _frame(marker: str) -> re.Pattern[str]:
 
 
 def _body(text: str) -> str:
-    """Drop the one newline the script printed before the end frame."""
-    if text.endswith("\r\n"):
-        return text[:-2]
+    """Drop the one newline the script printed before the end frame, nothing more."""
     return text.removesuffix("\n")
 
 

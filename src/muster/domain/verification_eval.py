@@ -139,7 +139,7 @@ def _check(
     if real:
         passed, detail = False, "; ".join(real)
     elif not kinds:
-        passed, detail = True, f"found {show(after_value)}"
+        passed, detail = True, f"found {show(after_value or '')}"
     else:
         verdicts = [
             _judge(kind, check, before_value or "", after_value or "", expected or "", shown or "")

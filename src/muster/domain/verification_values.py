@@ -42,10 +42,8 @@ _RPM_EVR: Final = re.compile(r"(?:[0-9]+:)?[0-9A-Za-z._+~^]+(?:-[0-9A-Za-z._+~^]
 _SHOWN: Final = 120
 
 
-def show(value: str | None) -> str:
+def show(value: str) -> str:
     """A value as it appears in a detail line: quoted, and cut when long."""
-    if value is None:
-        return "nothing"
     if len(value) > _SHOWN:
         return repr(value[:_SHOWN]) + f"... ({len(value)} chars)"
     return repr(value)
