@@ -45,6 +45,10 @@ _EXPORTS: dict[str, str] = {
     "WorkflowError": "muster.domain.workflows",
     "load_workflow_text": "muster.domain.workflows",
     "WorkflowRun": "muster.engine.workflow",
+    "RolloutEngine": "muster.engine.rollout",
+    "RolloutRun": "muster.engine.rollout_result",
+    "RolloutStatus": "muster.engine.rollout_result",
+    "command_rollout": "muster.domain.workflows.rollout_steps",
     "Engine": "muster.maintenance",
     "MaintenanceWorkflow": "muster.maintenance",
     "SSHAuth": "muster.maintenance",
@@ -76,6 +80,9 @@ __all__ = [
     "Plan",
     "PlanCommand",
     "PlanFile",
+    "RolloutEngine",
+    "RolloutRun",
+    "RolloutStatus",
     "SSHAuth",
     "Script",
     "ScriptVersion",
@@ -89,6 +96,7 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "WorkflowRun",
+    "command_rollout",
     "load_inventory",
     "load_workflow_text",
     "parse_recurring",
@@ -124,8 +132,11 @@ if TYPE_CHECKING:
     from muster.domain.states import ExecutionStatus, FailureReason, HostRunState
     from muster.domain.windows import MaintenanceWindow, parse_recurring
     from muster.domain.workflows import Workflow, WorkflowError, load_workflow_text
+    from muster.domain.workflows.rollout_steps import command_rollout
     from muster.engine.dispatcher import DispatchPolicy, ExecutionListener
     from muster.engine.inventory_files import load_inventory
+    from muster.engine.rollout import RolloutEngine
+    from muster.engine.rollout_result import RolloutRun, RolloutStatus
     from muster.engine.windows import WindowMode, WindowRule
     from muster.engine.workflow import WorkflowRun
     from muster.errors import MusterError, ParameterError, ValidationError

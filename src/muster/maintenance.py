@@ -15,8 +15,13 @@
 A MaintenanceWorkflow is only a builder of the one workflow model
 (:class:`muster.domain.workflows.Workflow`): the same definition as YAML runs
 with ``muster workflow run`` and on the server, through the same engine.
-The rollout and verification parts of seed 004's example come with their own
-issue; ``set_parallelization`` is here (it is the workflow's throttle).
+Seed 004's rollout parts map onto the same model: ``set_progressive_execution``
+is the workflow's ``rollout:`` (waves, verification tasks, auto-rollback,
+soak, failure threshold), ``add_verification`` its ``verifications:``,
+``set_maintenance_window`` its ``windows:``, ``add_task(rollback=...)`` a
+step's ``rollback:``, ``set_parallelization`` its throttle. ``Engine.execute``
+returns a :class:`~muster.engine.rollout_result.RolloutRun` (a workflow
+without a rollout runs as one wave of everything).
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from muster.domain.hosts import Host
 from muster.domain.inventory import Inventory
 from muster.domain.workflows import Workflow, load_workflow_text, parse_workflow, validate
 from muster.engine.dispatcher import DispatchPolicy, ExecutionListener
-from muster.engine.workflow import ScriptResolver, WorkflowEngine, WorkflowRun
+from muster.engine.rollout import RolloutEngine
+from muster.engine.rollout_result import RolloutRun
+from muster.engine.workflow import ScriptResolver
 
 __all__ = ["Engine", "MaintenanceWorkflow", "SSHAuth"]
 
@@ -65,6 +72,9 @@ class MaintenanceWorkflow:
         self._throttle: dict[str, Any] = {}
         self._parameters: list[dict[str, Any]] = []
         self._env: dict[str, str] = {}
+        self._rollout: dict[str, Any] | None = None
+        self._verifications: dict[str, dict[str, Any]] = {}
+        self._windows: dict[str, Any] = {}
 
     def add_task(
         self,
@@ -80,8 +90,10 @@ class MaintenanceWorkflow:
         env: Mapping[str, str] | None = None,
         shell: str = "sh",
         idempotent: bool = False,
+        rollback: str | None = None,
     ) -> MaintenanceWorkflow:
-        """Add a command task; ``targets`` are selectors (``*``, groups, hosts, globs)."""
+        """Add a command task; ``targets`` are selectors (``*``, groups, hosts, globs);
+        ``rollback`` undoes it where it ran when a rollout rolls back."""
         step: dict[str, Any] = {"id": name, "type": "command", "command": command, "shell": shell}
         if targets is not None:
             step["targets"] = [targets] if isinstance(targets, str) else list(targets)
@@ -100,6 +112,8 @@ class MaintenanceWorkflow:
             step["env"] = dict(env)
         if idempotent:
             step["idempotent"] = True
+        if rollback is not None:
+            step["rollback"] = rollback
         return self.add_step(step)
 
     def add_step(self, step: Mapping[str, Any]) -> MaintenanceWorkflow:
@@ -121,6 +135,24 @@ class MaintenanceWorkflow:
         self._throttle = dict(config)
         return self
 
+    def set_progressive_execution(self, config: Mapping[str, Any]) -> MaintenanceWorkflow:
+        """Roll out in waves: ``groups`` (or ``waves``: selector lists, host counts,
+        ``"10%"``), ``verification_tasks``, ``auto_rollback``, ``soak``,
+        ``failure_threshold``, ``threshold_scope``, ``wave_duration``, ``rollback_retry``."""
+        self._rollout = dict(config)
+        return self
+
+    def add_verification(self, name: str, spec: Mapping[str, Any]) -> MaintenanceWorkflow:
+        """Capture ``commands`` before ``before_tasks`` and after ``after_tasks`` on each
+        host and compare them (``comparisons``); the evidence gates the wave."""
+        self._verifications[name] = dict(spec)
+        return self
+
+    def set_maintenance_window(self, windows: Mapping[str, Any]) -> MaintenanceWorkflow:
+        """Selector (group, host) -> window spec(s), e.g. ``"Sunday 01:00-03:00"``."""
+        self._windows = dict(windows)
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"name": self.name, "steps": list(self._steps)}
         if self.description:
@@ -131,6 +163,12 @@ class MaintenanceWorkflow:
             doc["parameters"] = list(self._parameters)
         if self._env:
             doc["env"] = dict(self._env)
+        if self._rollout is not None:
+            doc["rollout"] = dict(self._rollout)
+        if self._verifications:
+            doc["verifications"] = dict(self._verifications)
+        if self._windows:
+            doc["windows"] = dict(self._windows)
         return doc
 
     def definition(self) -> Workflow:
@@ -172,21 +210,22 @@ class Engine:
         *,
         params: Mapping[str, object] | None = None,
         targets: str | None = None,
-    ) -> WorkflowRun:
-        """Run ``workflow`` to its end and return its result."""
+    ) -> RolloutRun:
+        """Run ``workflow`` to its end (in waves when it has a rollout) and return its result."""
         from muster.testing import InMemoryStore
 
         if isinstance(workflow, MaintenanceWorkflow):
             workflow = workflow.definition()
         elif isinstance(workflow, str):
             workflow = load_workflow_text(workflow)
+        validate(workflow)
         hosts = (
             self.inventory.all_hosts()
             if isinstance(self.inventory, Inventory)
             else list(self.inventory)
         )
         transports = default_transports(self.auth, kinds={h.transport for h in hosts})
-        engine = WorkflowEngine(
+        engine = RolloutEngine(
             transports,
             self.inventory,
             store=InMemoryStore(),
@@ -207,6 +246,6 @@ class Engine:
         *,
         params: Mapping[str, object] | None = None,
         targets: str | None = None,
-    ) -> WorkflowRun:
+    ) -> RolloutRun:
         """Blocking form of :meth:`execute_async`."""
         return asyncio.run(self.execute_async(workflow, params=params, targets=targets))

@@ -79,6 +79,7 @@ from muster.errors import ConflictError, NotFoundError, ValidationError
 from muster.transports.base import Transport
 
 __all__ = [
+    "NO_HOSTS",
     "ScriptResolver",
     "WorkflowEngine",
     "WorkflowRun",
@@ -87,6 +88,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Why a host step did not run: its targets select no host of the instance.
+NO_HOSTS = "its targets match no host"
 
 #: Finds the version a named script step runs (pinned by version or hash, else latest).
 ScriptResolver = Callable[[ScriptRef], ScriptVersion]
@@ -133,6 +137,7 @@ def step_result_from_execution(step_id: str, attempt: int, execution: Execution)
             json=merge_events(run.events),
             message=run.message,
             duration=run.duration,
+            reason=run.reason.value if run.reason is not None else None,
         )
     return StepResult(step_id=step_id, attempt=attempt, hosts=hosts)
 
@@ -204,6 +209,12 @@ class _Live:
     approvals: dict[str, ApprovalRequest] = field(default_factory=dict)
     timer: asyncio.Task[None] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Where this instance's step targets select (None: the engine's inventory).
+    inventory: Inventory | Sequence[Host] | None = None
+    #: A host step whose targets select no host succeeds doing nothing (a rollout
+    #: runs the whole workflow on a part of the fleet: a web step has nothing to do
+    #: on a database wave).
+    lenient: bool = False
 
 
 class WorkflowEngine:
@@ -253,10 +264,14 @@ class WorkflowEngine:
         params: Mapping[str, object] | None = None,
         targets: str | None = None,
         created_by: str = "muster",
+        inventory: Inventory | Sequence[Host] | None = None,
+        lenient: bool = False,
     ) -> str:
         """Validate, coerce ``params``, save, start; return the instance id.
 
         Bad input (definition, parameters) raises before anything is stored.
+        ``inventory`` restricts this instance to those hosts (a rollout's wave);
+        with ``lenient`` a host step selecting none of them succeeds doing nothing.
         """
         if isinstance(workflow, str):
             workflow = load_workflow_text(workflow)
@@ -277,6 +292,8 @@ class WorkflowEngine:
             requester=created_by,
             state=state,
             revision=instance.revision,
+            inventory=inventory,
+            lenient=lenient,
         )
         self._live[instance.id] = live
         await self._apply(live, Start())
@@ -597,6 +614,10 @@ class WorkflowEngine:
             return
         finally:
             live.dispatchers.pop(step_id, None)
+        if result is None and live.lenient and why == NO_HOSTS:
+            message = "nothing to do: its targets select no host of this run"
+            await self._apply(live, StepFinished(step_id, attempt, True, message))
+            return
         if result is not None:
             self.store.record_step_result(live.id, result)
             live.results[step_id] = result
@@ -614,9 +635,10 @@ class WorkflowEngine:
     ) -> tuple[StepResult | None, str]:
         graph = live.graph
         try:
-            hosts = step_hosts(graph, step_id, self.inventory, live.params, live.targets)
+            inventory = self.inventory if live.inventory is None else live.inventory
+            hosts = step_hosts(graph, step_id, inventory, live.params, live.targets)
             if not hosts:
-                return None, "its targets match no host"
+                return None, NO_HOSTS
             script = live.scripts.get(step_id)
             launch = prepare_step(
                 graph,

@@ -30,8 +30,10 @@ from typing import Any, Final
 from muster.domain.approvals import ApprovalPolicy
 from muster.domain.jobtypes import JobType
 from muster.domain.params import ParameterSpec
+from muster.domain.rollout_spec import RolloutSpec
 from muster.domain.scripts import Shell
 from muster.domain.throttle import Throttle
+from muster.domain.verification import Verification
 from muster.errors import ValidationError
 
 __all__ = [
@@ -157,6 +159,9 @@ class Step:
     approval: ApprovalConfig | None = None
     conditional: ConditionalConfig | None = None
     delay: DelayConfig | None = None
+    #: A command undoing this step, run with the step's shell on the hosts where
+    #: the step ran, when a rollout rolls back (command/script/job steps only).
+    rollback: str | None = None
 
     def routes(self) -> tuple[tuple[str, str], ...]:
         """(field, target) of every route this step names, route words included."""
@@ -189,6 +194,14 @@ class Workflow:
     env: Mapping[str, str] = field(default_factory=dict)
     targets: str | None = None
     throttle: Throttle = field(default_factory=Throttle)
+    #: Progressive execution (waves, gates, rollback); None runs everything at once.
+    rollout: RolloutSpec | None = None
+    #: Before/after captures around chosen steps, compared per host.
+    verifications: tuple[Verification, ...] = ()
+    #: Maintenance windows: selector -> a recurring spec (``"Sun 01:00-03:00"``) or a
+    #: one-off period (``"2026-01-04T01:00Z/2026-01-04T03:00Z"``); several are
+    #: separated by ``;``.
+    windows: Mapping[str, str] = field(default_factory=dict)
 
     def step(self, step_id: str) -> Step:
         for step in self.steps:

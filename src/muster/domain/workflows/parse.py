@@ -18,8 +18,6 @@ Accepted shapes (seed 001's JSON and seed 003's YAML both read as written):
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -41,12 +39,26 @@ from muster.domain.workflows.model import (
     Workflow,
     WorkflowError,
 )
+from muster.domain.workflows.rollout_parse import parse_rollout, parse_verifications, parse_windows
+from muster.domain.workflows.write import workflow_hash, workflow_to_dict
 from muster.errors import ValidationError
 
 __all__ = ["load_workflow_text", "parse_workflow", "workflow_hash", "workflow_to_dict"]
 
 _TOP_KEYS: Final = frozenset(
-    {"name", "description", "parameters", "env", "targets", "throttle", "steps", "version"}
+    {
+        "name",
+        "description",
+        "parameters",
+        "env",
+        "targets",
+        "throttle",
+        "steps",
+        "version",
+        "rollout",
+        "verifications",
+        "windows",
+    }
 )
 _COMMON: Final = frozenset(
     {
@@ -65,6 +77,7 @@ _COMMON: Final = frozenset(
         "env",
         "throttle",
         "idempotent",
+        "rollback",
     }
 )
 _BY_TYPE: Final[Mapping[StepType, frozenset[str]]] = {
@@ -152,6 +165,9 @@ def parse_workflow(data: Mapping[str, Any]) -> Workflow:
         targets=_targets(data.get("targets"), None),
         throttle=_throttle(data.get("throttle"), None),
         steps=tuple(steps),
+        rollout=parse_rollout(data.get("rollout")),
+        verifications=parse_verifications(data.get("verifications")),
+        windows=parse_windows(data.get("windows")),
     )
 
 
@@ -195,6 +211,12 @@ def _step(raw: Any, key: str | None, index: int) -> Step:
         "throttle": _throttle(raw.get("throttle"), sid),
         "idempotent": _bool(raw.get("idempotent", False), sid, "idempotent"),
     }
+    if raw.get("rollback") is not None:
+        if not stype.runs_on_hosts:
+            raise WorkflowError(
+                f"a {stype.value} step has nothing to roll back", step=sid, field="rollback"
+            )
+        kwargs["rollback"] = _required_text(raw.get("rollback"), sid, "rollback")
     if stype is StepType.COMMAND:
         kwargs["command"] = _required_text(raw.get("command"), sid, "command")
         kwargs["shell"] = _shell(raw.get("shell", "sh"), sid)
@@ -573,109 +595,3 @@ def _parameters(value: Any) -> tuple[ParameterSpec, ...]:
     if len(set(names)) != len(names):
         raise WorkflowError("a parameter is declared twice", field="parameters")
     return tuple(specs)
-
-
-# -- writing back --------------------------------------------------------------
-
-
-def workflow_to_dict(workflow: Workflow) -> dict[str, Any]:
-    """The canonical JSON-ready form; :func:`parse_workflow` reads it back unchanged."""
-    out: dict[str, Any] = {"name": workflow.name}
-    if workflow.description:
-        out["description"] = workflow.description
-    if workflow.parameters:
-        out["parameters"] = [p.to_dict() for p in workflow.parameters]
-    if workflow.env:
-        out["env"] = dict(workflow.env)
-    if workflow.targets:
-        out["targets"] = workflow.targets
-    if workflow.throttle != Throttle():
-        out["throttle"] = _throttle_dict(workflow.throttle)
-    out["steps"] = [_step_dict(s) for s in workflow.steps]
-    return out
-
-
-def _throttle_dict(t: Throttle) -> dict[str, Any]:
-    return {
-        k: v for k, v in (("forks", t.forks), ("per_group", t.per_group), ("delay", t.delay)) if v
-    }
-
-
-def _step_dict(step: Step) -> dict[str, Any]:
-    d: dict[str, Any] = {"id": step.id, "type": step.type.value}
-    if step.name:
-        d["name"] = step.name
-    for key in ("targets", "on_success", "on_failure", "timeout"):
-        value = getattr(step, key)
-        if value is not None:
-            d[key] = value
-    if step.depends_on:
-        d["depends_on"] = list(step.depends_on)
-    if step.retries:
-        d["retries"] = step.retries
-    if step.retry_delay:
-        d["retry_delay"] = step.retry_delay
-    if step.env:
-        d["env"] = dict(step.env)
-    if step.throttle != Throttle():
-        d["throttle"] = _throttle_dict(step.throttle)
-    if step.idempotent:
-        d["idempotent"] = True
-    if step.type is StepType.COMMAND:
-        d["command"] = step.command
-        d["shell"] = step.shell.value
-    elif step.type is StepType.SCRIPT:
-        ref = step.script
-        assert ref is not None
-        if ref.body is not None:
-            d["body"] = ref.body
-        else:
-            d["script"] = ref.name
-            if ref.version is not None:
-                d["version"] = ref.version
-            if ref.hash is not None:
-                d["hash"] = ref.hash
-        d["shell"] = ref.shell.value
-        if step.parameters:
-            d["parameters"] = dict(step.parameters)
-    elif step.type is StepType.JOB:
-        assert step.job is not None
-        d["job"] = step.job.value
-        if step.job_fields:
-            d["fields"] = dict(step.job_fields)
-    elif step.type is StepType.APPROVAL:
-        a = step.approval
-        assert a is not None
-        d["approval"] = {"policy": a.policy.value, "approvers": list(a.approvers)}
-        if a.timeout is not None:
-            d["approval"]["timeout"] = a.timeout
-        if a.title:
-            d["approval"]["title"] = a.title
-    elif step.type is StepType.CONDITIONAL:
-        c = step.conditional
-        assert c is not None
-        d["config"] = {
-            k: v
-            for k, v in (
-                ("condition", c.condition),
-                ("on_true", c.on_true),
-                ("on_false", c.on_false),
-            )
-            if v is not None
-        }
-    else:
-        dl = step.delay
-        assert dl is not None
-        if dl.until is not None:
-            d["until"] = dl.until.isoformat()
-        else:
-            d["seconds"] = dl.seconds
-    return d
-
-
-def workflow_hash(workflow: Workflow) -> str:
-    """SHA-256 of the canonical form: saving identical content creates no new version."""
-    blob = json.dumps(
-        workflow_to_dict(workflow), sort_keys=True, separators=(",", ":"), default=str
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()

@@ -28,6 +28,8 @@ class HostOutcome:
     json: Mapping[str, Any] = field(default_factory=dict)
     message: str = ""
     duration: float | None = None
+    #: Why it did not succeed (a FailureReason value: ``unreachable`` ...), when known.
+    reason: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -43,6 +45,7 @@ class HostOutcome:
             "json": dict(self.json),
             "message": self.message,
             "duration": self.duration,
+            "reason": self.reason,
         }
 
     @classmethod
@@ -56,6 +59,7 @@ class HostOutcome:
             json=dict(data.get("json") or {}),
             message=data.get("message", ""),
             duration=data.get("duration"),
+            reason=data.get("reason"),
         )
 
 

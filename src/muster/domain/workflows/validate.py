@@ -26,6 +26,7 @@ from typing import Any
 from muster.domain.workflows.expr import parse_expression
 from muster.domain.workflows.model import ROUTE_WORDS, Step, StepType, Workflow, WorkflowError
 from muster.domain.workflows.refs import Field, Reference, find_references
+from muster.domain.workflows.rollout_parse import check_rollout_references
 
 __all__ = ["Graph", "step_references", "validate"]
 
@@ -126,6 +127,7 @@ def validate(workflow: Workflow) -> Graph:
         successors={k: tuple(v) for k, v in successors.items()},
     )
     _check_references(graph)
+    check_rollout_references(workflow)
     return graph
 
 
