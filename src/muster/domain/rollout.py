@@ -122,7 +122,9 @@ def host_failures(
     A host failed when a step did not succeed on it (in ``results`` order;
     ``labels`` renames synthetic steps in messages), or when its evidence of a
     verification named in ``gating`` did not pass. Verification tasks and
-    gating verifications mark the failure as a gate failure.
+    gating verifications mark the failure as a gate failure; a host that failed
+    a step keeps that reason (an ``unreachable`` host has no after-capture, and
+    counts against the threshold as unreachable, not as a verification).
     """
     wanted = set(hosts)
     tasks = set(verification_tasks)
@@ -149,8 +151,8 @@ def host_failures(
     for ev in evidence:
         if ev.host not in wanted or ev.passed or ev.verification not in gates:
             continue
-        if ev.host in out and out[ev.host].gate:
-            continue
+        if ev.host in out:
+            continue  # it failed a step: missing or odd evidence follows from that
         failed = [c.key for c in ev.checks if not c.passed]
         why = ev.error or (
             f"check(s) {', '.join(failed)} failed"
