@@ -262,7 +262,8 @@ def test_hosts_without_windows_never_hold_a_wave() -> None:
 
 def test_one_off_windows_a_few_seconds_long() -> None:
     start = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-    spec = f"{(start + dt.timedelta(seconds=5)).isoformat()}/{(start + dt.timedelta(seconds=9)).isoformat()}"
+    opens, closes = start + dt.timedelta(seconds=5), start + dt.timedelta(seconds=9)
+    spec = f"{opens.isoformat()}/{closes.isoformat()}"
     windows = window_objects("web", spec)
     fit = fit_wave({"web1": windows}, start, 2)
     assert (fit.status, fit.starts_at) == (FitStatus.WAITS, start + dt.timedelta(seconds=5))
