@@ -292,8 +292,6 @@ class RolloutEngine:
         state = self.run_state
         if state is None or state.status not in (RolloutStatus.FAILED, RolloutStatus.ABORTED):
             raise ConflictError("only a failed or aborted rollout can be rolled back")
-        if state.rollback:
-            raise ConflictError("this rollout was already rolled back")
         await self._rollback()
         state.finished_at = self.clock()
         self._notify()
