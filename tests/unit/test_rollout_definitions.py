@@ -9,6 +9,7 @@ import pytest
 
 import muster
 from muster.domain.rollout_spec import RetrySpec, Threshold, ThresholdScope, WaveSpec
+from muster.domain.verification import capture_script
 from muster.domain.workflows import (
     WorkflowError,
     load_workflow_text,
@@ -23,6 +24,7 @@ from muster.domain.workflows.rollout_steps import (
     with_captures,
 )
 
+MARKER = "MUSTER-CAPTURE-0123456789abcdef"
 STEPS: list[dict[str, Any]] = [
     {"id": "backup", "command": "echo b", "targets": "*", "rollback": "echo undo b"},
     {"id": "update_repos", "command": "echo u", "targets": "*"},
@@ -240,7 +242,7 @@ def test_a_verification_task_must_run_on_hosts() -> None:
 
 def test_captures_are_woven_around_the_tasks_without_cycles() -> None:
     wf = parse_workflow(_doc(verifications={"pkgs": VERIFY}))
-    woven, captures = with_captures(wf, "M")
+    woven, captures = with_captures(wf, MARKER)
     graph = validate(woven)
     before, after = captures.before["pkgs"], captures.after["pkgs"]
     assert set(woven.step("backup").depends_on) == {before}
@@ -249,15 +251,15 @@ def test_captures_are_woven_around_the_tasks_without_cycles() -> None:
     assert woven.step(after).depends_on == ("upgrade_packages",)
     assert woven.step(before).depends_on == ()
     assert graph.order.index(before) < graph.order.index("upgrade_packages")
-    assert "M BEGIN package_versions" in (woven.step(before).command or "")
+    assert woven.step(before).command == capture_script(VERIFY["commands"], MARKER)
     assert captures.labels()[after] == "verification pkgs (capture after)"
-    assert with_captures(parse_workflow(_doc()), "M")[1].ids == frozenset()
+    assert with_captures(parse_workflow(_doc()), MARKER)[1].ids == frozenset()
 
 
 def test_capture_before_a_task_that_depends_on_another_before_task() -> None:
     spec = {**VERIFY, "before_tasks": ["update_repos", "upgrade_packages"]}
     wf = parse_workflow(_doc(verifications={"pkgs": spec}))
-    woven, captures = with_captures(wf, "M")
+    woven, captures = with_captures(wf, MARKER)
     validate(woven)  # no cycle: the capture waits for nothing below the before-tasks
     assert woven.step(captures.before["pkgs"]).depends_on == ()
 
