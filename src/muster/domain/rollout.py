@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from muster.domain.hosts import Host
 from muster.domain.inventory import Inventory
@@ -21,7 +22,10 @@ from muster.domain.rollout_spec import RolloutSpec, Threshold
 from muster.domain.selectors import select
 from muster.domain.verification import HostEvidence
 from muster.domain.windows import HORIZON, MaintenanceWindow, OpenPeriod, open_periods
+from muster.domain.workflows.model import WorkflowError
+from muster.domain.workflows.render import step_hosts
 from muster.domain.workflows.results import StepResult
+from muster.domain.workflows.validate import Graph
 
 __all__ = [
     "FitStatus",
@@ -33,6 +37,7 @@ __all__ = [
     "host_failures",
     "host_windows",
     "plan_waves",
+    "rollout_target",
     "threshold_breached",
 ]
 
@@ -80,6 +85,33 @@ def _inventory_of(hosts: Sequence[Host]) -> Inventory:
     for host in hosts:
         inv.add_host(host)
     return inv
+
+
+def rollout_target(
+    graph: Graph,
+    inventory: Inventory | Sequence[Host],
+    values: Mapping[str, Any],
+    targets: str | None,
+    *,
+    strict: bool,
+) -> list[Host]:
+    """Every host some host step selects, in inventory order (a step whose targets
+    cannot be resolved raises when ``strict``, else it is left to fail when it runs)."""
+    chosen: dict[str, Host] = {}
+    for step in graph.workflow.steps:
+        if not step.type.runs_on_hosts:
+            continue
+        try:
+            hosts = step_hosts(graph, step.id, inventory, values, targets)
+        except WorkflowError:
+            if strict:
+                raise
+            continue
+        for host in hosts:
+            chosen.setdefault(host.name, host)
+    every = inventory.all_hosts() if isinstance(inventory, Inventory) else list(inventory)
+    order = {h.name: i for i, h in enumerate(every)}
+    return sorted(chosen.values(), key=lambda h: order.get(h.name, len(order)))
 
 
 # -- failures and the threshold --------------------------------------------------

@@ -33,37 +33,40 @@ import logging
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
 
 from muster.domain.hosts import Host, TransportKind
 from muster.domain.inventory import Inventory
 from muster.domain.params import coerce_values
 from muster.domain.rollout import (
-    FitStatus,
     HostFailure,
-    fit_wave,
     forecast_rollout,
     host_failures,
     host_windows,
     plan_waves,
+    rollout_target,
 )
 from muster.domain.rollout_gate import Gate, judge_gate, merge_results, wave_evidence
 from muster.domain.rollout_spec import RetrySpec, RolloutSpec
+from muster.domain.windows import MaintenanceWindow
 from muster.domain.workflows import (
     StepResult,
     Workflow,
-    WorkflowError,
     load_workflow_text,
     validate,
 )
-from muster.domain.workflows.render import step_hosts
 from muster.domain.workflows.rollout_parse import window_objects
 from muster.domain.workflows.rollout_steps import verification_task_workflow, with_captures
-from muster.domain.workflows.validate import Graph
 from muster.engine.dispatcher import DispatchPolicy, ExecutionListener
 from muster.engine.rollout_limits import HostLimiter
-from muster.engine.rollout_result import RolloutRun, RolloutStatus, WaveResult, WaveStatus
+from muster.engine.rollout_result import (
+    RolloutRun,
+    RolloutStatus,
+    WaveResult,
+    WaveStatus,
+    settle,
+)
 from muster.engine.rollout_rollback import RollbackRunner
+from muster.engine.rollout_windows import WindowWait
 from muster.engine.workflow import ScriptResolver, WorkflowEngine, WorkflowRun
 from muster.engine.workflow_store import WorkflowStore
 from muster.errors import ConflictError
@@ -141,7 +144,7 @@ class RolloutEngine:
         raw = dict(params or {})
         values = coerce_values(workflow.parameters, raw)
         spec = workflow.rollout
-        target = self._target(workflow, graph, values, targets, strict=spec is not None)
+        target = rollout_target(graph, self.inventory, values, targets, strict=spec is not None)
         waves = plan_waves(spec, target, self.inventory) if spec is not None else [target]
         planned = {h.name for w in waves for h in w}
         state = RolloutRun(
@@ -227,26 +230,9 @@ class RolloutEngine:
             if not wave.gate.passed:
                 stopped = f"stopped at wave {wave.index + 1}: {wave.gate.why}"
                 break
-        for wave in state.waves:
-            if wave.status is WaveStatus.PENDING:
-                wave.status = WaveStatus.NOT_RUN
-        if self._aborted:
-            state.status = RolloutStatus.ABORTED
-            state.message = "aborted (nothing rolled back)"
-        elif stopped:
-            state.status = RolloutStatus.FAILED
-            state.message = stopped
-            if spec is not None and spec.auto_rollback:
-                await self._rollback()
-        elif state.failed_servers:
-            state.status = RolloutStatus.FAILED
-            state.message = (
-                f"every wave ran; {len(state.failed_servers)} host(s) failed within the "
-                "failure threshold"
-            )
-        else:
-            state.status = RolloutStatus.SUCCEEDED
-            state.message = f"{len(state.waves)} wave(s), {total} host(s) succeeded"
+        settle(state, aborted=self._aborted, stopped=stopped, total=total)
+        if state.status is RolloutStatus.FAILED and stopped and spec and spec.auto_rollback:
+            await self._rollback()
         state.finished_at = self.clock()
         self._notify()
         return state
@@ -309,66 +295,25 @@ class RolloutEngine:
             except Exception:
                 log.exception("rollout observer failed")
 
-    def _target(
-        self,
-        workflow: Workflow,
-        graph: Graph,
-        values: Mapping[str, Any],
-        targets: str | None,
-        *,
-        strict: bool,
-    ) -> list[Host]:
-        """Every host some host step selects, in inventory order."""
-        chosen: dict[str, Host] = {}
-        for step in workflow.steps:
-            if not step.type.runs_on_hosts:
-                continue
-            try:
-                hosts = step_hosts(graph, step.id, self.inventory, values, targets)
-            except WorkflowError:
-                if strict:
-                    raise
-                continue
-            for host in hosts:
-                chosen.setdefault(host.name, host)
-        order = {h.name: i for i, h in enumerate(self._all_hosts())}
-        return sorted(chosen.values(), key=lambda h: order.get(h.name, len(order)))
-
     def _all_hosts(self) -> list[Host]:
         inv = self.inventory
         return inv.all_hosts() if isinstance(inv, Inventory) else list(inv)
 
     async def _wait_window(
-        self, wave: WaveResult, by_host: Mapping[str, Sequence[Any]], estimate: float
+        self, wave: WaveResult, by_host: Mapping[str, Sequence[MaintenanceWindow]], estimate: float
     ) -> bool:
         """Wait until the wave fits its hosts' windows; False when it never will."""
         if not by_host:
             return True
-        mine = {h: by_host.get(h, ()) for h in wave.hosts}
-        while not self._aborted:
-            fit = fit_wave(mine, self.clock(), estimate)
-            if fit.status is FitStatus.NOW:
-                return True
-            if fit.status is FitStatus.WILL_NOT_FIT:
-                wave.status = WaveStatus.FAILED
-                wave.wait_reason = f"wave {wave.index + 1} will not fit: {fit.reason}"
-                self._notify()
-                return False
-            assert fit.starts_at is not None
-            if wave.waited_for_window_until != fit.starts_at:
-                wave.status = WaveStatus.WAITING_WINDOW
-                wave.waited_for_window_until = fit.starts_at
-                wave.wait_reason = fit.reason
-                self._notify()
-            left = (fit.starts_at - self.clock()).total_seconds()
-            self._wakeup.clear()
-            sleeper = asyncio.ensure_future(self.sleep(min(max(left, 0.0), _WAIT_SLICE)))
-            woken = asyncio.ensure_future(self._wakeup.wait())
-            await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (sleeper, woken):
-                task.cancel()
-            await self._resumed.wait()
-        return False
+        return await WindowWait(
+            {h: by_host.get(h, ()) for h in wave.hosts},
+            clock=self.clock,
+            sleep=self.sleep,
+            wakeup=self._wakeup,
+            resumed=self._resumed,
+            aborted=lambda: self._aborted,
+            notify=self._notify,
+        ).until_fit(wave, estimate)
 
     def _throttle(self, workflow: Workflow) -> tuple[int, int | None, float]:
         t = workflow.throttle

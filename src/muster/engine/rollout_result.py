@@ -29,6 +29,7 @@ __all__ = [
     "RolloutStatus",
     "WaveResult",
     "WaveStatus",
+    "settle",
 ]
 
 
@@ -224,3 +225,25 @@ class RolloutRun:
             "rollback": {h: o.to_dict() for h, o in self.rollback.items()},
             "task_results": {k: r.to_dict() for k, r in self.task_results.items()},
         }
+
+
+def settle(state: RolloutRun, *, aborted: bool, stopped: str, total: int) -> None:
+    """The rollout's status once its waves are over (before any rollback)."""
+    for wave in state.waves:
+        if wave.status is WaveStatus.PENDING:
+            wave.status = WaveStatus.NOT_RUN
+    if aborted:
+        state.status = RolloutStatus.ABORTED
+        state.message = "aborted (nothing rolled back)"
+    elif stopped:
+        state.status = RolloutStatus.FAILED
+        state.message = stopped
+    elif state.failed_servers:
+        state.status = RolloutStatus.FAILED
+        state.message = (
+            f"every wave ran; {len(state.failed_servers)} host(s) failed within the "
+            "failure threshold"
+        )
+    else:
+        state.status = RolloutStatus.SUCCEEDED
+        state.message = f"{len(state.waves)} wave(s), {total} host(s) succeeded"
