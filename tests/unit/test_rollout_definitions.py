@@ -233,6 +233,17 @@ def test_rollback_only_on_host_steps() -> None:
     assert caught.value.field == "steps.wait.rollback"
 
 
+@pytest.mark.parametrize("ref", ["{{step_backup.stdout}}", "{{params.nope}}"])
+def test_a_rollback_reads_declared_parameters_only(ref: str) -> None:
+    doc = _doc(parameters=[{"name": "version", "type": "string"}])
+    doc["steps"][0]["rollback"] = f"echo {{{{params.version}}}} {ref}"
+    with pytest.raises(WorkflowError) as caught:
+        validate(parse_workflow(doc))
+    assert caught.value.field == "steps.backup.rollback"
+    doc["steps"][0]["rollback"] = "echo {{params.version}}"
+    validate(parse_workflow(doc))
+
+
 def test_a_verification_task_must_run_on_hosts() -> None:
     doc = _doc(rollout={"waves": [1], "verification_tasks": ["wait"]})
     doc["steps"].append({"id": "wait", "delay": 5})

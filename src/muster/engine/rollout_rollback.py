@@ -23,6 +23,7 @@ from muster.domain.workflows.rollout_steps import rollback_workflow
 from muster.engine.rollout_limits import HostLimiter
 from muster.engine.rollout_result import RollbackOutcome, RollbackState, WaveResult, WaveStatus
 from muster.engine.workflow import WorkflowRun
+from muster.errors import MusterError
 
 __all__ = ["RollbackRunner", "steps_to_undo"]
 
@@ -114,9 +115,14 @@ class RollbackRunner:
             waits = self._retry.delays()
             while True:
                 outcome.attempts += 1
-                run = await self._run(undo, host)
+                try:
+                    run = await self._run(undo, host)
+                except MusterError as exc:  # e.g. a parameter no longer valid: recorded
+                    why, got = str(exc), None
+                    break
                 result = run.results.get("rollback")
                 got = result.hosts.get(host.name) if result is not None else None
+                why = run.message
                 if got is not None:
                     outcome.steps[sid] = got
                 if got is None or got.reason not in UNREACHED or not waits:
@@ -134,7 +140,7 @@ class RollbackRunner:
             if got is None or not got.succeeded:
                 failed.append(sid)
                 if got is None:
-                    outcome.message = f"{sid}: {run.message}"
+                    outcome.message = f"{sid}: {why}"
         if failed:
             outcome.state = RollbackState.FAILED
             outcome.message = f"rollback of {', '.join(failed)} failed" + (

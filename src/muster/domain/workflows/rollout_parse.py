@@ -34,6 +34,7 @@ from muster.domain.rollout_spec import RetrySpec, RolloutSpec, Threshold, Thresh
 from muster.domain.verification import Verification, parse_verification, verification_to_dict
 from muster.domain.windows import MaintenanceWindow, WindowKind, WindowScope, parse_recurring
 from muster.domain.workflows.model import Workflow, WorkflowError
+from muster.domain.workflows.refs import find_references
 from muster.errors import ValidationError
 
 __all__ = [
@@ -312,8 +313,20 @@ def parse_windows(value: Any) -> dict[str, str]:
 
 
 def check_rollout_references(workflow: Workflow) -> None:
-    """Every step a rollout or a verification names exists (and can be captured)."""
+    """Every step a rollout or a verification names exists (and can be captured), and
+    rollback commands read nothing but parameters (they run alone, after the fact)."""
     steps = {s.id: s for s in workflow.steps}
+    declared = {p.name for p in workflow.parameters}
+    for step in workflow.steps:
+        if step.rollback is None:
+            continue
+        for _, ref in find_references(step.rollback, step=step.id, where="rollback"):
+            if ref.step is not None or ref.param not in declared:
+                raise WorkflowError(
+                    f"a rollback command may read declared parameters only ({{{{{ref.text}}}}})",
+                    step=step.id,
+                    field="rollback",
+                )
     if workflow.rollout is not None:
         for sid in workflow.rollout.verification_tasks:
             if sid not in steps:
