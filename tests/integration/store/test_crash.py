@@ -128,7 +128,12 @@ async def test_sigkill_mid_flight_loses_nothing_and_runs_nothing_twice(
     lost = [r for r in history if r.state is S.LOST]
     assert all(r.reason == "worker_lost" and r.owner == "A" for r in lost)
     if idempotent:
-        assert all(r.state is S.SUCCEEDED for r in current)
+        unfinished = [
+            (r.host_name, r.attempt, r.state, r.reason, r.owner)
+            for r in current
+            if r.state is not S.SUCCEEDED
+        ]
+        assert not unfinished, unfinished
         assert {r.retry_of for r in current if r.attempt == 2} == {r.id for r in lost}
     else:
         assert {r.state for r in current} <= {S.SUCCEEDED, S.LOST}
