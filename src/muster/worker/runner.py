@@ -210,8 +210,9 @@ class Worker:
 
     async def run(self) -> None:
         """Claim and run until :meth:`stop` finishes."""
-        self._running = True
+        # Registered before it counts as alive: a listing never misses a live worker.
         await self._register()
+        self._running = True
         beat = asyncio.create_task(self._heartbeats(), name=f"{self.worker_id}-heartbeat")
         sub = self.notifier.subscribe(QUEUE_KEY) if self.notifier is not None else None
         try:
