@@ -87,9 +87,7 @@ class WorkerOps(StoreCore):
         with self._tx() as tx:
             changed = tx.conn.execute(update(_w).where(_w.c.id == worker_id).values(**values))
             if changed.rowcount == 0:
-                tx.conn.execute(
-                    insert(_w).values(id=worker_id, drain_requested=False, **values)
-                )
+                tx.conn.execute(insert(_w).values(id=worker_id, drain_requested=False, **values))
             return _must(tx.conn, worker_id)
 
     def report_worker(self, worker_id: str, state: WorkerState) -> WorkerRecord | None:
