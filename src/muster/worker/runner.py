@@ -115,6 +115,10 @@ class Worker:
         self._draining = False
         #: A local drain (True) or resume (False) not yet written to the store's flag.
         self._pending_drain: bool | None = None
+        #: The state changed in a way a listing should see before the next heartbeat.
+        self._report_due = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reporting = asyncio.Lock()
         self._running = False
         self._done = asyncio.Event()
         self.completed = 0
@@ -146,16 +150,16 @@ class Worker:
         return self._draining
 
     def drain(self) -> None:
-        """Stop claiming now; the store's drain flag is set at the next heartbeat."""
+        """Stop claiming now; the store's drain flag is set with the next report."""
         self._draining = True
         self._pending_drain = True
-        self._changed.set()
+        self._poke(report=True)
 
     def resume(self) -> None:
-        """Claim again now; the store's drain flag is cleared at the next heartbeat."""
+        """Claim again now; the store's drain flag is cleared with the next report."""
         self._draining = False
         self._pending_drain = False
-        self._changed.set()
+        self._poke(report=True)
 
     def apply_drain(self, requested: bool) -> None:
         """Follow a drain flag already written to the store (by the server, for the
@@ -163,7 +167,25 @@ class Worker:
         self._pending_drain = None
         if requested != self._draining:
             self._draining = requested
+            self._poke(report=True)
+
+    def _poke(self, *, report: bool = False) -> None:
+        """Wake the main loop (safe from any thread: routes call drain() from theirs);
+        ``report`` makes it write its state now rather than at the next heartbeat."""
+        if report:
+            self._report_due = True
+        loop = self._loop
+        if loop is None or loop.is_closed():
             self._changed.set()
+            return
+        try:
+            same = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            same = False
+        if same:
+            self._changed.set()
+        else:
+            loop.call_soon_threadsafe(self._changed.set)
 
     @property
     def state(self) -> WorkerState:
@@ -210,6 +232,7 @@ class Worker:
 
     async def run(self) -> None:
         """Claim and run until :meth:`stop` finishes."""
+        self._loop = asyncio.get_running_loop()
         # Registered before it counts as alive: a listing never misses a live worker.
         await self._register()
         self._running = True
@@ -217,6 +240,9 @@ class Worker:
         sub = self.notifier.subscribe(QUEUE_KEY) if self.notifier is not None else None
         try:
             while not self._stopping:
+                if self._report_due:
+                    self._report_due = False
+                    await self.report()
                 free = self.concurrency - len(self._held)
                 if self._draining or free <= 0:
                     await self._wait_change(self.poll_seconds)
@@ -295,6 +321,8 @@ class Worker:
         finally:
             self._held.pop(held.claim.id, None)
             self.completed += 1
+            # The last run of a draining worker ended: say "drained" now.
+            self._report_due = self._report_due or (self._draining and not self._held)
             self._changed.set()
 
     async def _execute(self, held: _Held) -> None:
@@ -337,7 +365,14 @@ class Worker:
         return rec
 
     async def report(self) -> None:
-        """Write this worker's state and follow the drain flag read back with it."""
+        """Write this worker's state and follow the drain flag read back with it.
+
+        One report at a time (the heartbeat, the main loop and tests all call it), so a
+        state computed before a drain changed can never land after the new one."""
+        async with self._reporting:
+            await self._report()
+
+    async def _report(self) -> None:
         try:
             pending = self._pending_drain
             if pending is not None:
