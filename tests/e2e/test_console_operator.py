@@ -1,7 +1,8 @@
 """The operator's pages in real headless Chromium against one real server: the
 dashboard, the approvals inbox, hosts (add, edit, import with preview, delete, last
-contact and result, workers), the command box with its live view and combined log,
-and administration (users, tokens, credentials, webhooks, audit).
+contact and result), the workers of the fleet (drained and resumed), the command
+box with its live view and combined log, and administration (users, tokens,
+credentials, webhooks, audit).
 
 Each page is used by a user whose role allows it and visited by one whose role
 does not: the link or button is absent and the route answers the console's HTML
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -26,7 +28,7 @@ from muster.app import SshOptions, default_transports
 from muster.server.embedded import embedded_worker_factory
 from muster.testing.simfleet import SimFleet
 from tests.integration.server.conftest import register_fleet
-from tests.integration.server.harness import LiveServer, server_settings
+from tests.integration.server.harness import LiveServer, server_settings, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -307,9 +309,7 @@ db-2 ansible_host=10.0.0.12 ansible_port=2222
 """
 
 
-def test_hosts_add_edit_import_delete_contact_and_workers(
-    session: Session, server: LiveServer
-) -> None:
+def test_hosts_add_edit_import_delete_and_contact(session: Session, server: LiveServer) -> None:
     ops = session.tab("ops")
     # last contact and last result come from real runs on the simulated hosts
     with api_as(server, "ops") as api:
@@ -363,14 +363,6 @@ def test_hosts_add_edit_import_delete_contact_and_workers(
     expect(ops.get_by_role("status")).to_have_text("Host app-1 deleted.")
     expect(ops.locator("#hosts tbody tr", has_text="app-1")).to_have_count(0)
 
-    ops.goto("/workers")
-    look(ops, "workers")
-    ops.once("dialog", lambda dialog: dialog.accept())
-    ops.get_by_role("button", name="Drain").click()
-    expect(ops.locator("#workers")).to_contain_text("draining")
-    ops.get_by_role("button", name="Resume").click()
-    expect(ops.locator("#workers")).to_contain_text("taking work")
-
     vic = session.tab("vic")
     vic.goto("/hosts?done=Your+session+expired:+log+in+at+evil.example")
     expect(vic.locator("#hosts")).to_be_visible()
@@ -380,13 +372,81 @@ def test_hosts_add_edit_import_delete_contact_and_workers(
     vic.goto("/hosts/db-1")
     expect(vic.get_by_role("link", name="Edit")).to_have_count(0)
     expect(vic.get_by_role("button", name="Delete")).to_have_count(0)
-    vic.goto("/workers")
-    expect(vic.get_by_role("button", name="Drain")).to_have_count(0)
     refused(vic, "/hosts/new")
     refused(vic, "/hosts/import")
     refused(vic, "/hosts/db-1/edit")
     refused(vic, "/hosts/db-1/delete", "POST")
-    refused(vic, "/workers/drain", "POST")
+
+
+def _worker_state(api: httpx.Client, worker_id: str) -> str:
+    return str(api.get(f"/api/v1/workers/{quote(worker_id, safe='')}").json()["state"])
+
+
+def test_workers_page_lists_the_fleet_drains_and_resumes(
+    session: Session, server: LiveServer
+) -> None:
+    from muster.server.auth import security_store
+
+    store = security_store(server.app)
+    # Two workers of other machines: one that died without a word (its lease long
+    # gone), one alive that this page can drain although no process here runs it.
+    store.register_worker("far-lost", hostname="node-gone", pid=11, lease_seconds=0.001)
+    store.register_worker("far-up", hostname="node-b", pid=22, lease_seconds=3600)
+    with api_as(server, "ops") as api:
+        own_id = next(w["id"] for w in api.get("/api/v1/workers").json()["items"] if w["embedded"])
+
+    ops = session.tab("ops")
+    ops.goto("/hosts")
+    ops.get_by_role("link", name="Workers").click()
+    expect(ops.get_by_role("heading", name="Workers")).to_be_visible()
+    expect(ops.locator("header nav a[aria-current=page]")).to_have_text("Hosts")
+    rows = ops.locator("#workers tbody tr")
+    own = rows.filter(has_text="(this server)")
+    expect(own.locator(".worker-state")).to_have_text("running")
+    expect(rows.filter(has_text="far-lost").locator(".worker-state")).to_have_text("lost")
+    far = rows.filter(has_text="far-up")
+    expect(far.locator("td[data-label='Host']")).to_have_text("node-b")
+    expect(far.locator("td[data-label='PID']")).to_have_text("22")
+    expect(far.locator(".worker-state")).to_have_text("running")
+    look(ops, "workers")
+
+    ops.once("dialog", lambda dialog: dialog.accept())
+    own.get_by_role("button", name="Drain").click()
+    expect(ops.get_by_role("status")).to_contain_text(f"Worker {own_id} claims nothing new")
+    expect(own.locator("td[data-label='Drain asked']")).to_contain_text("ops")
+    expect(own.get_by_role("button", name="Resume")).to_be_visible()
+    with api_as(server, "ops") as api:
+        # It holds nothing, so it answers "drained" (written by the worker itself).
+        wait_for(lambda: _worker_state(api, own_id) == "drained", what="drained")
+    ops.reload()
+    expect(own.locator(".worker-state")).to_have_text("drained")
+
+    # The other machine's worker: the flag is set; its state stays its own word.
+    ops.once("dialog", lambda dialog: dialog.accept())
+    far.get_by_role("button", name="Drain").click()
+    expect(far.locator("td[data-label='Drain asked']")).to_contain_text("ops")
+    expect(far.locator(".worker-state")).to_have_text("running")
+
+    own.get_by_role("button", name="Resume").click()
+    expect(ops.get_by_role("status")).to_have_text(f"Worker {own_id} takes work again.")
+    with api_as(server, "ops") as api:
+        wait_for(lambda: _worker_state(api, own_id) == "running", what="running again")
+        audit = api.get("/api/v1/audit?action=worker.drain").json()["items"]
+        assert {a["target"] for a in audit} >= {f"worker:{own_id}", "worker:far-up"}
+        assert all(a["actor"] == "ops" for a in audit)
+        far_id = quote("far-up")
+        assert api.post(f"/api/v1/workers/{far_id}/resume").json()["draining"] is False
+    ops.reload()
+    expect(own.locator(".worker-state")).to_have_text("running")
+    expect(own.get_by_role("button", name="Drain")).to_be_visible()
+
+    vic = session.tab("vic")
+    vic.goto("/workers")
+    expect(vic.locator("#workers tbody tr")).to_have_count(rows.count())
+    expect(vic.get_by_role("button", name="Drain")).to_have_count(0)
+    expect(vic.get_by_role("button", name="Resume")).to_have_count(0)
+    refused(vic, f"/workers/{quote(own_id, safe='')}/drain", "POST")
+    refused(vic, "/workers/far-up/resume", "POST")
 
 
 # -- the command box and the combined log --------------------------------------------

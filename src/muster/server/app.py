@@ -31,6 +31,7 @@ from muster.server import (
     stream,
     webhooks,
     windows,
+    workers,
     workflows,
 )
 from muster.server.context import ServerContext, WorkerControl
@@ -148,7 +149,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (scripts, executions, stream, hosts, jobs, webhooks, windows, health):
+    for module in (scripts, executions, stream, hosts, jobs, webhooks, windows, workers, health):
         app.include_router(module.router)
     app.include_router(schedules_router)
     app.include_router(workflows.definitions)

@@ -43,6 +43,10 @@ class EmbeddedWorker:
             _log.error("embedded worker died", exc_info=task.exception())
 
     @property
+    def worker_id(self) -> str:
+        return self.worker.worker_id
+
+    @property
     def alive(self) -> bool:
         return not self._task.done() and self.worker.alive
 
@@ -55,6 +59,9 @@ class EmbeddedWorker:
 
     def resume(self) -> None:
         self.worker.resume()
+
+    def apply_drain(self, requested: bool) -> None:
+        self.worker.apply_drain(requested)
 
     def describe(self) -> dict[str, Any]:
         return {**self.worker.describe(), "embedded": True}

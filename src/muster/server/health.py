@@ -1,16 +1,15 @@
-"""``/health`` and ``/metrics`` (Prometheus text), plus worker drain and resume."""
+"""``/health`` and ``/metrics`` (Prometheus text); workers are in ``server/workers.py``."""
 
 from __future__ import annotations
 
 import datetime as dt
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from muster.domain.states import ExecutionStatus, HostRunState
-from muster.errors import ConflictError
 from muster.server.context import ServerContext, get_context
 from muster.server.metrics import render_prometheus
 
@@ -62,30 +61,3 @@ def metrics(ctx: Ctx) -> PlainTextResponse:
         uptime=(dt.datetime.now(dt.UTC) - ctx.started_at).total_seconds(),
     )
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
-
-
-def _worker(ctx: ServerContext) -> Any:
-    if ctx.worker is None:
-        raise ConflictError("this server runs no embedded worker")
-    return ctx.worker
-
-
-@router.get("/api/v1/workers", tags=["workers"])
-def workers(ctx: Ctx) -> dict[str, Any]:
-    worker = ctx.worker
-    return {"items": [worker.describe()] if worker is not None else []}
-
-
-@router.post("/api/v1/workers/drain", tags=["workers"])
-def drain(ctx: Ctx) -> dict[str, Any]:
-    """Stop claiming new host runs; runs in flight finish. The process keeps serving."""
-    worker = _worker(ctx)
-    worker.drain()
-    return dict(worker.describe())
-
-
-@router.post("/api/v1/workers/resume", tags=["workers"])
-def resume(ctx: Ctx) -> dict[str, Any]:
-    worker = _worker(ctx)
-    worker.resume()
-    return dict(worker.describe())

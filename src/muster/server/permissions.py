@@ -53,9 +53,15 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
     ("GET", "/metrics"): P.JOBS_VIEW,
+    # workers: drains and resumes audit themselves (WorkerService)
     ("GET", "/api/v1/workers"): P.JOBS_VIEW,
-    ("POST", "/api/v1/workers/drain"): P.ADMIN,
-    ("POST", "/api/v1/workers/resume"): P.ADMIN,
+    ("GET", "/api/v1/workers/{worker_id}"): P.JOBS_VIEW,
+    ("POST", "/api/v1/workers/drain"): Rule(P.ADMIN, True),
+    ("POST", "/api/v1/workers/resume"): Rule(P.ADMIN, True),
+    ("POST", "/api/v1/workers/{worker_id}/drain"): Rule(P.ADMIN, True),
+    ("POST", "/api/v1/workers/{worker_id}/resume"): Rule(P.ADMIN, True),
+    ("POST", "/workers/{worker_id}/drain"): Rule(P.ADMIN, True),
+    ("POST", "/workers/{worker_id}/resume"): Rule(P.ADMIN, True),
     # scripts (seed 001: scripts.manage includes executing them)
     ("GET", f"{_A}/scripts"): P.SCRIPTS_VIEW,
     ("POST", f"{_A}/scripts"): P.SCRIPTS_MANAGE,

@@ -39,6 +39,7 @@ from muster.domain.scripts import Library, ScriptVersion, Shell
 from muster.domain.states import ExecutionStatus, FailureReason, HostRunState, Priority
 from muster.domain.throttle import Throttle
 from muster.store.windows import WindowStore
+from muster.store.worker_records import WorkerStore
 
 __all__ = [
     "CANCELLABLE_STATES",
@@ -598,6 +599,7 @@ class HealthReads(Protocol):
 
 class Store(
     WindowStore,
+    WorkerStore,
     ScriptStore,
     HostStore,
     ExecutionStore,

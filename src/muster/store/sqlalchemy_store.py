@@ -4,7 +4,8 @@ Scripts (``_scripts``), hosts (``_hosts``), executions and their actions
 (``_executions``), the queue and reaper (``_queue``), output (``_output``),
 the console's reads (``console_reads``), the health and metrics reads
 (``_metrics``), and the server's areas (users and tokens in
-``security_ops``, sessions, audit, approvals and their rules, credentials)
+``security_ops``, sessions, audit, approvals and their rules, credentials,
+worker presence in ``worker_ops``)
 are separate modules; :class:`SqlStore` joins them, so one object per
 process holds every area (:mod:`muster.store.protocols` names them).
 :func:`open_store` is the edge: it builds the engine, runs migrations,
@@ -36,6 +37,7 @@ from muster.store.security_ops import SecurityOps
 from muster.store.session_store import SessionOps
 from muster.store.webhooks import WebhookOps
 from muster.store.window_ops import WindowOps
+from muster.store.worker_ops import WorkerOps
 from muster.store.workflow_store import WorkflowSqlOps
 
 __all__ = ["SqlStore", "libpq_conninfo", "open_store"]
@@ -58,6 +60,7 @@ class SqlStore(
     ApprovalPolicyOps,
     WebhookOps,
     WindowOps,
+    WorkerOps,
     WorkflowSqlOps,
 ):
     """The :class:`~muster.store.base.Store` over SQLAlchemy, and every area of

@@ -23,6 +23,7 @@ from muster.domain.windows import MaintenanceWindow
 from muster.errors import NotFoundError
 from muster.store.base import ExecutionRecord, HostRecord, OutputChunk
 from muster.store.notify import Notifier, execution_key
+from muster.store.worker_records import WorkerRecord
 from muster.testing._memory_rows import ExecutionRow, RunRow, ScriptRow
 
 __all__ = ["ANY_OWNER", "Changes", "MemoryCore", "new_id"]
@@ -93,6 +94,8 @@ class MemoryCore:
             self._mwindows: dict[str, tuple[MaintenanceWindow, dt.datetime]] = {}
             self._holds: dict[str, Any] = {}
             self._overrides: dict[str, tuple[str | None, dt.datetime]] = {}
+            #: Worker processes by id (``_memory_workers``).
+            self._workers: dict[str, WorkerRecord] = {}
 
     def close(self) -> None:
         self.notifier.close()

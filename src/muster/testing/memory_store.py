@@ -30,7 +30,8 @@ It also keeps the webhook outbox's contract
 (:class:`~muster.store.outbox.WebhookStore`: one row per event key, leased
 claims, compare-and-set finishes), so the webhook services run on it, and
 maintenance windows (:class:`~muster.store.windows.WindowStore`: the claim's
-gate, holds, overrides and the sweep at closes).
+gate, holds, overrides and the sweep at closes), and worker presence
+(:class:`~muster.store.worker_records.WorkerStore`: heartbeats, the drain flag).
 
 And it keeps workflow definitions and instances
 (:class:`~muster.engine.workflow_store.WorkflowStore`: versions by content
@@ -53,6 +54,7 @@ from muster.testing._memory_queue import QueueOps
 from muster.testing._memory_schedules import ScheduleOps
 from muster.testing._memory_webhooks import WebhookOps
 from muster.testing._memory_windows import WindowOps
+from muster.testing._memory_workers import WorkerOps
 from muster.testing._memory_workflows import WorkflowOps
 
 if TYPE_CHECKING:
@@ -65,7 +67,14 @@ __all__ = ["InMemoryStore"]
 
 
 class InMemoryStore(
-    CatalogOps, ExecutionOps, QueueOps, WebhookOps, WindowOps, WorkflowOps, ScheduleOps
+    CatalogOps,
+    ExecutionOps,
+    QueueOps,
+    WebhookOps,
+    WindowOps,
+    WorkerOps,
+    WorkflowOps,
+    ScheduleOps,
 ):
     """The Store contract in memory; see the module docstring.
 

@@ -40,6 +40,7 @@ def console_router() -> APIRouter:
         pages_scripts,
         pages_vault,
         pages_windows,
+        pages_workers,
         pages_workflows,
     )
 
@@ -51,6 +52,7 @@ def console_router() -> APIRouter:
         pages_executions,
         pages_history,
         pages_hosts,
+        pages_workers,
         pages_windows,
         pages_schedules,
         pages_login,
@@ -61,6 +63,7 @@ def console_router() -> APIRouter:
         pages_admin,
         pages_vault,
         pages_audit,
+        pages_workers,
         pages_workflows,
     ):
         router.include_router(module.router)

@@ -1,6 +1,6 @@
 """Hosts: the fleet with groups, labels, last contact and last result; add, edit,
 delete, import an inventory (previewed before anything is written); one host's
-recent runs; the workers, drained and resumed.
+recent runs (the workers are in ``pages_workers``).
 
 Every change goes through the JSON API's own handlers
 (:mod:`muster.server.hosts`), so the console checks exactly what the API
@@ -246,37 +246,6 @@ async def import_apply(request: Request) -> RedirectResponse:
     return notice_redirect(
         "/hosts", f"Imported {out.total} hosts: {len(out.created)} new, {len(out.updated)} updated."
     )
-
-
-# -- workers -------------------------------------------------------------------------
-
-
-@router.get("/workers", response_class=HTMLResponse)
-def workers(request: Request, done: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
-    ctx = web_context(request)
-    items = [ctx.worker.describe()] if ctx.worker is not None else []
-    return page(request, "workers.html", workers=items, done=checked_notice(request))
-
-
-def _worker_action(request: Request, drain: bool) -> RedirectResponse:
-    ctx = web_context(request)
-    if ctx.worker is None:
-        raise ConflictError("this server runs no embedded worker")
-    if drain:
-        ctx.worker.drain()
-        return notice_redirect("/workers", "The worker claims nothing new; running work finishes.")
-    ctx.worker.resume()
-    return notice_redirect("/workers", "The worker takes work again.")
-
-
-@router.post("/workers/drain", response_class=HTMLResponse)
-def drain(request: Request) -> RedirectResponse:
-    return _worker_action(request, True)
-
-
-@router.post("/workers/resume", response_class=HTMLResponse)
-def resume(request: Request) -> RedirectResponse:
-    return _worker_action(request, False)
 
 
 # -- one host ------------------------------------------------------------------------

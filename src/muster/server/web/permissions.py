@@ -76,8 +76,6 @@ WEB_RULES: Final[dict[tuple[str, str], Permission | str]] = {
     ("GET", "/hosts/import"): P.HOSTS_MANAGE,
     ("POST", "/hosts/import"): P.HOSTS_MANAGE,
     ("GET", "/workers"): P.JOBS_VIEW,
-    ("POST", "/workers/drain"): P.ADMIN,
-    ("POST", "/workers/resume"): P.ADMIN,
     ("GET", "/admin"): "authenticated",
     ("GET", "/admin/users"): P.ADMIN,
     ("GET", "/tokens"): "authenticated",

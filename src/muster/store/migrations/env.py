@@ -14,6 +14,7 @@ with contextlib.suppress(ImportError):
     import muster.store.security_tables
     import muster.store.webhooks
     import muster.store.window_tables
+    import muster.store.worker_tables
     import muster.store.workflow_tables  # noqa: F401
 
 connection = context.config.attributes.get("connection")
