@@ -134,7 +134,9 @@ def check_document(doc: object) -> Mapping[str, Any]:
     waves = _need(doc, "waves", list, "a list of waves")
     for i, wave in enumerate(waves):
         if not isinstance(wave, Mapping) or not isinstance(wave.get("hosts"), list):
-            raise ValidationError(f"waves[{i}] must be an object with a list of hosts", field="waves")
+            raise ValidationError(
+                f"waves[{i}] must be an object with a list of hosts", field="waves"
+            )
     for key in ("verification_results", "rollback"):
         if key in doc and not isinstance(doc[key], Mapping):
             raise ValidationError(f"{key!r} must be an object", field=key)

@@ -19,7 +19,7 @@ _r = rollout_reports
 _LISTED = [c for c in _r.c if c.name != "document"]
 
 
-def _record(row: Mapping[str, Any]) -> RolloutReportRecord:
+def _record(row: RowMapping | Mapping[str, Any]) -> RolloutReportRecord:
     return RolloutReportRecord(
         id=row["id"],
         workflow=row["workflow"],

@@ -54,9 +54,7 @@ def test_publishing_the_same_report_again_changes_nothing(
     assert len(store.list_rollout_reports()) == 1
 
 
-def test_other_content_under_a_published_id_conflicts(
-    store: Store, report: dict[str, Any]
-) -> None:
+def test_other_content_under_a_published_id_conflicts(store: Store, report: dict[str, Any]) -> None:
     _publish(store, report)
     changed = {**report, "status": "succeeded"}
     with pytest.raises(ConflictError, match="already published with other content"):

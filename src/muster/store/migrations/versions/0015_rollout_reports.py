@@ -34,9 +34,7 @@ def upgrade() -> None:
         sa.Column("document", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rollout_reports")),
     )
-    op.create_index(
-        op.f("ix_rollout_reports_published_at"), "rollout_reports", ["published_at"]
-    )
+    op.create_index(op.f("ix_rollout_reports_published_at"), "rollout_reports", ["published_at"])
 
 
 def downgrade() -> None:
