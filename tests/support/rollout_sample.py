@@ -12,6 +12,7 @@ captured, so the report has a secret to mask.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,12 @@ async def _run(state: Path) -> tuple[RolloutRun, dict[str, Any]]:
 
 
 def run_sample(state: Path) -> tuple[RolloutRun, dict[str, Any]]:
-    """Run the sample rollout under ``state``: (the result, its report document)."""
-    return asyncio.run(_run(state))
+    """Run the sample rollout under ``state``: (the result, its report document).
+
+    In a thread of its own, so a caller already inside an event loop (Playwright's
+    sync API keeps one) can use it too."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _run(state)).result()
 
 
 def sample_report(state: Path) -> dict[str, Any]:
