@@ -31,6 +31,7 @@ __all__ = [
     "ReportSummary",
     "check_document",
     "document_hash",
+    "host_entries",
     "mask_document",
     "secret_parameter_values",
     "summarize",
@@ -141,6 +142,79 @@ def check_document(doc: object) -> Mapping[str, Any]:
         if key in doc and not isinstance(doc[key], Mapping):
             raise ValidationError(f"{key!r} must be an object", field=key)
     return doc
+
+
+_ROLLBACK_STATE: Final = {
+    "rolled_back": HostState.ROLLED_BACK,
+    "failed": HostState.ROLLBACK_FAILED,
+    "unreachable": HostState.ROLLBACK_FAILED,
+}
+_UNDERWAY: Final = frozenset({"pending", "waiting_window", "running", "soaking"})
+
+
+def _failure_reason(failure: Mapping[str, Any]) -> str:
+    reason = str(failure.get("reason") or "failed")
+    if failure.get("step"):
+        reason += f" at {failure['step']}"
+    if failure.get("detail"):
+        reason += f": {failure['detail']}"
+    return reason
+
+
+def _host_state(
+    wave: Mapping[str, Any], host: str, rollback: Mapping[str, Any]
+) -> tuple[HostState, str]:
+    failures = wave.get("failed_hosts")
+    failure = failures.get(host) if isinstance(failures, Mapping) else None
+    reason = _failure_reason(failure) if isinstance(failure, Mapping) else ""
+    outcome = rollback.get(host)
+    if isinstance(outcome, Mapping) and outcome.get("state") in _ROLLBACK_STATE:
+        said = str(outcome.get("message") or "")
+        if said:
+            reason = f"{reason}; {said}" if reason else said
+        return _ROLLBACK_STATE[outcome["state"]], reason
+    if reason:
+        return HostState.FAILED, reason
+    if wave.get("status") == "not_run":
+        return HostState.NOT_RUN, "an earlier wave stopped the rollout"
+    if wave.get("status") in _UNDERWAY:
+        return HostState.RUNNING, ""
+    return HostState.SUCCEEDED, ""
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def host_entries(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each host of a checked document (``RolloutRun.to_dict()``'s shape): its wave,
+    state and reason, rollback outcome, flag, pass/fail, drift keys and evidence from
+    every verification. What the rollout view and the drift report read."""
+    rollback: Mapping[str, Any] = _mapping(doc.get("rollback"))
+    by_verification = _mapping(doc.get("verification_results"))
+    listed = doc.get("flagged_hosts")
+    flagged: list[Any] = listed if isinstance(listed, list) else []
+    out: dict[str, dict[str, Any]] = {}
+    for wave in doc["waves"]:
+        for host in wave["hosts"]:
+            state, reason = _host_state(wave, host, rollback)
+            evidence = [
+                by_host[host]
+                for by_host in by_verification.values()
+                if isinstance(by_host, Mapping) and isinstance(by_host.get(host), Mapping)
+            ]
+            outcome = rollback.get(host)
+            out[host] = {
+                "wave": wave.get("index", 0),
+                "state": state.value,
+                "reason": reason,
+                "rollback": outcome.get("state") if isinstance(outcome, Mapping) else None,
+                "flagged": host in flagged,
+                "passed": all(e.get("passed") is not False for e in evidence),
+                "drift": sorted({str(k) for e in evidence for k in e.get("drift") or ()}),
+                "evidence": evidence,
+            }
+    return out
 
 
 def summarize(doc: Mapping[str, Any]) -> ReportSummary:

@@ -12,7 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from muster.domain.rollout_report import check_document, document_hash, mask_document, summarize
+from muster.domain.rollout_report import (
+    check_document,
+    document_hash,
+    host_entries,
+    mask_document,
+    summarize,
+)
 from muster.services.actor import Actor
 from muster.store.rollout_reports import PublishedReport, RolloutReportStore
 
@@ -45,7 +51,11 @@ class RolloutReportService:
         self.secrets = secrets
 
     def publish(self, who: Actor | None, document: object) -> PublishedReport:
-        doc = mask_document(check_document(document), self.secrets())
+        checked = check_document(document)
+        if not isinstance(checked.get("hosts"), Mapping):
+            # A plain RolloutRun.to_dict() (an older writer): derive the host view.
+            checked = {**checked, "hosts": host_entries(checked)}
+        doc = mask_document(checked, self.secrets())
         summary = summarize(doc)
         out = self.store.publish_rollout_report(
             summary,
