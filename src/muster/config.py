@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=4096)
     #: Largest inventory upload (``POST /api/v1/hosts/import``) in bytes.
     max_import_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)
+    #: Largest published rollout report (``POST /api/v1/rollouts``) in bytes (413 above).
+    max_rollout_report_bytes: int = Field(default=1024 * 1024, ge=4096)
     #: Most hosts one import may define (422 above it). It also bounds the
     #: parse: at most 10 host entries per host (a host named on several lines
     #: counts once per line) and 50 variables per host once group variables

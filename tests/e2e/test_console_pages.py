@@ -37,6 +37,7 @@ from tests.e2e.console_kit import (
     watch,
 )
 from tests.integration.server.harness import LiveServer, wait_for
+from tests.support.rollout_sample import sample_report
 
 if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
     print(f"{CHROMIUM} is missing: console page tests skipped")
@@ -97,7 +98,7 @@ def _try_create(live: LiveServer, path: str, body: dict[str, Any], key: str = "i
 
 
 @pytest.fixture(scope="module")
-def values(server: LiveServer) -> dict[str, str]:
+def values(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A real object for every path parameter the pages use."""
     params = [
         {"name": "count", "type": "integer", "required": True, "description": "how many"},
@@ -189,6 +190,11 @@ def values(server: LiveServer) -> dict[str, str]:
             found["instance_id"] = _try_create(
                 server, f"/api/v1/automation/workflows/{found['workflow']}/start", {}
             )
+    if any("{rollout_id}" in p for p in PAGES):
+        # A real rollout's report (the engine on local hosts), with a flagged host.
+        report = sample_report(tmp_path_factory.mktemp("walk-rollout"))
+        found["rollout_id"] = _try_create(server, "/api/v1/rollouts", report)
+        found["rollout_host"] = "h3"
     return {k: v for k, v in found.items() if v is not None}
 
 

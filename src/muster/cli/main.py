@@ -65,6 +65,10 @@ COMMANDS: dict[str, LazyCommand] = {
     "script": LazyCommand("muster.cli.script_cmd:app", "Manage the server's script library."),
     "exec": LazyCommand("muster.cli.exec_cmd:app", "Start, follow, cancel and retry executions."),
     "workflow": LazyCommand("muster.cli.workflow_cmd:app", "Run, preview and manage workflows."),
+    "rollout": LazyCommand(
+        "muster.cli.rollout_cmd:app",
+        "Publish rollout reports to the server and read them back.",
+    ),
     "approval": LazyCommand("muster.cli.approval_cmd:app", "List and decide approval requests."),
     "window": LazyCommand(
         "muster.cli.window_cmd:window_app", "Maintenance windows: when hosts may start runs."

@@ -27,6 +27,7 @@ from muster.server import (
     health,
     hosts,
     jobs,
+    rollouts,
     scripts,
     stream,
     webhooks,
@@ -149,7 +150,18 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (scripts, executions, stream, hosts, jobs, webhooks, windows, workers, health):
+    for module in (
+        scripts,
+        executions,
+        stream,
+        hosts,
+        jobs,
+        webhooks,
+        windows,
+        workers,
+        rollouts,
+        health,
+    ):
         app.include_router(module.router)
     app.include_router(schedules_router)
     app.include_router(workflows.definitions)

@@ -142,6 +142,11 @@ _RULES: dict[tuple[str, str], Permission | str | Rule] = {
     ("POST", "/api/v1/webhooks"): P.ADMIN,
     ("DELETE", "/api/v1/webhooks/{webhook_id}"): P.ADMIN,
     ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): P.ADMIN,
+    # published rollout reports: seeing them follows workflows, publishing is managing them
+    ("GET", "/api/v1/rollouts"): P.WORKFLOWS_VIEW,
+    ("POST", "/api/v1/rollouts"): Rule(P.WORKFLOWS_MANAGE, True),
+    ("GET", "/api/v1/rollouts/{report_id}"): P.WORKFLOWS_VIEW,
+    ("GET", "/api/v1/rollouts/{report_id}/evidence.json"): P.WORKFLOWS_VIEW,
     # maintenance windows: seeing them follows jobs; changing or skipping one is its own right
     ("GET", "/api/v1/maintenance-windows"): P.JOBS_VIEW,
     ("POST", "/api/v1/maintenance-windows"): Rule(P.WINDOWS_MANAGE, True),

@@ -38,6 +38,7 @@ from muster.domain.result_groups import RunDigest
 from muster.domain.scripts import Library, ScriptVersion, Shell
 from muster.domain.states import ExecutionStatus, FailureReason, HostRunState, Priority
 from muster.domain.throttle import Throttle
+from muster.store.rollout_reports import RolloutReportStore
 from muster.store.windows import WindowStore
 from muster.store.worker_records import WorkerStore
 
@@ -600,6 +601,7 @@ class HealthReads(Protocol):
 class Store(
     WindowStore,
     WorkerStore,
+    RolloutReportStore,
     ScriptStore,
     HostStore,
     ExecutionStore,

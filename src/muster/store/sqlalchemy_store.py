@@ -32,6 +32,7 @@ from muster.store.console_reads import ConsoleReadOps
 from muster.store.credential_store import CredentialOps
 from muster.store.migrations import upgrade
 from muster.store.notify import Notifier, PostgresListener
+from muster.store.rollout_report_ops import RolloutReportOps
 from muster.store.schedule_store import ScheduleOps
 from muster.store.security_ops import SecurityOps
 from muster.store.session_store import SessionOps
@@ -62,6 +63,7 @@ class SqlStore(
     WindowOps,
     WorkerOps,
     WorkflowSqlOps,
+    RolloutReportOps,
 ):
     """The :class:`~muster.store.base.Store` over SQLAlchemy, and every area of
     :class:`~muster.store.protocols.ServerStore`; see those for the contracts."""

@@ -41,6 +41,10 @@ And the schedules' contract (:class:`~muster.store.schedule_records.ScheduleStor
 one firing per (schedule, due time), fired atomically with its execution), so
 the scheduler runs on it.
 
+And published rollout reports
+(:class:`~muster.store.rollout_reports.RolloutReportStore`: stored once by
+content hash, a different document under a stored id refused).
+
 It needs no vault (there is nothing to seal) and imports no SQLAlchemy.
 """
 
@@ -51,6 +55,7 @@ from typing import TYPE_CHECKING
 from muster.testing._memory_catalog import CatalogOps
 from muster.testing._memory_executions import ExecutionOps
 from muster.testing._memory_queue import QueueOps
+from muster.testing._memory_rollout_reports import RolloutReportOps
 from muster.testing._memory_schedules import ScheduleOps
 from muster.testing._memory_webhooks import WebhookOps
 from muster.testing._memory_windows import WindowOps
@@ -75,6 +80,7 @@ class InMemoryStore(
     WorkerOps,
     WorkflowOps,
     ScheduleOps,
+    RolloutReportOps,
 ):
     """The Store contract in memory; see the module docstring.
 

@@ -6,6 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 # Tables other modules hang on the same metadata must be imported to be compared.
+import muster.store.rollout_report_tables
 import muster.store.schedule_tables
 import muster.store.security_tables
 import muster.store.webhooks

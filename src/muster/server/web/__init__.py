@@ -36,6 +36,7 @@ def console_router() -> APIRouter:
         pages_hosts,
         pages_log,
         pages_login,
+        pages_rollouts,
         pages_schedules,
         pages_scripts,
         pages_vault,
@@ -65,6 +66,7 @@ def console_router() -> APIRouter:
         pages_audit,
         pages_workers,
         pages_workflows,
+        pages_rollouts,
     ):
         router.include_router(module.router)
     return router

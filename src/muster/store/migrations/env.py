@@ -10,6 +10,7 @@ from muster.store.tables import metadata
 
 # Every module that adds tables to the shared metadata, for autogenerate.
 with contextlib.suppress(ImportError):
+    import muster.store.rollout_report_tables
     import muster.store.schedule_tables
     import muster.store.security_tables
     import muster.store.webhooks
