@@ -1,11 +1,13 @@
 """Fixtures shared across tests/unit, tests/integration and tests/e2e."""
 
-pytest_plugins = ["tests.fleet.fixtures"]
+from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 
 import pytest
+
+pytest_plugins = ["tests.fleet.fixtures"]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -176,12 +176,14 @@ def _check_key_file(path: Path, passphrase: Secret | None) -> None:
         raise ValidationError(f"{where}: cannot be read ({exc.strerror})", field="path") from None
     try:
         asyncssh.import_private_key(data, passphrase.reveal() if passphrase else None)
-    except asyncssh.KeyEncryptionError:
-        problem = "the passphrase does not open it" if passphrase else "it is encrypted"
-        raise ValidationError(
-            f"{where}: {problem} (pass passphrase=...)", field="passphrase"
-        ) from None
-    except (asyncssh.KeyImportError, ValueError) as exc:
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError) as exc:
+        # asyncssh says "passphrase" or "decrypt" in its message when the key is encrypted.
+        text = str(exc).lower()
+        if "passphrase" in text or "decrypt" in text:
+            problem = "the passphrase does not open it" if passphrase else "it is encrypted"
+            raise ValidationError(
+                f"{where}: {problem} (pass passphrase=...)", field="passphrase"
+            ) from None
         raise ValidationError(
             f"{where}: not a private key asyncssh can read ({exc.__class__.__name__}; "
             "a .pub file? an OpenSSH-encrypted key without bcrypt installed?)",
