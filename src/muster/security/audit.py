@@ -49,6 +49,7 @@ from typing import Any, Final
 
 from muster.domain.secret import Secret
 from muster.errors import MusterError, ValidationError
+from muster.security.keys import generate_key, key_id_of
 from muster.security.masking import mask_mapping
 
 __all__ = [
@@ -86,9 +87,6 @@ class AuditKeys:
     __slots__ = ("_keys", "key_id")
 
     def __init__(self, current: bytes, older: Iterable[bytes] = ()) -> None:
-        # Imported here: the vault loads cryptography, which a local run's audit never needs.
-        from muster.security.vault import key_id_of
-
         for key in (current, *older):
             if len(key) != _KEY_BYTES:
                 raise AuditKeyError(f"an audit key must be {_KEY_BYTES} bytes, got {len(key)}")
@@ -143,8 +141,6 @@ def load_audit_keys(
         return AuditKeys(keys[0], keys[1:]), False
     if not create:
         return None, False
-    from muster.security.vault import generate_key
-
     text = generate_key()
     key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
