@@ -25,6 +25,7 @@ from muster.engine.local_audit import (
     open_audit,
     verify_file,
 )
+from muster.security.audit import AuditKeyError
 from muster.transports.base import OutputSink, Stream, TransportOutcome
 
 
@@ -215,3 +216,62 @@ def test_an_end_that_cannot_be_recorded_fails_the_host_truthfully(tmp_path: Path
     assert "ran (succeeded, exit code 0) but the local audit could not record its end" in (
         outcome.message
     )
+
+
+def test_long_lines_and_long_argv(tmp_path: Path) -> None:
+    """Records past the tail-read chunk still chain; a huge argv is kept by hash."""
+    path = tmp_path / "audit.jsonl"
+    log = LocalAuditLog(path)
+    log.append("host.run.end", "web1", None, {"blob": "x" * 20_000})
+    long_plan = Plan(commands=(PlanCommand(("/bin/sh", "-c", "echo " + "y" * 9000), 5),))
+    asyncio.run(AuditedTransport(_Echo(), log).run_plan(_HOST, long_plan, lambda s, t: None))
+    rows = _lines(path)
+    command = rows[-1]["details"]["commands"][0]  # type: ignore[index]
+    assert "argv" not in command and len(command["argv_sha256"]) == 64
+    assert len(command["argv_head"]) == 4096
+    assert verify_file(path).ok and verify_file(path).checked == 3
+
+
+def test_a_cancelled_run_still_records_its_end(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = LocalAuditLog(path)
+
+    class _Hangs(_Echo):
+        async def run_plan(self, host: Host, plan: Plan, sink: OutputSink) -> TransportOutcome:
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    async def main() -> None:
+        task = asyncio.ensure_future(
+            AuditedTransport(_Hangs(), log).run_plan(_HOST, _plan(), lambda s, t: None)
+        )
+        while len(path.read_text().splitlines()) < 1:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    end = _lines(path)[-1]
+    assert end["action"] == "host.run.end"
+    assert end["details"]["outcome"] == "cancelled"  # type: ignore[index]
+
+
+def test_key_problems_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _fill(path, 1)
+    key_path_for(path).chmod(0o644)
+    with pytest.raises(AuditWriteError, match="readable by others"):
+        LocalAuditLog(path)
+    alone = tmp_path / "copied.jsonl"
+    alone.write_text(path.read_text())
+    with pytest.raises(AuditKeyError, match=r"no audit key at .*copied\.key"):
+        verify_file(alone)
+
+
+def test_the_wrapper_passes_extras_through_and_the_default_path_opens(tmp_path: Path) -> None:
+    log = open_audit(None)
+    assert log is not None and log.path == default_audit_path()
+    inner = _Echo()
+    assert AuditedTransport(inner, log).ran is inner.ran
+    log.close()

@@ -266,36 +266,49 @@ class AuditedTransport:
                 message=f"not run: the local audit could not record its start: {exc}",
                 started=False,
             )
-        outcome: TransportOutcome | None = None
         try:
             outcome = await self.inner.run_plan(host, plan, sink)
-        finally:
-            end = outcome or TransportOutcome(
-                HostRunState.CANCELLED, reason=FailureReason.CANCELLED, message="cancelled"
+        except BaseException:
+            # Cancelled (or the transport broke its promise and raised): recorded all
+            # the same; what is in flight matters more than a failed audit write.
+            with contextlib.suppress(AuditWriteError):
+                self._record_end(host, what, started, None, secrets)
+            raise
+        try:
+            self._record_end(host, what, started, outcome, secrets)
+        except AuditWriteError as exc:
+            code = outcome.exit_code
+            return TransportOutcome(
+                HostRunState.FAILED,
+                exit_code=code,
+                reason=FailureReason.TRANSPORT_ERROR,
+                message=f"ran ({outcome.state.value}, exit code {code}) but the "
+                f"local audit could not record its end: {exc}",
+                started=outcome.started,
             )
-            details = {
-                **what,
-                "started": started.isoformat(),
-                "ended": datetime.now(UTC).isoformat(),
-                "outcome": end.state.value,
-                "reason": end.reason.value if end.reason is not None else None,
-                "exit_code": end.exit_code,
-            }
-            try:
-                # Not in a thread: a cancelled run must still record its end.
-                self.log.append(END_ACTION, host.name, host.address, details, secrets)
-            except AuditWriteError as exc:
-                if outcome is not None:
-                    code = outcome.exit_code
-                    return TransportOutcome(
-                        HostRunState.FAILED,
-                        exit_code=code,
-                        reason=FailureReason.TRANSPORT_ERROR,
-                        message=f"ran ({outcome.state.value}, exit code {code}) but the "
-                        f"local audit could not record its end: {exc}",
-                        started=outcome.started,
-                    )
         return outcome
+
+    def _record_end(
+        self,
+        host: Host,
+        what: Mapping[str, Any],
+        started: datetime,
+        outcome: TransportOutcome | None,
+        secrets: tuple[str | Secret, ...],
+    ) -> None:
+        """Appended in the event loop, not a thread: a cancelled run must still record it."""
+        end = outcome or TransportOutcome(
+            HostRunState.CANCELLED, reason=FailureReason.CANCELLED, message="cancelled"
+        )
+        details = {
+            **what,
+            "started": started.isoformat(),
+            "ended": datetime.now(UTC).isoformat(),
+            "outcome": end.state.value,
+            "reason": end.reason.value if end.reason is not None else None,
+            "exit_code": end.exit_code,
+        }
+        self.log.append(END_ACTION, host.name, host.address, details, secrets)
 
     async def close(self) -> None:
         await self.inner.close()
