@@ -32,6 +32,7 @@ from muster.transports.ssh_policy import HostKeyPolicy
 
 if TYPE_CHECKING:
     from muster.config import Settings
+    from muster.domain.secret import Secret
     from muster.security.vault import Vault
     from muster.store.notify import Notifier
     from muster.store.protocols import CredentialStore, ServerStore
@@ -177,6 +178,12 @@ class SshOptions:
     connect_timeout: float = 10.0
     #: Vault credentials for hosts (or groups) that name one.
     credentials: CredentialSource | None = None
+    #: False: never offer the ssh-agent's keys (a run told to use one key uses only it).
+    use_agent: bool = True
+    #: The agent socket (``None``: ``SSH_AUTH_SOCK``).
+    agent_path: str | None = None
+    #: Opens encrypted ``client_keys``.
+    passphrase: Secret | None = field(default=None, repr=False)
 
 
 def default_transports(
@@ -208,6 +215,12 @@ def _ssh_transport(opts: SshOptions) -> Transport:
         kwargs["client_keys"] = list(opts.client_keys)
     if opts.credentials is not None:
         kwargs["credentials"] = opts.credentials
+    if not opts.use_agent:
+        kwargs["use_agent"] = False
+    if opts.agent_path is not None:
+        kwargs["agent_path"] = opts.agent_path
+    if opts.passphrase is not None:
+        kwargs["passphrase"] = opts.passphrase
     return SshTransport(**kwargs)  # type: ignore[arg-type]
 
 

@@ -12,6 +12,7 @@ result.host_runs["web1"].stdout
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping, Sequence
 
 from muster.app import SshOptions, default_transports
@@ -21,6 +22,7 @@ from muster.domain.inventory import Inventory
 from muster.domain.scripts import ScriptVersion
 from muster.domain.selectors import select
 from muster.engine.dispatcher import Dispatcher, DispatchPolicy, ExecutionListener
+from muster.engine.local_audit import audited, open_audit
 from muster.engine.runner import command_job, run_job, script_job
 from muster.engine.windows import WindowRule
 from muster.errors import SelectorError, ValidationError
@@ -40,13 +42,16 @@ async def run_async(
     ssh: SshOptions | None = None,
     listener: ExecutionListener | None = None,
     windows: WindowRule | None = None,
+    audit: str | os.PathLike[str] | bool | None = None,
 ) -> Execution:
     """Run ``script`` (with ``params``) or ``command`` on the hosts ``selector`` picks.
 
     Parameters are checked before any host is contacted; a selector that
     matches nothing is an error rather than a silent no-op. ``windows``
     holds each host to its maintenance windows (wait for one, or fail
-    outside; see :mod:`muster.engine.windows`).
+    outside; see :mod:`muster.engine.windows`). ``audit``: the local audit file every
+    host run is recorded in (``None``: the default, see
+    :mod:`muster.engine.local_audit`; ``False``: not recorded).
     """
     if (script is None) == (command is None):
         raise ValidationError("give exactly one of script= or command=", field="script")
@@ -60,7 +65,8 @@ async def run_async(
     hosts = select(inventory, selector) if isinstance(inventory, Inventory) else list(inventory)
     if not hosts:
         raise SelectorError(f"selector {selector!r} matches no host", field="selector")
-    transports = default_transports(ssh, kinds={host.transport for host in hosts})
+    log = open_audit(audit)
+    transports = audited(default_transports(ssh, kinds={host.transport for host in hosts}), log)
     try:
         return await run_job(
             Dispatcher(transports, policy or DispatchPolicy(), listener, windows), job, hosts
@@ -68,6 +74,8 @@ async def run_async(
     finally:
         for t in transports.values():
             await t.close()
+        if log is not None:
+            log.close()
 
 
 def run(

@@ -36,30 +36,13 @@ from muster.domain.hosts import Host
 from muster.domain.inventory import Inventory
 from muster.domain.workflows import Workflow, load_workflow_text, parse_workflow, validate
 from muster.engine.dispatcher import DispatchPolicy, ExecutionListener
+from muster.engine.local_audit import audited, open_audit
 from muster.engine.rollout import RolloutEngine
 from muster.engine.rollout_result import RolloutRun
 from muster.engine.workflow import ScriptResolver
+from muster.ssh_auth import SSHAuth
 
 __all__ = ["Engine", "MaintenanceWorkflow", "SSHAuth"]
-
-
-class SSHAuth:
-    """How the engine logs in over SSH (seed 004's name); builds :class:`SshOptions`."""
-
-    @staticmethod
-    def from_keyfile(
-        path: str | os.PathLike[str],
-        *,
-        username: str | None = None,
-        known_hosts: str | os.PathLike[str] | None = None,
-    ) -> SshOptions:
-        """Log in with the private key at ``path``; host keys are checked against
-        ``known_hosts`` (default: ``~/.ssh/known_hosts``), never accepted blindly."""
-        return SshOptions(
-            client_keys=(os.path.expanduser(os.fspath(path)),),
-            username=username,
-            known_hosts=os.fspath(known_hosts) if known_hosts is not None else None,
-        )
 
 
 class MaintenanceWorkflow:
@@ -182,17 +165,18 @@ class Engine:
     """Runs workflows on an inventory, in this process (seed 004's ``Engine``).
 
     ``inventory`` is an Inventory, a list of hosts, or a path to an inventory
-    file; ``auth`` the SSH options (see :class:`SSHAuth`).
+    file; ``auth`` how to log in (:class:`SSHAuth`, or raw :class:`SshOptions`).
     """
 
     def __init__(
         self,
         inventory: Inventory | Sequence[Host] | str | os.PathLike[str],
-        auth: SshOptions | None = None,
+        auth: SSHAuth | SshOptions | None = None,
         *,
         policy: DispatchPolicy | None = None,
         scripts: ScriptResolver | None = None,
         listener: ExecutionListener | None = None,
+        audit: str | os.PathLike[str] | bool | None = None,
     ) -> None:
         if isinstance(inventory, str | os.PathLike):
             from muster.engine.inventory_files import load_inventory
@@ -203,6 +187,9 @@ class Engine:
         self.policy = policy
         self.scripts = scripts
         self.listener = listener
+        #: Where every host run is recorded (``None``: the default local audit file,
+        #: ``False``: nowhere); see :mod:`muster.engine.local_audit`.
+        self.audit = audit
 
     async def execute_async(
         self,
@@ -224,7 +211,9 @@ class Engine:
             if isinstance(self.inventory, Inventory)
             else list(self.inventory)
         )
-        transports = default_transports(self.auth, kinds={h.transport for h in hosts})
+        ssh = self.auth.ssh_options() if isinstance(self.auth, SSHAuth) else self.auth
+        log = open_audit(self.audit)
+        transports = audited(default_transports(ssh, kinds={h.transport for h in hosts}), log)
         engine = RolloutEngine(
             transports,
             self.inventory,
@@ -239,6 +228,8 @@ class Engine:
             await engine.close()
             for transport in transports.values():
                 await transport.close()
+            if log is not None:
+                log.close()
 
     def execute(
         self,

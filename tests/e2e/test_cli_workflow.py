@@ -121,3 +121,27 @@ def test_run_dry_run_shows_the_body_and_sends_nothing(tmp_path: Path) -> None:
     assert doc["env"]["MUSTER_PARAM_TOKEN"] == "***"
     assert "tok-s3cret" not in proc.stdout
     assert not canary.exists()
+
+
+def test_run_records_every_host_run_in_the_local_audit_file(
+    workflow_file: tuple[Path, Path], tmp_path: Path
+) -> None:
+    path, _ = workflow_file
+    audit = tmp_path / "wf-audit.jsonl"
+    proc = muster(
+        "workflow", "run", str(path), "--targets", "localhost", "-p", "who=ops",
+        "-p", "token=tok-s3cret", "--approve", "gate", "--audit-file", str(audit),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in audit.read_text().splitlines()]
+    ends = [r for r in rows if r["action"] == "host.run.end"]
+    assert [r["details"]["outcome"] for r in ends] == ["succeeded", "succeeded"]
+    assert all(r["target"] == "localhost" for r in rows)
+    assert "tok-s3cret" not in audit.read_text()
+    verified = muster("audit", "verify-file", str(audit))
+    assert verified.returncode == 0 and f"{len(rows)} records" in verified.stdout
+    both = muster(
+        "workflow", "run", str(path), "--targets", "localhost", "-p", "who=ops",
+        "--audit-file", str(audit), "--no-audit",
+    )  # fmt: skip
+    assert both.returncode == 2 and "contradict" in both.stderr

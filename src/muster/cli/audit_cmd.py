@@ -92,6 +92,35 @@ def audit_verify(
     _out.print(f"audit chain ok: {result.checked} records{legacy}{pinned}; newest {head}")
 
 
+@audit_app.command("verify-file")
+def audit_verify_file(
+    path: Annotated[Path, typer.Argument(help="A local audit file (JSON lines).")],
+    key_file: Annotated[
+        Path | None,
+        typer.Option("--key-file", help="Its audit key (default: <file stem>.key beside it)."),
+    ] = None,
+) -> None:
+    """Verify the hash chain of a local audit file (what `muster run`, `muster workflow
+    run` and the library record); exit 1 naming the first broken line."""
+    from muster.engine.local_audit import verify_file
+
+    if not path.is_file():
+        raise fail(f"{path}: no such file")
+    try:
+        result = verify_file(path, key_file)
+    except (AuditKeyError, OSError) as exc:
+        raise fail(str(exc)) from exc
+    if not result.ok:
+        _out.print(
+            f"[bold red]audit chain broken[/] at line {result.first_bad_line} of "
+            f"{escape(str(path))}: {escape(str(result.problem))} "
+            f"({result.checked} lines before it are intact)",
+            markup=True,
+        )
+        raise typer.Exit(EXIT_CHAIN_BROKEN)
+    _out.print(f"audit chain intact: {result.checked} records in {path}")
+
+
 @audit_app.command("anchor")
 def audit_anchor(
     output: Annotated[

@@ -18,18 +18,22 @@ from muster.errors import MusterError
 
 if TYPE_CHECKING:
     from muster.config import Settings
+    from muster.engine.local_audit import LocalAuditLog
     from muster.store.protocols import ServerStore
 
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_HOSTS_FAILED",
+    "AuditFileOption",
     "DataDirOption",
     "DatabaseUrlOption",
+    "NoAuditOption",
     "err_console",
     "fail",
     "load_settings",
     "load_sources",
     "open_database",
+    "open_local_audit",
     "pick_hosts",
     "print_warnings",
 ]
@@ -86,6 +90,33 @@ DatabaseUrlOption = Annotated[
     str | None,
     typer.Option("--database-url", help="The server's database (MUSTER_DATABASE_URL)."),
 ]
+
+AuditFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--audit-file",
+        help="Record every host run in this JSON-lines audit file (default: MUSTER_AUDIT_FILE, "
+        "else $XDG_STATE_HOME/muster/audit.jsonl).",
+    ),
+]
+NoAuditOption = Annotated[
+    bool, typer.Option("--no-audit", help="Do not record this run in the local audit file.")
+]
+
+
+def open_local_audit(audit_file: Path | None, no_audit: bool) -> LocalAuditLog | None:
+    """The run's local audit log; a file that cannot be opened stops the run (exit 2)
+    before any host starts."""
+    from muster.engine.local_audit import AuditWriteError, open_audit
+
+    if no_audit:
+        if audit_file is not None:
+            raise fail("--audit-file and --no-audit contradict each other")
+        return None
+    try:
+        return open_audit(audit_file)
+    except AuditWriteError as exc:
+        raise fail(f"{exc} (nothing was run; --no-audit runs without the local audit)") from exc
 
 
 def load_settings(**overrides: object) -> Settings:

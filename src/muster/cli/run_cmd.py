@@ -7,29 +7,40 @@ import gc
 import json
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from muster.app import SshOptions, default_transports
-from muster.cli.common import EXIT_HOSTS_FAILED, fail, pick_hosts
+from muster.cli.common import (
+    EXIT_HOSTS_FAILED,
+    AuditFileOption,
+    NoAuditOption,
+    fail,
+    open_local_audit,
+    pick_hosts,
+)
 from muster.cli.human import FEW_HOSTS, HumanReport, OutputMode, Terminal
 from muster.cli.output_files import OutputDir
 from muster.cli.present import LiveReport, host_end, summary_table
 from muster.cli.run_windows import window_rule
 from muster.domain.durations import parse_duration
 from muster.domain.executions import Execution, HostRun
-from muster.domain.hosts import Host
+from muster.domain.hosts import Host, TransportKind
 from muster.domain.states import ExecutionStatus
 from muster.engine.dispatcher import Dispatcher, DispatchPolicy, ExecutionListener
 from muster.engine.runner import Job, command_job, run_job, script_job
 from muster.engine.script_files import load_script_file
 from muster.engine.windows import WindowMode, WindowRule
 from muster.errors import MusterError
-from muster.transports.base import Stream
+from muster.transports.base import Stream, Transport
 from muster.transports.ssh_policy import HostKeyPolicy
+
+if TYPE_CHECKING:
+    from muster.engine.local_audit import LocalAuditLog
 
 
 def run(
@@ -107,6 +118,8 @@ def run(
         WindowMode,
         typer.Option(help="Outside a window: wait (with a countdown), fail, or ignore."),
     ] = WindowMode.WAIT,
+    audit_file: AuditFileOption = None,
+    no_audit: NoAuditOption = False,
 ) -> None:
     """Run a command (after --) or a script (--script) on the hosts SELECTOR picks.
 
@@ -141,6 +154,7 @@ def run(
         username=user,
         client_keys=tuple(key or ()),
     )
+    log = open_local_audit(audit_file, no_audit)
     report = None
     if not as_json:
         report = HumanReport(Terminal(), len(hosts), mode=output, stream=stream, output_dir=files)
@@ -151,7 +165,11 @@ def run(
     # a fifth of the controller's CPU (bench/fanout.py), at 10,000 it runs a dozen.
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)
-    execution = asyncio.run(_dispatch(job, hosts, policy, ssh, report, files, windows))
+    try:
+        execution = asyncio.run(_dispatch(job, hosts, policy, ssh, report, files, windows, log))
+    finally:
+        if log is not None:
+            log.close()
     if report is None:
         json.dump(execution.to_dict(), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
@@ -296,8 +314,15 @@ async def _dispatch(
     report: HumanReport | None,
     files: OutputDir | None,
     windows: WindowRule | None = None,
+    log: LocalAuditLog | None = None,
 ) -> Execution:
-    transports = default_transports(ssh, kinds={host.transport for host in hosts})
+    transports: Mapping[TransportKind, Transport] = default_transports(
+        ssh, kinds={host.transport for host in hosts}
+    )
+    if log is not None:
+        from muster.engine.local_audit import audited
+
+        transports = audited(transports, log)
     listener: ExecutionListener | None = None
     if report is not None:
         listener = LiveReport(report)

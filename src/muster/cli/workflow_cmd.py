@@ -27,7 +27,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from muster.cli.common import EXIT_HOSTS_FAILED, fail
+from muster.cli.common import (
+    EXIT_HOSTS_FAILED,
+    AuditFileOption,
+    NoAuditOption,
+    fail,
+    open_local_audit,
+)
 from muster.cli.workflow_client_cmd import register
 
 __all__ = ["app"]
@@ -143,11 +149,17 @@ def run(
     ] = None,
     known_hosts: Annotated[str | None, typer.Option(help="known_hosts file.")] = None,
     as_json: AsJson = False,
+    audit_file: AuditFileOption = None,
+    no_audit: NoAuditOption = False,
 ) -> None:
-    """Run a workflow in this process; exits 0 when it succeeded, 1 when not."""
+    """Run a workflow in this process; exits 0 when it succeeded, 1 when not.
+
+    Every host run is recorded in the local audit file (see --audit-file).
+    """
     from muster.app import SshOptions, default_transports
     from muster.domain.hosts import TransportKind
     from muster.engine.dispatcher import DispatchPolicy
+    from muster.engine.local_audit import audited
     from muster.engine.workflow import WorkflowEngine
     from muster.testing import InMemoryStore
 
@@ -160,6 +172,7 @@ def run(
     kinds = {h.transport for h in hosts} | {TransportKind.LOCAL}
     ssh = SshOptions(known_hosts=known_hosts, username=user, client_keys=tuple(key or ()))
     operator = getpass.getuser()
+    log = open_local_audit(audit_file, no_audit)
 
     def show(instance_id: str, state: Any, moved: frozenset[str]) -> None:
         if as_json:
@@ -170,7 +183,7 @@ def run(
             _console.print(f"{escape(sid)} {st.status.value}{escape(note)}")
 
     async def main() -> Any:
-        transports = default_transports(ssh, kinds=kinds)
+        transports = audited(default_transports(ssh, kinds=kinds), log)
         engine = WorkflowEngine(
             transports,
             inv,
@@ -205,7 +218,11 @@ def run(
             for t in transports.values():
                 await t.close()
 
-    result = asyncio.run(main())
+    try:
+        result = asyncio.run(main())
+    finally:
+        if log is not None:
+            log.close()
     if as_json:
         doc = {
             "id": result.id,

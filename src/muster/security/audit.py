@@ -49,8 +49,8 @@ from typing import Any, Final
 
 from muster.domain.secret import Secret
 from muster.errors import MusterError, ValidationError
+from muster.security.keys import generate_key, key_id_of
 from muster.security.masking import mask_mapping
-from muster.security.vault import generate_key, key_id_of
 
 __all__ = [
     "GENESIS",

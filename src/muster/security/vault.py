@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +29,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from muster.errors import VaultError
+from muster.security.keys import KEY_BYTES, generate_key, key_id_of
 
 __all__ = [
     "KEY_BYTES",
@@ -43,14 +43,8 @@ __all__ = [
     "write_key_file",
 ]
 
-KEY_BYTES = 32
 _NONCE_BYTES = 12
 _VERSION = "v1"
-
-
-def generate_key() -> str:
-    """A fresh key, as url-safe base64 text (what ``MUSTER_SECRET_KEY`` holds)."""
-    return base64.urlsafe_b64encode(os.urandom(KEY_BYTES)).decode("ascii")
 
 
 def _decode_key(text: str, origin: str) -> bytes:
@@ -61,10 +55,6 @@ def _decode_key(text: str, origin: str) -> bytes:
     if len(key) != KEY_BYTES:
         raise VaultError(f"{origin} must decode to {KEY_BYTES} bytes, got {len(key)}")
     return key
-
-
-def key_id_of(key: bytes) -> str:
-    return hashlib.sha256(key).hexdigest()[:16]
 
 
 def token_key_id(token: str) -> str | None:

@@ -4,13 +4,15 @@ Host keys are verified against known_hosts once, when a connection is made:
 ``strict`` refuses unknown and changed keys; ``accept-new`` records the key of
 a host known_hosts does not name yet, and still refuses a changed one. Auth
 uses the given client keys, else the SSH agent and the default keys
-(``Host.key_file`` overrides per host). Connections are kept in a bounded pool
-(idle timeout, least recently used idle connection evicted first) and shared
-by concurrent plans on the same host; concurrent first uses of a host wait on
-one handshake. A connection leaves the pool the moment it dies, so no plan is
-handed one known to be dead; a plan whose pooled connection turns out dead
-when it opens its channel gets one retry on a new connection. ``close()``
-during a handshake ends the plans waiting on it as cancelled (not started).
+(``Host.key_file`` overrides per host); ``use_agent=False`` keeps the agent's
+keys out even beside client keys, ``agent_path`` names another agent socket.
+Connections are kept in a bounded pool (idle timeout, least recently used idle
+connection evicted first) and shared by concurrent plans on the same host;
+concurrent first uses of a host wait on one handshake. A connection leaves the
+pool the moment it dies, so no plan is handed one known to be dead; a plan
+whose pooled connection turns out dead when it opens its channel gets one
+retry on a new connection. ``close()`` during a handshake ends the plans
+waiting on it as cancelled (not started).
 
 Every plan is one exec request: either its only command (fast path) or the
 fixed ``sh -s`` fed a generated driver on stdin (see :mod:`ssh_driver`).
@@ -37,6 +39,7 @@ import asyncssh
 
 from muster.domain.hosts import Host
 from muster.domain.plans import Plan
+from muster.domain.secret import Secret
 from muster.domain.states import FailureReason, HostRunState
 from muster.errors import TransportError
 from muster.transports.base import OutputSink, TransportOutcome
@@ -106,8 +109,14 @@ class SshTransport:
         deadline_grace: float = 10.0,
         fast_path: bool = True,
         credentials: CredentialSource | None = None,
+        use_agent: bool = True,
+        agent_path: str | None = None,
+        passphrase: Secret | None = None,
     ) -> None:
         self.credentials = credentials
+        #: () lets asyncssh pick the agent (``SSH_AUTH_SOCK``); None turns it off.
+        self._agent: str | tuple[()] | None = (agent_path or ()) if use_agent else None
+        self._passphrase = passphrase
         self._known = KnownHostsFile(known_hosts or "~/.ssh/known_hosts")
         self._policy = HostKeyPolicy(host_key_policy)
         self._connect_timeout = connect_timeout
@@ -334,10 +343,11 @@ class SshTransport:
         options = self._options.get(key_file)
         if options is None:
             paths = [key_file] if key_file else self._client_keys
-            kwargs: dict[str, Any] = {}
+            kwargs: dict[str, Any] = {"agent_path": self._agent}
             if paths:
                 kwargs["client_keys"] = asyncssh.load_keypairs(
-                    [os.path.expanduser(p) for p in paths]
+                    [os.path.expanduser(p) for p in paths],
+                    self._passphrase.reveal() if self._passphrase is not None else None,
                 )
             options = asyncssh.SSHClientConnectionOptions(
                 config=None,

@@ -157,7 +157,7 @@ def serve(tmp_path: Path, fleet: tuple[list[SshdServer], list[Host]]) -> Any:
 
 
 def test_seed_004_on_the_server_matches_the_in_process_engine(
-    serve: Any, fleet: tuple[list[SshdServer], list[Host]], auth: muster.SshOptions
+    serve: Any, fleet: tuple[list[SshdServer], list[Host]], auth: muster.SSHAuth
 ) -> None:
     servers, hosts = fleet
     text = (REPO / "examples" / "workflows" / "os_patching.yaml").read_text()

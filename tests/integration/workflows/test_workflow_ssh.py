@@ -68,7 +68,7 @@ def fleet(
 @pytest.fixture(scope="module")
 def auth(
     fleet: tuple[list[SshdServer], list[Host]], tmp_path_factory: pytest.TempPathFactory
-) -> muster.SshOptions:
+) -> muster.SSHAuth:
     servers, _ = fleet
     known = tmp_path_factory.mktemp("wf-known") / "known_hosts"
     known.write_text("".join(s.known_hosts_lines() for s in servers))
@@ -84,7 +84,7 @@ def _yaml_string(value: str) -> str:
 
 @pytest.mark.parametrize("shell", list(SHELLS))
 def test_injection_corpus_through_step_stdout_prints_literally(
-    shell: str, fleet: tuple[list[SshdServer], list[Host]], auth: muster.SshOptions, tmp_path: Path
+    shell: str, fleet: tuple[list[SshdServer], list[Host]], auth: muster.SSHAuth, tmp_path: Path
 ) -> None:
     if not shutil.which(SHELLS[shell]):
         pytest.skip(f"{SHELLS[shell]} is not installed")
@@ -122,7 +122,7 @@ def test_injection_corpus_through_step_stdout_prints_literally(
 
 
 def test_seed_004_task_graph_on_twenty_hosts(
-    fleet: tuple[list[SshdServer], list[Host]], auth: muster.SshOptions, tmp_path: Path
+    fleet: tuple[list[SshdServer], list[Host]], auth: muster.SSHAuth, tmp_path: Path
 ) -> None:
     _, hosts = fleet
     inventory = Inventory()
@@ -170,7 +170,7 @@ def test_seed_004_task_graph_on_twenty_hosts(
 
 
 def test_seed_004_graph_reports_the_failed_servers(
-    fleet: tuple[list[SshdServer], list[Host]], auth: muster.SshOptions
+    fleet: tuple[list[SshdServer], list[Host]], auth: muster.SSHAuth
 ) -> None:
     _, hosts = fleet
     workflow = muster.MaintenanceWorkflow("partial")
@@ -194,7 +194,7 @@ def test_seed_004_graph_reports_the_failed_servers(
 
 
 def test_seed_004_yaml_is_the_same_workflow_as_the_python_builder(
-    fleet: tuple[list[SshdServer], list[Host]], auth: muster.SshOptions
+    fleet: tuple[list[SshdServer], list[Host]], auth: muster.SSHAuth
 ) -> None:
     from muster.domain.workflows import workflow_hash
 
