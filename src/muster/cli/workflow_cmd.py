@@ -162,7 +162,11 @@ def run(
 
     workflow, graph, values, inv = _load(file, inventory, param)
     ssh = SshOptions(known_hosts=known_hosts, username=user, client_keys=tuple(key or ()))
-    if workflow.rollout is not None:
+    from muster.domain.rollout_plan import rollout_keys
+
+    if rollout_keys(workflow):
+        # Waves, before/after captures and wave windows live in the rollout engine;
+        # the plain DAG engine would ignore them.
         from muster.cli.workflow_rollout import run_rollout
 
         if approve:
@@ -179,7 +183,10 @@ def run(
         )
         return
     if report is not None:
-        raise fail(f"--report: workflow {workflow.name!r} has no rollout: to report on")
+        raise fail(
+            f"--report: workflow {workflow.name!r} has no rollout:, verifications: or "
+            "windows: to report on"
+        )
     approved = set(approve or ())
     unknown = sorted(a for a in approved if a not in graph.steps or graph.steps[a].approval is None)
     if unknown:

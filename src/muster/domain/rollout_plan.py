@@ -28,7 +28,7 @@ from muster.domain.workflows.model import Workflow
 from muster.domain.workflows.rollout_parse import window_objects
 from muster.domain.workflows.validate import Graph
 
-__all__ = ["RolloutPlan", "plan_rollout"]
+__all__ = ["RolloutPlan", "plan_rollout", "rollout_keys"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +83,17 @@ def plan_rollout(
         windows=by_host,
         forecast=tuple(forecast),
     )
+
+
+def rollout_keys(workflow: Workflow) -> list[str]:
+    """The top-level keys that need the rollout engine (waves, before/after
+    captures, wave windows): the plain DAG engine would silently ignore them, so
+    a face that runs workflows flat must route or refuse a definition that has any."""
+    keys = []
+    if workflow.rollout is not None:
+        keys.append("rollout")
+    if workflow.verifications:
+        keys.append("verifications")
+    if workflow.windows:
+        keys.append("windows")
+    return keys
