@@ -24,7 +24,7 @@ from muster.domain.rollout import (
     rollout_target,
 )
 from muster.domain.windows import HORIZON, MaintenanceWindow
-from muster.domain.workflows.model import Workflow
+from muster.domain.workflows.model import Workflow, WorkflowError
 from muster.domain.workflows.rollout_parse import window_objects
 from muster.domain.workflows.validate import Graph
 
@@ -62,6 +62,21 @@ def plan_rollout(
     """
     spec = workflow.rollout
     target = rollout_target(graph, inventory, values, targets, strict=spec is not None)
+    if spec is not None and not target:
+        # Zero waves would "succeed" having changed nothing: a typo in a group name
+        # must not read as a finished rollout.
+        chosen = sorted(
+            {
+                s.targets or targets or workflow.targets or "all"
+                for s in workflow.steps
+                if s.type.runs_on_hosts
+            }
+        )
+        raise WorkflowError(
+            f"the rollout selects no host: no step's targets ({', '.join(chosen)}) match a "
+            "host of the inventory",
+            field="rollout",
+        )
     waves = plan_waves(spec, target, inventory) if spec is not None else [target]
     planned = {h.name for w in waves for h in w}
     windows: dict[str, list[MaintenanceWindow]] = {
