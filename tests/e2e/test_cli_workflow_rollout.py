@@ -283,3 +283,28 @@ def test_bad_input_is_named(tmp_path: Path) -> None:
     plain.write_text("name: p\nsteps:\n  - {id: a, targets: localhost, command: echo}\n")
     proc = muster("workflow", "run", str(plain), "--report", str(tmp_path / "r.json"))
     assert proc.returncode == 2 and "has no rollout:" in proc.stderr
+
+
+def test_a_wave_waits_for_its_window_visibly_then_runs(tmp_path: Path) -> None:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    # Far enough ahead that the CLI is surely up before the window opens.
+    opens, closes = now + dt.timedelta(seconds=8), now + dt.timedelta(minutes=10)
+    marker = tmp_path / "ran"
+    path = tmp_path / "held.yaml"
+    path.write_text(
+        "name: held\n"
+        "steps:\n"
+        f"  - {{id: patch, targets: web1.dc1, command: 'date -u +%s > {marker}'}}\n"
+        "rollout: {waves: ['100%'], wave_duration: 1s}\n"
+        f"windows:\n  web: '{opens:%Y-%m-%dT%H:%M:%SZ}/{closes:%Y-%m-%dT%H:%M:%SZ}'\n"
+    )
+    proc = muster("workflow", "run", str(path), "-i", str(INVENTORY))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    waiting = next(i for i, line in enumerate(lines) if "waiting_window" in line)
+    running = next(i for i, line in enumerate(lines) if line.startswith("wave 1/1 running"))
+    assert waiting < running
+    assert f"until {opens:%Y-%m-%d %H:%M} UTC" in lines[waiting]
+    assert "closed now" in lines[waiting]
+    # Nothing ran before the window opened.
+    assert int(marker.read_text()) >= int(opens.timestamp())
