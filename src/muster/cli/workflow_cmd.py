@@ -151,10 +151,18 @@ def run(
     as_json: AsJson = False,
     audit_file: AuditFileOption = None,
     no_audit: NoAuditOption = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report", help="Rollouts: write the full JSON result, evidence included, here."
+        ),
+    ] = None,
 ) -> None:
     """Run a workflow in this process; exits 0 when it succeeded, 1 when not.
 
-    Every host run is recorded in the local audit file (see --audit-file).
+    A workflow with a ``rollout:`` runs wave by wave (gates, soak, threshold,
+    windows, rollback); Ctrl-C aborts it without rollback. Every host run is
+    recorded in the local audit file (see --audit-file).
     """
     from muster.app import SshOptions, default_transports
     from muster.domain.hosts import TransportKind
@@ -164,13 +172,39 @@ def run(
     from muster.testing import InMemoryStore
 
     workflow, graph, values, inv = _load(file, inventory, param)
+    ssh = SshOptions(known_hosts=known_hosts, username=user, client_keys=tuple(key or ()))
+    from muster.domain.rollout_plan import rollout_keys
+
+    if rollout_keys(workflow):
+        # Waves, before/after captures and wave windows live in the rollout engine;
+        # the plain DAG engine would ignore them.
+        from muster.cli.workflow_rollout import run_rollout
+
+        if approve:
+            raise fail("--approve: a rollout cannot hold approval steps from the command line")
+        run_rollout(
+            workflow,
+            inv,
+            values,
+            targets=targets,
+            forks=forks,
+            ssh=ssh,
+            as_json=as_json,
+            report=report,
+            audit=open_local_audit(audit_file, no_audit),
+        )
+        return
+    if report is not None:
+        raise fail(
+            f"--report: workflow {workflow.name!r} has no rollout:, verifications: or "
+            "windows: to report on"
+        )
     approved = set(approve or ())
     unknown = sorted(a for a in approved if a not in graph.steps or graph.steps[a].approval is None)
     if unknown:
         raise fail(f"--approve {unknown[0]}: no approval step of that id")
     hosts = inv.all_hosts() if inv.all_hosts() else []
     kinds = {h.transport for h in hosts} | {TransportKind.LOCAL}
-    ssh = SshOptions(known_hosts=known_hosts, username=user, client_keys=tuple(key or ()))
     operator = getpass.getuser()
     log = open_local_audit(audit_file, no_audit)
 
@@ -250,6 +284,25 @@ def run(
         raise typer.Exit(EXIT_HOSTS_FAILED)
 
 
+def forecast(
+    file: File,
+    inventory: Inventories = None,
+    param: Params = None,
+    targets: Targets = None,
+    days: Annotated[
+        int, typer.Option("--days", help="How far ahead to look for windows.", min=1)
+    ] = 30,
+    as_json: AsJson = False,
+) -> None:
+    """When each rollout wave would start given the maintenance windows, and which
+    waves will not fit; exits 1 when one will not. Nothing runs."""
+    from muster.cli.workflow_rollout import forecast_rollout_file
+
+    workflow, graph, values, inv = _load(file, inventory, param)
+    forecast_rollout_file(workflow, graph, inv, values, targets=targets, days=days, as_json=as_json)
+
+
 app.command("run")(run)
 app.command("plan")(plan)
+app.command("forecast")(forecast)
 register(app)

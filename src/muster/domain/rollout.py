@@ -339,6 +339,7 @@ def forecast_rollout(
     *,
     wave_duration: float | None = None,
     soak: float = 0.0,
+    horizon: dt.timedelta = HORIZON,
 ) -> list[WaveForecast]:
     """When each wave is planned to start, in which window, or that it will not fit.
 
@@ -355,7 +356,7 @@ def forecast_rollout(
         if stuck:
             fit = WaveFit(FitStatus.WILL_NOT_FIT, None, reason="an earlier wave will not fit")
         else:
-            fit = fit_wave(mine, at, duration)
+            fit = fit_wave(mine, at, duration, horizon=horizon)
         out.append(WaveForecast(index, tuple(hosts), fit, duration))
         if fit.starts_at is None:
             stuck = True

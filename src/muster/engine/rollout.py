@@ -37,15 +37,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from muster.domain.hosts import Host, TransportKind
 from muster.domain.inventory import Inventory
 from muster.domain.params import coerce_values
-from muster.domain.rollout import (
-    HostFailure,
-    forecast_rollout,
-    host_failures,
-    host_windows,
-    plan_waves,
-    rollout_target,
-)
+from muster.domain.rollout import HostFailure, host_failures
 from muster.domain.rollout_gate import Gate, judge_gate, merge_results, wave_evidence
+from muster.domain.rollout_plan import plan_rollout
 from muster.domain.rollout_spec import RetrySpec, RolloutSpec
 from muster.domain.windows import MaintenanceWindow
 from muster.domain.workflows import (
@@ -54,7 +48,6 @@ from muster.domain.workflows import (
     load_workflow_text,
     validate,
 )
-from muster.domain.workflows.rollout_parse import window_objects
 from muster.domain.workflows.rollout_steps import verification_task_workflow, with_captures
 from muster.engine.dispatcher import DispatchPolicy, ExecutionListener
 from muster.engine.rollout_limits import HostLimiter
@@ -144,27 +137,19 @@ class RolloutEngine:
         raw = dict(params or {})
         values = coerce_values(workflow.parameters, raw)
         spec = workflow.rollout
-        target = rollout_target(graph, self.inventory, values, targets, strict=spec is not None)
-        waves = plan_waves(spec, target, self.inventory) if spec is not None else [target]
+        plan = plan_rollout(workflow, graph, self.inventory, values, targets, self.clock())
+        waves, by_host = plan.waves, plan.windows
         planned = {h.name for w in waves for h in w}
         state = RolloutRun(
             id=str(uuid.uuid4()),
             workflow=workflow.name,
-            unplanned=tuple(h.name for h in target if h.name not in planned),
+            unplanned=plan.unplanned,
             started_at=self.clock(),
         )
         state.waves = [WaveResult(i, tuple(h.name for h in w)) for i, w in enumerate(waves)]
         self.run_state = state
         self._workflow, self._params, self._spec = workflow, raw, spec
-        windows = {sel: window_objects(sel, text) for sel, text in workflow.windows.items()}
-        by_host = host_windows(windows, self.inventory, target) if windows else {}
-        state.forecast = forecast_rollout(
-            [w.hosts for w in state.waves],
-            by_host,
-            self.clock(),
-            wave_duration=spec.wave_duration if spec is not None else None,
-            soak=spec.soak if spec is not None else 0.0,
-        )
+        state.forecast = list(plan.forecast)
         marker = f"MUSTER-CAPTURE-{secrets.token_hex(12)}"
         woven, captures = with_captures(workflow, marker)
         total = len(planned)

@@ -17,6 +17,7 @@ from typing import Any
 
 from muster.domain.approval_rules import approval_policy
 from muster.domain.params import coerce_values
+from muster.domain.rollout_plan import rollout_keys
 from muster.domain.secret import MASK, Secret
 from muster.domain.workflows import (
     InstanceState,
@@ -39,7 +40,7 @@ from muster.services.workflow_driver import WorkflowDriver, actor_context
 from muster.store.protocols import ServerStore
 from muster.store.workflow_durable import InstanceDetail
 
-__all__ = ["ACTIONS", "Checked", "Workflows", "parse_definition"]
+__all__ = ["ACTIONS", "Checked", "Workflows", "parse_definition", "refuse_rollout"]
 
 #: The actions seed 003 names on an instance or a step, plus retry.
 ACTIONS = ("pause", "resume", "kill", "retry")
@@ -65,7 +66,23 @@ def parse_definition(source: str | None, definition: Mapping[str, Any] | None) -
     else:
         raise ValidationError("a workflow definition is required", field="source")
     validate(workflow)
+    refuse_rollout(workflow)
     return workflow
+
+
+def refuse_rollout(workflow: Workflow) -> None:
+    """The durable driver runs a workflow as one flat DAG: waves, gates, before/after
+    captures and wave windows would be silently ignored, so a definition that asks
+    for them is refused (422) instead of run as something it does not say."""
+    keys = rollout_keys(workflow)
+    if keys:
+        raise WorkflowError(
+            f"workflow {workflow.name!r} declares {', '.join(k + ':' for k in keys)} "
+            "(a progressive rollout: waves, verification, rollback), which the server's "
+            "workflow driver does not run; run it with "
+            "`muster workflow run FILE -i INVENTORY` (see `muster workflow forecast`)",
+            field=keys[0],
+        )
 
 
 class Workflows:
@@ -172,6 +189,7 @@ class Workflows:
         record = self.store.get_workflow(name, version)
         workflow = record.workflow
         graph = validate(workflow)
+        refuse_rollout(workflow)
         params = coerce_values(workflow.parameters, dict(raw_params))
         pins = self._pins(workflow)
         # The server's own machine (without hosts.local) is refused before anything is

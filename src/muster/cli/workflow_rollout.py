@@ -1,0 +1,197 @@
+"""``muster workflow run`` for a workflow with a ``rollout:``, and ``muster workflow
+forecast``: progressive rollouts from the command line.
+
+A definition that declares waves runs through
+:class:`muster.engine.rollout.RolloutEngine` (the library's
+``muster.Engine(...).execute`` runs the same), wave by wave with its gates,
+soak, threshold, windows and rollback; one without runs as a plain DAG in
+:mod:`muster.cli.workflow_cmd`. The exit code follows ``muster run``: 0 when
+the rollout succeeded, 1 when it did not (failed, rolled back, rollback
+failed, aborted), 2 for bad input.
+
+Ctrl-C aborts without rollback, as the engine's ``abort`` does: running hosts
+are stopped, no wave starts, the states say so; a second Ctrl-C ends the
+process at once.
+
+``forecast`` plans the rollout with :func:`muster.domain.rollout_plan.plan_rollout`,
+the function the engine plans with, so what it prints is what a run now would wait for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import typer
+from rich.console import Console
+
+from muster.cli.common import EXIT_HOSTS_FAILED, err_console, fail
+from muster.cli.rollout_view import RolloutProgress, forecast_view, summary_view
+
+__all__ = ["forecast_rollout_file", "report_document", "run_rollout"]
+
+
+def report_document(run: Any, workflow: Any = None, params: Any = None) -> dict[str, Any]:
+    """The full result as JSON, the document ``muster rollout publish`` takes: waves,
+    gates, servers, rollback per host, and each host's verification evidence
+    (before/after captures, checks, pass/fail, drift), secret parameters masked."""
+    from muster.domain.rollout_report import mask_document
+    from muster.engine.rollout_report import report_document as publishable
+    from muster.engine.rollout_report import secret_values
+
+    doc = publishable(run, workflow=workflow, params=params)
+    hidden = secret_values(workflow, params) if workflow is not None else []
+    doc["evidence"] = mask_document({"e": run.evidence_report()}, hidden)["e"]
+    return doc
+
+
+def _open_report(path: Path) -> IO[str]:
+    """Opened before anything runs: a report that cannot be written is bad input,
+    not a surprise after an hour of waves."""
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"--report {path}: cannot write: {exc.strerror}") from exc
+
+
+def run_rollout(
+    workflow: Any,
+    inventory: Any,
+    values: dict[str, Any],
+    *,
+    targets: str | None,
+    forks: int,
+    ssh: Any,
+    as_json: bool,
+    report: Path | None,
+    audit: Any = None,
+) -> None:
+    """Run ``workflow``'s rollout in this process and present it; raises typer.Exit."""
+    from muster.app import default_transports
+    from muster.domain.hosts import TransportKind
+    from muster.domain.workflows import StepType
+    from muster.engine.dispatcher import DispatchPolicy
+    from muster.engine.local_audit import audited
+    from muster.engine.rollout import RolloutEngine
+    from muster.errors import MusterError
+    from muster.testing import InMemoryStore
+
+    approvals = [s.id for s in workflow.steps if s.type is StepType.APPROVAL]
+    if approvals:
+        raise fail(
+            f"step {approvals[0]!r}: approval steps cannot run inside a rollout from the "
+            "command line (each host would wait for a vote nobody can give); approve "
+            "before running, or remove the step"
+        )
+    out = _open_report(report) if report is not None else None
+    console = Console(highlight=False, stderr=as_json)
+    progress = RolloutProgress(console)
+    kinds = {h.transport for h in inventory.all_hosts()} | {TransportKind.LOCAL}
+
+    async def main() -> Any:
+        transports = audited(default_transports(ssh, kinds=kinds), audit)
+        engine = RolloutEngine(
+            transports,
+            inventory,
+            store=InMemoryStore(),
+            policy=DispatchPolicy(forks=forks),
+            observer=progress,
+        )
+        loop = asyncio.get_running_loop()
+        aborting: list[asyncio.Task[None]] = []
+
+        def on_interrupt() -> None:
+            if aborting:  # the second Ctrl-C: stop waiting for a clean abort
+                loop.remove_signal_handler(signal.SIGINT)
+                raise KeyboardInterrupt
+            err_console.print("[bold red]interrupted:[/] aborting the rollout (no rollback)")
+
+            async def abort() -> None:
+                with contextlib.suppress(MusterError):
+                    await engine.abort()
+
+            aborting.append(loop.create_task(abort()))
+
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        try:
+            return await engine.run(workflow, params=values, targets=targets)
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+            await engine.close()
+            for t in transports.values():
+                await t.close()
+
+    try:
+        result = asyncio.run(main())
+    except MusterError as exc:
+        if out is not None:
+            out.close()
+        raise fail(str(exc)) from exc
+    finally:
+        if audit is not None:
+            audit.close()
+    if out is not None:
+        with out:
+            json.dump(report_document(result, workflow, values), out, indent=2, default=str)
+            out.write("\n")
+    if as_json:
+        json.dump(result.to_dict(), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        console.print(summary_view(result))
+        if report is not None:
+            console.print(f"report written to {report}")
+    if result.status.value != "succeeded":
+        raise typer.Exit(EXIT_HOSTS_FAILED)
+
+
+def forecast_rollout_file(
+    workflow: Any,
+    graph: Any,
+    inventory: Any,
+    values: dict[str, Any],
+    *,
+    targets: str | None,
+    days: int,
+    as_json: bool,
+    now: dt.datetime | None = None,
+) -> None:
+    """Print when each wave would start if the rollout began ``now``; exit 1 when a
+    wave will not fit within ``days``."""
+    from muster.domain.rollout_plan import plan_rollout
+    from muster.errors import MusterError
+
+    at = now or dt.datetime.now(dt.UTC)
+    try:
+        plan = plan_rollout(
+            workflow, graph, inventory, values, targets, at, horizon=dt.timedelta(days=days)
+        )
+    except MusterError as exc:
+        raise fail(str(exc)) from exc
+    stuck = [f.index + 1 for f in plan.forecast if f.will_not_fit]
+    if as_json:
+        doc = {
+            "workflow": workflow.name,
+            "now": at.isoformat(),
+            "days": days,
+            "waves": [f.to_dict() for f in plan.forecast],
+            "unplanned": list(plan.unplanned),
+            "will_not_fit": stuck,
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        Console(highlight=False).print(forecast_view(workflow.name, plan.forecast, plan.unplanned))
+    if stuck:
+        if not as_json:
+            err_console.print(
+                f"[bold red]{len(stuck)} wave(s) will not fit within {days} day(s):[/] "
+                + ", ".join(str(i) for i in stuck)
+            )
+        raise typer.Exit(EXIT_HOSTS_FAILED)
