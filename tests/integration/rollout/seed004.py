@@ -16,7 +16,8 @@ What differs from the seed's text, and why:
 
 Knobs for failure tests: a file ``broken-<ip>`` makes the stand-in upgrade
 write an *older* openssl (the verification fails); ``hang-<ip>`` makes it
-touch ``started-<ip>`` and sleep, so a test can cut the host off mid-step.
+touch ``started-<ip>`` and wait (at most a minute) until the file is gone, so a
+test can cut the host off mid-step and then let the step finish there unseen.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def seed_004(
     workflow.add_task("update_repos", "echo repos updated", targets=["*"])
     workflow.add_task(
         "upgrade_packages",
-        f"{_ME}; [ -f {state}/hang-$ip ] && {{ touch {state}/started-$ip; sleep 20; }}; "
+        f"{_ME}; [ -f {state}/hang-$ip ] && touch {state}/started-$ip; "
+        f"i=0; while [ -f {state}/hang-$ip ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; "
         f"v=3.0.13-1; [ -f {state}/broken-$ip ] && v=3.0.2-1; "
         f"printf 'ii  openssl %s\\nii  bash 5.2-1\\n' $v > {state}/pkgs-$ip; "
         f"{_log(state, 'upgrade')}",

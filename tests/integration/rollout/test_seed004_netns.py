@@ -132,7 +132,7 @@ class _RollbackAttempts(ExecutionListener):
         self.reasons: list[FailureReason | None] = []
 
     def on_state(self, execution: Execution, host_run: HostRun) -> None:
-        if host_run.host != self.host or "undo-" not in (execution.command or ""):
+        if host_run.host != self.host or "(rollback " not in execution.description:
             return
         if host_run.state is HostRunState.FAILED:
             self.reasons.append(host_run.reason)
