@@ -148,17 +148,29 @@ def _muster(fleet: Any, conc: int, state: str, *, rollout: bool) -> dict[str, An
     bad = {h: "verification failed" for h, ev in evidence.items() if not ev.passed}
     failures = {h: w.failed_hosts[h].detail for w in result.waves for h in w.failed_hosts}
     failures.update(bad)
-    # A host's verification: its before and after captures and the verification
-    # task, as the engine timed them on that host (the comparison itself is pure
-    # and takes microseconds: bench/verification.py).
-    per_host: dict[str, float] = {}
+    # A host's verification is what gates its wave once the change is made: the
+    # after-capture, the comparison with the before-capture, and the verification
+    # task. The SSH commands are timed by the engine on that host (connection
+    # set-up, shell, command); the comparison itself is pure and takes
+    # microseconds (bench/verification.py), so it is not added.
+    steps: dict[str, dict[str, float]] = {}
     for run in result.runs.values():
         for sid, step in run.results.items():
-            if sid == "apply":
-                continue
             for host, outcome in step.hosts.items():
-                per_host[host] = per_host.get(host, 0.0) + (outcome.duration or 0.0)
+                steps.setdefault(sid, {})[host] = outcome.duration or 0.0
+    per_host: dict[str, float] = {}
+    for sid in ("verify1_after", "verify"):
+        for host, took in steps.get(sid, {}).items():
+            per_host[host] = per_host.get(host, 0.0) + took
     times = sorted(per_host.values())
+    step_stats = {
+        sid: {
+            "median_s": round(statistics.median(v.values()), 3),
+            "max_s": round(max(v.values()), 3),
+        }
+        for sid, v in steps.items()
+        if v
+    }
     waves = [
         {
             "hosts": len(w.hosts),
@@ -176,6 +188,7 @@ def _muster(fleet: Any, conc: int, state: str, *, rollout: bool) -> dict[str, An
         "verification_hosts": len(times),
         "verification_median_s": round(statistics.median(times), 3) if times else None,
         "verification_max_s": round(times[-1], 3) if times else None,
+        "steps": step_stats,
     }
 
 
@@ -274,6 +287,7 @@ def main() -> int:
                     f"verification per host median {d['verification_median_s']} s, "
                     f"max {d['verification_max_s']} s over {d['verification_hosts']} hosts"
                 )
+                print(f"  per step (median/max s): {d['steps']}")
     return 0 if all(r.hosts_ok == r.hosts for r in results) else 1
 
 

@@ -14,8 +14,8 @@ from muster.domain.rollout import (
     forecast_rollout,
     host_failures,
     host_windows,
-    rollout_reason,
     plan_waves,
+    rollout_reason,
 )
 from muster.domain.rollout_gate import judge_gate, merge_results
 from muster.domain.rollout_spec import RetrySpec, RolloutSpec, Threshold, ThresholdScope, WaveSpec

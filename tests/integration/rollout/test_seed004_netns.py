@@ -13,10 +13,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import muster
 from muster.domain.executions import Execution, HostRun
 from muster.domain.states import FailureReason, HostRunState
 from muster.engine.dispatcher import ExecutionListener
@@ -29,8 +33,16 @@ pytestmark = [pytest.mark.netns, pytest.mark.timeout(280)]
 FAST_SSH = {"keepalive_interval": 0.5, "keepalive_count_max": 2, "connect_timeout": 3.0}
 
 
-def _engine(fleet: NsFleet, state: Path, **kw: object):  # type: ignore[no-untyped-def]
-    return seed_004(fleet.addresses, fleet.client_key, fleet.known_hosts, state, **kw)  # type: ignore[arg-type]
+def _engine(
+    fleet: NsFleet,
+    state: Path,
+    *,
+    ssh: Mapping[str, Any] | None = None,
+    rollout: Mapping[str, Any] | None = None,
+) -> tuple[muster.Engine, muster.MaintenanceWorkflow]:
+    return seed_004(
+        fleet.addresses, fleet.client_key, fleet.known_hosts, state, ssh=ssh, rollout=rollout
+    )
 
 
 def test_seed_004_on_20_namespace_hosts_is_green_in_four_waves(
@@ -53,7 +65,7 @@ def test_seed_004_on_20_namespace_hosts_is_green_in_four_waves(
     upgrades = [(h, ns) for h, what, ns in read_log(tmp_path, fleet.addresses) if what == "upgrade"]
     assert sorted(h for h, _ in upgrades) == sorted(NAMES)
     at = dict(upgrades)
-    for earlier, later in zip(WAVES, WAVES[1:], strict=False):
+    for earlier, later in itertools.pairwise(WAVES):
         assert max(at[h] for h in earlier) < min(at[h] for h in later)
     assert sorted(result.task_results["verify_web"].hosts) == list(WEB)
     for name, addr in fleet.addresses.items():
@@ -161,9 +173,7 @@ async def test_a_host_cut_off_mid_wave_counts_as_unreachable_and_is_rolled_back_
     victim = "web05.example.com"
     _hang(fleet, tmp_path, victim)
     retry = {"tries": 8, "delay": 1, "backoff": 1} if comes_back else {"tries": 2, "delay": 1}
-    engine, workflow = _engine(
-        fleet, tmp_path, ssh=FAST_SSH, rollout={"rollback_retry": retry}
-    )
+    engine, workflow = _engine(fleet, tmp_path, ssh=FAST_SSH, rollout={"rollback_retry": retry})
     attempts = _RollbackAttempts(victim)
     engine.listener = attempts
     run = asyncio.create_task(engine.execute_async(workflow))
@@ -178,7 +188,11 @@ async def test_a_host_cut_off_mid_wave_counts_as_unreachable_and_is_rolled_back_
     # The lost host counts against the threshold (0 per wave), as unreachable.
     assert result.failed_servers == [victim]
     failure = result.waves[1].failed_hosts[victim]
-    assert (failure.reason, failure.step, failure.gate) == ("unreachable", "upgrade_packages", False)
+    assert (failure.reason, failure.step, failure.gate) == (
+        "unreachable",
+        "upgrade_packages",
+        False,
+    )
     assert "connection_lost" in failure.detail
     gate = result.waves[1].gate
     assert gate is not None and not gate.passed
