@@ -176,6 +176,10 @@ class SshOptions:
     username: str | None = None
     client_keys: Sequence[str] = field(default_factory=tuple)
     connect_timeout: float = 10.0
+    #: Seconds between SSH keepalives and how many may go unanswered: a host whose
+    #: link died mid-step is noticed (connection_lost) after about their product.
+    keepalive_interval: float = 15.0
+    keepalive_count_max: int = 3
     #: Vault credentials for hosts (or groups) that name one.
     credentials: CredentialSource | None = None
     #: False: never offer the ssh-agent's keys (a run told to use one key uses only it).
@@ -206,6 +210,8 @@ def _ssh_transport(opts: SshOptions) -> Transport:
     kwargs: dict[str, object] = {
         "host_key_policy": opts.host_key_policy,
         "connect_timeout": opts.connect_timeout,
+        "keepalive_interval": opts.keepalive_interval,
+        "keepalive_count_max": opts.keepalive_count_max,
     }
     if opts.known_hosts is not None:
         kwargs["known_hosts"] = opts.known_hosts

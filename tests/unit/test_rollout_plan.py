@@ -15,6 +15,7 @@ from muster.domain.rollout import (
     host_failures,
     host_windows,
     plan_waves,
+    rollout_reason,
 )
 from muster.domain.rollout_gate import judge_gate, merge_results
 from muster.domain.rollout_spec import RetrySpec, RolloutSpec, Threshold, ThresholdScope, WaveSpec
@@ -144,6 +145,23 @@ def test_host_failures_keep_the_reason_and_prefer_gate_failures() -> None:
     assert (failures["c"].reason, failures["c"].gate) == ("failed", True)
     assert failures["d"].reason == "verification_failed"
     assert "no after capture" in failures["d"].detail
+
+
+@pytest.mark.parametrize("own", ["unreachable", "connect_timeout", "connection_lost"])
+def test_every_way_of_losing_a_host_counts_as_unreachable(own: str) -> None:
+    failures = host_failures(["a"], {"s": _result("s", a=("failed", own))})
+    assert failures["a"].reason == "unreachable"
+    assert rollout_reason(own) == "unreachable"
+    # The transport's own reason stays in the detail, for the operator.
+    if own != "unreachable":
+        assert f"failed ({own})" in failures["a"].detail
+
+
+@pytest.mark.parametrize("own", ["command_failed", "timed_out", "auth_failed"])
+def test_other_reasons_count_under_their_own_name(own: str) -> None:
+    failures = host_failures(["a"], {"s": _result("s", a=("failed", own))})
+    assert failures["a"].reason == own == rollout_reason(own)
+    assert "(" not in failures["a"].detail.split(":")[1]
 
 
 def test_evidence_of_a_verification_that_does_not_gate_fails_no_host() -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "host_failures",
     "host_windows",
     "plan_waves",
+    "rollout_reason",
     "rollout_target",
     "threshold_breached",
 ]
@@ -140,6 +141,19 @@ class HostFailure:
         }
 
 
+#: Host-run reasons that all mean "the controller lost the host": a refused or
+#: unroutable connect, a connect that timed out, a connection that went silent
+#: mid-step (keepalives gave up). A rollout counts them alike, as ``unreachable``;
+#: the detail keeps the transport's own reason.
+_UNREACHABLE_REASONS = frozenset({"unreachable", "connect_timeout", "connection_lost"})
+
+
+def rollout_reason(reason: str) -> str:
+    """The reason a host failure counts under in a rollout (``unreachable`` for any
+    way of losing the host, else the host run's own reason)."""
+    return "unreachable" if reason in _UNREACHABLE_REASONS else reason
+
+
 def host_failures(
     hosts: Iterable[str],
     results: Mapping[str, StepResult],
@@ -173,10 +187,13 @@ def host_failures(
                 continue
             label = names.get(step_id, f"step {step_id}")
             why = outcome.message or outcome.stderr.strip()[-200:] or outcome.state
+            own = outcome.reason or outcome.state
+            reason = rollout_reason(own)
+            state = outcome.state if reason == own else f"{outcome.state} ({own})"
             out[name] = HostFailure(
                 host=name,
-                reason=outcome.reason or outcome.state,
-                detail=f"{label}: {outcome.state}: {why}",
+                reason=reason,
+                detail=f"{label}: {state}: {why}",
                 step=step_id,
                 gate=gate,
             )
