@@ -8,11 +8,13 @@ every audit record a service writes names the caller and the address.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from muster.security.rbac import Permission, Principal
 
-__all__ = ["Actor"]
+__all__ = ["Actor", "AuditSink"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +48,18 @@ class Actor:
         if self.token_role is None:
             return self.roles
         return tuple(r for r in self.roles if r == self.token_role)
+
+
+class AuditSink(Protocol):
+    """Where a service writes its audit records: the store's ``record_audit``, narrowed
+    to what services pass, so a service test can hand in a list-backed stand-in."""
+
+    def record_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        address: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Any: ...

@@ -10,7 +10,6 @@ careless publisher still never stores a secret in clear.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
 
 from muster.domain.rollout_report import (
     check_document,
@@ -19,22 +18,10 @@ from muster.domain.rollout_report import (
     mask_document,
     summarize,
 )
-from muster.services.actor import Actor
+from muster.services.actor import Actor, AuditSink
 from muster.store.rollout_reports import PublishedReport, RolloutReportStore
 
 __all__ = ["RolloutReportService"]
-
-
-class _Audit(Protocol):
-    def record_audit(
-        self,
-        *,
-        actor: str,
-        action: str,
-        target: str,
-        address: str | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> Any: ...
 
 
 class RolloutReportService:
@@ -43,7 +30,7 @@ class RolloutReportService:
     def __init__(
         self,
         store: RolloutReportStore,
-        audit: _Audit | None = None,
+        audit: AuditSink | None = None,
         secrets: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self.store = store

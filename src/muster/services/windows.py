@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from muster.domain.schedules import firings_between
 from muster.domain.windows import (
@@ -36,7 +36,7 @@ from muster.domain.windows import (
 )
 from muster.errors import PermissionDeniedError, ValidationError
 from muster.security.rbac import Permission
-from muster.services.actor import Actor
+from muster.services.actor import Actor, AuditSink
 from muster.services.submission import resolve_hosts
 from muster.store.base import Store
 from muster.store.schedule_records import ScheduleStore
@@ -49,18 +49,6 @@ __all__ = [
 ]
 
 MAX_FORECAST_DAYS: Final = 92
-
-
-class _Audit(Protocol):
-    def record_audit(
-        self,
-        *,
-        actor: str,
-        action: str,
-        target: str,
-        address: str | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> Any: ...
 
 
 def _local_instant(text: str, tz_name: str, field_name: str) -> dt.datetime:
@@ -182,7 +170,7 @@ class WindowService:
     """Windows over a store; changes and overrides are audited through ``audit``."""
 
     def __init__(
-        self, store: Store, audit: _Audit | None = None, schedules: ScheduleStore | None = None
+        self, store: Store, audit: AuditSink | None = None, schedules: ScheduleStore | None = None
     ) -> None:
         self.store = store
         self.audit = audit

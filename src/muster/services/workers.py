@@ -11,29 +11,16 @@ registered, a stale one as ``lost`` (see :func:`muster.domain.workers.observed_s
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from muster.domain.workers import WorkerState
 from muster.errors import PermissionDeniedError
 from muster.security.rbac import Permission
-from muster.services.actor import Actor
+from muster.services.actor import Actor, AuditSink
 from muster.store.worker_records import WorkerRecord, WorkerStore
 
 __all__ = ["WorkerService", "WorkerView"]
-
-
-class _Audit(Protocol):
-    def record_audit(
-        self,
-        *,
-        actor: str,
-        action: str,
-        target: str,
-        address: str | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +50,7 @@ class WorkerService:
     def __init__(
         self,
         store: WorkerStore,
-        audit: _Audit | None,
+        audit: AuditSink | None,
         clock: Callable[[], dt.datetime],
     ) -> None:
         self.store = store
