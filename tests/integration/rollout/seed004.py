@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import muster
+from muster.app import SshOptions
 from muster.domain.hosts import Host
 
 WEB = tuple(f"web{i:02d}.example.com" for i in range(1, 9))
@@ -75,9 +76,11 @@ def seed_004(
     inventory.add_group("cache_servers", list(CACHE))
 
     # Define authentication
-    auth = muster.SSHAuth.from_keyfile(client_key, username="root", known_hosts=known_hosts)
-    if ssh:
-        auth = dataclasses.replace(auth, **ssh)
+    auth: muster.SSHAuth | SshOptions = muster.SSHAuth.from_keyfile(
+        client_key, username="root", known_hosts=known_hosts
+    )
+    if ssh:  # the seed's login with faster keepalives (the cut-link tests)
+        auth = dataclasses.replace(auth.ssh_options(), **ssh)
 
     # Define a maintenance workflow
     workflow = muster.MaintenanceWorkflow("os_patching")
