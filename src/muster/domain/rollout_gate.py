@@ -12,14 +12,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from muster.domain.rollout import HostFailure
+from muster.domain.rollout import HostFailure, host_failures
 from muster.domain.rollout_spec import RolloutSpec, ThresholdScope
 from muster.domain.verification import HostEvidence, evaluate, parse_capture
 from muster.domain.workflows.model import Workflow
 from muster.domain.workflows.results import StepResult
 from muster.domain.workflows.rollout_steps import CaptureSteps
 
-__all__ = ["Gate", "judge_gate", "merge_results", "wave_evidence"]
+__all__ = [
+    "Gate",
+    "WaveVerdict",
+    "judge_gate",
+    "judge_soak",
+    "judge_wave",
+    "merge_results",
+    "wave_evidence",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +136,84 @@ def judge_gate(
             f"({spec.failure_threshold.text()} per {spec.threshold_scope.value})"
         )
     return Gate(not whys, "; ".join(whys), failed, counted)
+
+
+@dataclass(frozen=True, slots=True)
+class WaveVerdict:
+    """A wave judged: each failed host's first reason, each host's evidence, the gate."""
+
+    failures: dict[str, HostFailure]
+    evidence: list[HostEvidence]
+    gate: Gate
+
+
+def judge_wave(
+    workflow: Workflow,
+    captures: CaptureSteps,
+    marker: str,
+    hosts: Sequence[str],
+    results: Mapping[str, StepResult],
+    values: Mapping[str, object],
+    *,
+    not_succeeded: Mapping[str, str],
+    failed_before: int,
+    total: int,
+    instance_ok: bool = True,
+    instance_message: str = "",
+) -> WaveVerdict:
+    """Judge a wave from its hosts' merged step results, as both the in-process
+    engine and the server's durable driver do (one function: the same results give
+    the same gate wherever the wave ran).
+
+    ``not_succeeded`` maps a host whose own instance did not succeed to its message:
+    one that failed for no step's fault (an approval refused) still did not get its
+    change. ``failed_before`` counts failed hosts of the earlier waves."""
+    spec = workflow.rollout
+    evidence = wave_evidence(workflow, captures, marker, hosts, results, values)
+    failures = host_failures(
+        hosts,
+        results,
+        evidence,
+        verification_tasks=spec.verification_tasks if spec is not None else (),
+        gating=[v.name for v in workflow.verifications if v.gate],
+        labels=captures.labels(),
+    )
+    for host, message in not_succeeded.items():
+        if host in hosts and host not in failures:
+            failures[host] = HostFailure(host, "workflow_failed", message)
+    gate = judge_gate(
+        spec,
+        hosts,
+        failures,
+        failed_so_far=failed_before + len(failures),
+        total=total,
+        instance_ok=instance_ok,
+        instance_message=instance_message,
+    )
+    return WaveVerdict(failures, evidence, gate)
+
+
+def judge_soak(
+    gate: Gate,
+    healthy: Sequence[str],
+    results: Mapping[str, StepResult],
+    verification_tasks: Sequence[str],
+) -> tuple[dict[str, HostFailure], Gate]:
+    """The verification tasks run again after the soak on the wave's healthy hosts:
+    the hosts that fail them now (marked as failing after the soak) and the gate."""
+    again = host_failures(healthy, results, verification_tasks=verification_tasks)
+    failed = {
+        name: HostFailure(
+            name, failure.reason, f"after the soak: {failure.detail}", failure.step, True
+        )
+        for name, failure in again.items()
+    }
+    if not again:
+        return failed, gate
+    shown = "; ".join(f"{h}: {f.detail}" for h, f in sorted(again.items())[:5])
+    return failed, Gate(
+        False,
+        f"verification failed after the soak on {len(again)} host(s): {shown}",
+        gate.failed + len(again),
+        gate.counted,
+    )

@@ -37,8 +37,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from muster.domain.hosts import Host, TransportKind
 from muster.domain.inventory import Inventory
 from muster.domain.params import coerce_values
-from muster.domain.rollout import HostFailure, host_failures
-from muster.domain.rollout_gate import Gate, judge_gate, merge_results, wave_evidence
+from muster.domain.rollout_gate import judge_soak, judge_wave, merge_results
 from muster.domain.rollout_plan import plan_rollout
 from muster.domain.rollout_spec import RetrySpec, RolloutSpec
 from muster.domain.windows import MaintenanceWindow
@@ -171,38 +170,32 @@ class RolloutEngine:
             state.runs.update(runs)
             self._ran.append((wave, results))
             state.task_results = merge_results([state.task_results, results], skip=captures.ids)
-            evidence = wave_evidence(workflow, captures, marker, wave.hosts, results, values)
-            for ev in evidence:
-                state.verification_results.setdefault(ev.verification, {})[ev.host] = ev
-            failures = host_failures(
+            whole = runs.get(_ALL)
+            verdict = judge_wave(
+                workflow,
+                captures,
+                marker,
                 wave.hosts,
                 results,
-                evidence,
-                verification_tasks=spec.verification_tasks if spec is not None else (),
-                gating=[v.name for v in workflow.verifications if v.gate],
-                labels=captures.labels(),
+                values,
+                not_succeeded={
+                    h: r.message for h, r in runs.items() if r.status.value != "succeeded"
+                },
+                failed_before=failed_so_far,
+                total=total,
+                instance_ok=whole is None or whole.status.value == "succeeded",
+                instance_message=whole.message if whole is not None else "",
             )
-            for host, run in runs.items():
-                if host in wave.hosts and host not in failures and run.status.value != "succeeded":
-                    # Failed for no step's fault on it (an approval refused, a condition
-                    # that cannot be evaluated): the host still did not get its change.
-                    failures[host] = HostFailure(host, "workflow_failed", run.message)
+            for ev in verdict.evidence:
+                state.verification_results.setdefault(ev.verification, {})[ev.host] = ev
+            failures = verdict.failures
             wave.failed_hosts = failures
             failed_so_far += len(failures)
             if self._aborted:
                 wave.status = WaveStatus.ABORTED
                 wave.finished_at = self.clock()
                 break
-            whole = runs.get(_ALL)
-            wave.gate = judge_gate(
-                spec,
-                wave.hosts,
-                failures,
-                failed_so_far=failed_so_far,
-                total=total,
-                instance_ok=whole is None or whole.status.value == "succeeded",
-                instance_message=whole.message if whole is not None else "",
-            )
+            wave.gate = verdict.gate
             if wave.gate.passed and spec is not None and spec.soak and wave is not state.waves[-1]:
                 wave.status = WaveStatus.SOAKING
                 self._notify()
@@ -371,22 +364,11 @@ class RolloutEngine:
         healthy = [h for h in hosts if h.name not in wave.failed_hosts]
         results, _ = await self._run_wave(check, healthy, params, None, per_host=True)
         wave.soak_results = dict(results)
-        again = host_failures(
-            [h.name for h in healthy], results, verification_tasks=spec.verification_tasks
+        assert wave.gate is not None
+        again, wave.gate = judge_soak(
+            wave.gate, [h.name for h in healthy], results, spec.verification_tasks
         )
-        for name, failure in again.items():
-            wave.failed_hosts[name] = HostFailure(
-                name, failure.reason, f"after the soak: {failure.detail}", failure.step, True
-            )
-        if again:
-            assert wave.gate is not None
-            shown = "; ".join(f"{h}: {f.detail}" for h, f in sorted(again.items())[:5])
-            wave.gate = Gate(
-                False,
-                f"verification failed after the soak on {len(again)} host(s): {shown}",
-                wave.gate.failed + len(again),
-                wave.gate.counted,
-            )
+        wave.failed_hosts.update(again)
 
     # -- rollback -------------------------------------------------------------------------
 

@@ -18,14 +18,20 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from muster.domain.hosts import Host
 from muster.domain.rollout_spec import RetrySpec
 from muster.domain.states import FailureReason
-from muster.domain.workflows import StepResult, Workflow, validate
+from muster.domain.workflows import HostOutcome, StepResult, Workflow, validate
 from muster.domain.workflows.rollout_steps import rollback_workflow
 from muster.engine.rollout_limits import HostLimiter
 from muster.engine.rollout_result import RollbackOutcome, RollbackState, WaveResult, WaveStatus
 from muster.engine.workflow import WorkflowRun
 from muster.errors import MusterError
 
-__all__ = ["RollbackRunner", "steps_to_undo"]
+__all__ = [
+    "RollbackRunner",
+    "end_rollback_step",
+    "finish_rollback",
+    "retry_rollback",
+    "steps_to_undo",
+]
 
 #: A host run that ended for one of these never reached the host: its rollback waits.
 UNREACHED = frozenset({FailureReason.UNREACHABLE.value, FailureReason.CONNECT_TIMEOUT.value})
@@ -125,29 +131,60 @@ class RollbackRunner:
                 why = run.message
                 if got is not None:
                     outcome.steps[sid] = got
-                if got is None or got.reason not in UNREACHED or not waits:
+                if not retry_rollback(got, bool(waits)):
                     break
                 await self._sleep(waits.pop(0))
-            if got is not None and got.reason in UNREACHED:
-                outcome.state = RollbackState.UNREACHABLE
-                outcome.message = (
-                    f"unreachable through {outcome.attempts} attempt(s) while rolling back "
-                    f"{sid} ({got.message}); not attempted: "
-                    f"{', '.join(steps[done + 1 :]) or 'nothing'}"
-                )
-                outcome.finished_at = self._clock()
+            if end_rollback_step(outcome, steps, done, got, why, failed, self._clock()):
                 return outcome
-            if got is None or not got.succeeded:
-                failed.append(sid)
-                if got is None:
-                    outcome.message = f"{sid}: {why}"
-        if failed:
-            outcome.state = RollbackState.FAILED
-            outcome.message = f"rollback of {', '.join(failed)} failed" + (
-                f" ({outcome.message})" if outcome.message else ""
-            )
-        else:
-            outcome.state = RollbackState.ROLLED_BACK
-            outcome.message = f"rolled back {', '.join(steps)}"
-        outcome.finished_at = self._clock()
+        finish_rollback(outcome, steps, failed, self._clock())
         return outcome
+
+
+def retry_rollback(got: HostOutcome | None, waits_left: bool) -> bool:
+    """Whether a rollback step's attempt is tried again: the host was not reached,
+    and the retry period is not over."""
+    return got is not None and got.reason in UNREACHED and waits_left
+
+
+def end_rollback_step(
+    outcome: RollbackOutcome,
+    steps: Sequence[str],
+    done: int,
+    got: HostOutcome | None,
+    why: str,
+    failed: list[str],
+    now: dt.datetime,
+) -> bool:
+    """Record the last attempt of ``steps[done]``; True when the host's rollback ends
+    here (unreachable through the retry period: the rest is not attempted, flagged)."""
+    sid = steps[done]
+    if got is not None and got.reason in UNREACHED:
+        outcome.state = RollbackState.UNREACHABLE
+        outcome.message = (
+            f"unreachable through {outcome.attempts} attempt(s) while rolling back "
+            f"{sid} ({got.message}); not attempted: "
+            f"{', '.join(steps[done + 1 :]) or 'nothing'}"
+        )
+        outcome.finished_at = now
+        return True
+    if got is None or not got.succeeded:
+        failed.append(sid)
+        if got is None:
+            outcome.message = f"{sid}: {why}"
+    return False
+
+
+def finish_rollback(
+    outcome: RollbackOutcome, steps: Sequence[str], failed: Sequence[str], now: dt.datetime
+) -> None:
+    """The host's rollback once every step was attempted: rolled back, or failed
+    (flagged) naming the steps whose rollback failed."""
+    if failed:
+        outcome.state = RollbackState.FAILED
+        outcome.message = f"rollback of {', '.join(failed)} failed" + (
+            f" ({outcome.message})" if outcome.message else ""
+        )
+    else:
+        outcome.state = RollbackState.ROLLED_BACK
+        outcome.message = f"rolled back {', '.join(steps)}"
+    outcome.finished_at = now

@@ -32,6 +32,7 @@ from muster.store.console_reads import ConsoleReadOps
 from muster.store.credential_store import CredentialOps
 from muster.store.migrations import upgrade
 from muster.store.notify import Notifier, PostgresListener
+from muster.store.rollout_instances import RolloutInstanceOps
 from muster.store.rollout_report_ops import RolloutReportOps
 from muster.store.schedule_store import ScheduleOps
 from muster.store.security_ops import SecurityOps
@@ -39,7 +40,6 @@ from muster.store.session_store import SessionOps
 from muster.store.webhooks import WebhookOps
 from muster.store.window_ops import WindowOps
 from muster.store.worker_ops import WorkerOps
-from muster.store.workflow_store import WorkflowSqlOps
 
 __all__ = ["SqlStore", "libpq_conninfo", "open_store"]
 
@@ -62,7 +62,7 @@ class SqlStore(
     WebhookOps,
     WindowOps,
     WorkerOps,
-    WorkflowSqlOps,
+    RolloutInstanceOps,
     RolloutReportOps,
 ):
     """The :class:`~muster.store.base.Store` over SQLAlchemy, and every area of

@@ -24,7 +24,14 @@ from muster.domain.workflows import InstanceState, StepResult, Workflow
 from muster.engine.workflow_store import InstanceRecord, WorkflowRecord, WorkflowStore
 from muster.store.base import NewExecution
 
-__all__ = ["Dispatch", "DurableWorkflowStore", "InstanceDetail", "StepLink", "WindowHold"]
+__all__ = [
+    "ChildInstance",
+    "Dispatch",
+    "DurableWorkflowStore",
+    "InstanceDetail",
+    "StepLink",
+    "WindowHold",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +40,19 @@ class Dispatch:
 
     step_id: str
     executions: Sequence[NewExecution]
+
+
+@dataclass(frozen=True, slots=True)
+class ChildInstance:
+    """An instance a rollout starts (one host's part of a wave, a soak check, a
+    rollback step): its id is chosen by the caller, so the rollout's own state can
+    name it in the same transaction that creates it."""
+
+    id: str
+    state: InstanceState
+    params: Mapping[str, Any]
+    targets: str | None
+    context: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +123,12 @@ class DurableWorkflowStore(WorkflowStore, Protocol):
         approvals: Sequence[tuple[str, ApprovalRequest]] = (),
         closed_approvals: Sequence[tuple[str, str]] = (),
     ) -> tuple[int, dict[str, tuple[str, ...]]]: ...
+    def commit_rollout(
+        self,
+        instance_id: str,
+        state: InstanceState,
+        *,
+        revision: int,
+        context: Mapping[str, Any],
+        children: Sequence[ChildInstance] = (),
+    ) -> int: ...

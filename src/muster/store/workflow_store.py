@@ -271,50 +271,64 @@ class WorkflowSqlOps(StoreCore):
         created_by: str | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> InstanceRecord:
+        with self._tx(notify=(WORKFLOWS_KEY,)) as tx:
+            iid = self._insert_instance(
+                tx.conn, workflow, state, params, targets, created_by, context, self.clock()
+            )
+            return self._wf_instance(tx.conn, iid)
+
+    def _insert_instance(
+        self,
+        conn: Connection,
+        workflow: Any,
+        state: InstanceState,
+        params: Mapping[str, Any],
+        targets: str | None,
+        created_by: str | None,
+        context: Mapping[str, Any] | None,
+        now: dt.datetime,
+        iid: str | None = None,
+    ) -> str:
+        """Insert one instance and its step rows (secrets sealed to its id); its id.
+
+        ``workflow`` is anything with the definition's name, version and content_hash."""
         secrets = {k: v.reveal() for k, v in params.items() if isinstance(v, Secret)}
         if secrets and self.vault is None:
             raise VaultError(
                 "this instance has secret values but no secret key is configured: "
                 "refusing to store them"
             )
-        now = self.clock()
-        iid = new_id()
-        with self._tx(notify=(WORKFLOWS_KEY,)) as tx:
-            wf = self._wf_row(tx.conn, workflow.name)
-            sealed = {}
-            if secrets:
-                assert self.vault is not None
-                sealed = {k: self.vault.seal(v, _secret_aad(iid, k)) for k, v in secrets.items()}
-            tx.conn.execute(
-                insert(_i).values(
-                    id=iid,
-                    workflow_id=wf["id"],
-                    workflow_name=workflow.name,
-                    version=workflow.version,
-                    content_hash=workflow.content_hash,
-                    parameters=stored_params(params),
-                    secrets=sealed,
-                    targets=targets,
-                    context=dict(context or {}),
-                    revision=1,
-                    requested_by=created_by,
-                    created_at=now,
-                    **_instance_values(state),
-                )
+        iid = iid or new_id()
+        wf = self._wf_row(conn, workflow.name)
+        sealed = {}
+        if secrets:
+            assert self.vault is not None
+            sealed = {k: self.vault.seal(v, _secret_aad(iid, k)) for k, v in secrets.items()}
+        conn.execute(
+            insert(_i).values(
+                id=iid,
+                workflow_id=wf["id"],
+                workflow_name=workflow.name,
+                version=workflow.version,
+                content_hash=workflow.content_hash,
+                parameters=stored_params(params),
+                secrets=sealed,
+                targets=targets,
+                context=dict(context or {}),
+                revision=1,
+                requested_by=created_by,
+                created_at=now,
+                **_instance_values(state),
             )
-            rows = [
-                {
-                    "instance_id": iid,
-                    "step_id": sid,
-                    "execution_ids": [],
-                    **_step_values(state, sid),
-                }
-                for sid in state.steps
-            ]
-            if rows:
-                tx.conn.execute(insert(_s), rows)
-            state.changed.clear()
-            return self._wf_instance(tx.conn, iid)
+        )
+        rows = [
+            {"instance_id": iid, "step_id": sid, "execution_ids": [], **_step_values(state, sid)}
+            for sid in state.steps
+        ]
+        if rows:
+            conn.execute(insert(_s), rows)
+        state.changed.clear()
+        return iid
 
     def _wf_instance(self, conn: Connection, instance_id: str) -> InstanceRecord:
         row = conn.execute(select(_i).where(_i.c.id == instance_id)).mappings().first()
