@@ -161,6 +161,8 @@ def status(
     if as_json:
         _echo_json(data)
         return
+    if data.get("rollout"):
+        _rollout_table(data["rollout"])
     waiting = f" ({data['waiting_reason']})" if data.get("waiting_reason") else ""
     table = Table(title=f"instance {data['id']} of {data['workflow']}: {data['status']}{waiting}")
     for col in ("step", "type", "state", "host", "host state", "exit", "detail"):
@@ -185,6 +187,27 @@ def status(
     _console.print(table)
     if data["status"] in _UNSUCCESSFUL:
         raise typer.Exit(EXIT_HOSTS_FAILED)
+
+
+def _rollout_table(r: dict[str, Any]) -> None:
+    """A rollout's waves: state, hosts, gate, failed hosts; then rollback outcomes."""
+    table = Table(title=f"rollout {r['id']}: {r['status']} {r.get('message') or ''}")
+    for col in ("wave", "state", "hosts", "gate", "failed"):
+        table.add_column(col, overflow="fold")
+    for w in r["waves"]:
+        gate = w.get("gate") or {}
+        verdict = "" if not gate else ("passed" if gate.get("passed") else gate.get("why", ""))
+        table.add_row(
+            str(w["index"] + 1),
+            w["status"],
+            escape(", ".join(w["hosts"])),
+            escape(verdict),
+            escape(", ".join(sorted(w.get("failed_hosts") or {}))),
+        )
+    _console.print(table)
+    for host, o in sorted((r.get("rollback") or {}).items()):
+        flag = " (flagged)" if host in r.get("flagged_hosts", ()) else ""
+        _console.print(f"rollback {escape(host)}: {o['state']}{flag} {escape(o['message'])}")
 
 
 def _act(instance_id: str, step: str | None, action: str, url: str | None, **query: str) -> None:
@@ -222,6 +245,16 @@ def kill(instance_id: Annotated[str, typer.Argument()], step: Step = None, url: 
     _act(instance_id, step, "kill", url)
 
 
+def abort(instance_id: Annotated[str, typer.Argument()], url: Url = None) -> None:
+    """Stop a rollout now without rolling anything back (running hosts are killed)."""
+    _act(instance_id, None, "abort", url)
+
+
+def rollback(instance_id: Annotated[str, typer.Argument()], url: Url = None) -> None:
+    """Roll back a failed or aborted rollout: its waves' hosts, newest wave first."""
+    _act(instance_id, None, "rollback", url)
+
+
 def retry(
     instance_id: Annotated[str, typer.Argument()], step: Step = None, url: Url = None
 ) -> None:
@@ -241,3 +274,5 @@ def register(app: typer.Typer) -> None:
     app.command("resume")(resume)
     app.command("kill")(kill)
     app.command("retry")(retry)
+    app.command("abort")(abort)
+    app.command("rollback")(rollback)

@@ -32,6 +32,7 @@ from muster.server.context import ServerContext, get_context
 from muster.server.schemas.common import MAX_OFFSET
 from muster.server.schemas.common import Request as RequestModel
 from muster.server.workflow_svg import render_svg
+from muster.services.rollout_state import ROLLOUT, rollout_view
 from muster.store.workflow_durable import InstanceDetail
 
 __all__ = ["definitions", "instance_out", "instances", "workflow_out"]
@@ -107,6 +108,15 @@ def instance_out(detail: InstanceDetail, *, full: bool = True) -> dict[str, Any]
         "started_at": st.started_at,
         "finished_at": st.finished_at,
     }
+    rollout = detail.context.get(ROLLOUT)
+    if rollout is not None:
+        out["rollout"] = rollout_view(rollout)
+    if detail.context.get("parent"):
+        out["rollout_of"] = {
+            "instance_id": detail.context["parent"],
+            "part": detail.context.get("part"),
+            "hosts": list(detail.context.get("hosts") or ()),
+        }
     if not full:
         return out
     steps = []
@@ -332,7 +342,8 @@ def act_on_instance(
     action: Annotated[str, Query(max_length=16)],
     duration: Annotated[str | None, Query(max_length=32)] = None,
 ) -> dict[str, Any]:
-    """``action=pause|resume|kill|retry`` (``duration`` with pause: for that long)."""
+    """``action=pause|resume|kill|retry`` (``duration`` with pause: for that long); a
+    rollout's instance also takes ``abort`` (no rollback) and ``rollback``."""
     detail = ctx.workflows.act(who, instance_id, action, duration=_seconds(duration))
     return instance_out(detail)
 

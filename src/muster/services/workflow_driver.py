@@ -89,6 +89,8 @@ from muster.security.rbac import Permission
 from muster.services.actor import Actor
 from muster.services.approvals import Approvals
 from muster.services.local_hosts import local_names, require_local_permission
+from muster.services.rollout_driver import ROLLOUT, RolloutDriver, definition_graph
+from muster.services.rollout_reports import RolloutReportService
 from muster.services.submission import resolve_hosts
 from muster.store.base import ExecutionKind, HostTarget, NewExecution
 from muster.store.protocols import ServerStore
@@ -187,6 +189,11 @@ class WorkflowDriver:
         self._graphs: dict[tuple[str, int], Graph] = {}
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        reports = RolloutReportService(store, store)
+        #: Instances that are rollouts are advanced by it (waves of these instances).
+        self.rollouts = RolloutDriver(
+            store, apply=self.apply, publish=lambda doc: reports.publish(None, doc), poll=poll
+        )
 
     # -- the loop -------------------------------------------------------------------
 
@@ -249,6 +256,11 @@ class WorkflowDriver:
             p = self._load(instance_id)
             if p.state.status.terminal:
                 return None
+            if ROLLOUT in p.detail.context:
+                try:
+                    return self.rollouts.advance(instance_id, p.params)
+                except ConflictError:
+                    continue
             self._observe(p)
             try:
                 self._run(p)
@@ -277,7 +289,11 @@ class WorkflowDriver:
             return p.state
         raise ConflictError(f"instance {instance_id} is changing too fast; try again")
 
-    def _graph(self, name: str, version: int) -> Graph:
+    def _graph(self, name: str, version: int, definition: Any = None) -> Graph:
+        if definition is not None:
+            # A rollout's part (a host's wave, a soak check, a rollback): its own
+            # definition, derived from the version it belongs to.
+            return definition_graph(definition)
         key = (name, version)
         graph = self._graphs.get(key)
         if graph is None:
@@ -291,7 +307,7 @@ class WorkflowDriver:
         params.update(self.store.open_instance_secrets(instance_id))
         return _Pass(
             detail=detail,
-            graph=self._graph(rec.workflow, rec.version),
+            graph=self._graph(rec.workflow, rec.version, detail.context.get("definition")),
             state=rec.state,
             params=params,
             results=dict(detail.results),
@@ -483,7 +499,21 @@ class WorkflowDriver:
         actor = _actor(p.detail.context.get("actor") or {})
         try:
             selector = step_targets(p.graph, step, p.params, rec.targets)
-            hosts = resolve_hosts(self.store, [selector])
+            only = p.detail.context.get("hosts")
+            try:
+                hosts = resolve_hosts(self.store, [selector])
+            except ValidationError:
+                if only is None:
+                    raise
+                hosts = []
+            if only is not None:
+                # One host's part of a rollout: the step runs on that host alone, and
+                # a step selecting none of it succeeds doing nothing (as in-process).
+                hosts = [h for h in hosts if h.name in only]
+                if not hosts:
+                    message = "nothing to do: its targets select no host of this run"
+                    p.events.append(StepFinished(sid, attempt, True, message))
+                    return
             require_local_permission(actor, local_names(hosts), doing="run a workflow step on")
             script = self._pinned(p, sid)
             launch = prepare_step(

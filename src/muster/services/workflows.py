@@ -35,15 +35,17 @@ from muster.errors import NotFoundError, ValidationError
 from muster.services.actor import Actor
 from muster.services.approvals import Approvals
 from muster.services.local_hosts import local_names, require_local_permission
+from muster.services.rollout_driver import ROLLOUT
 from muster.services.submission import resolve_hosts
 from muster.services.workflow_driver import WorkflowDriver, actor_context
 from muster.store.protocols import ServerStore
 from muster.store.workflow_durable import InstanceDetail
 
-__all__ = ["ACTIONS", "Checked", "Workflows", "parse_definition", "refuse_rollout"]
+__all__ = ["ACTIONS", "Checked", "Workflows", "parse_definition"]
 
-#: The actions seed 003 names on an instance or a step, plus retry.
-ACTIONS = ("pause", "resume", "kill", "retry")
+#: The actions seed 003 names on an instance or a step, plus retry; a rollout's
+#: instance also takes abort (kill: no rollback) and rollback (on request).
+ACTIONS = ("pause", "resume", "kill", "retry", "abort", "rollback")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,23 +68,7 @@ def parse_definition(source: str | None, definition: Mapping[str, Any] | None) -
     else:
         raise ValidationError("a workflow definition is required", field="source")
     validate(workflow)
-    refuse_rollout(workflow)
     return workflow
-
-
-def refuse_rollout(workflow: Workflow) -> None:
-    """The durable driver runs a workflow as one flat DAG: waves, gates, before/after
-    captures and wave windows would be silently ignored, so a definition that asks
-    for them is refused (422) instead of run as something it does not say."""
-    keys = rollout_keys(workflow)
-    if keys:
-        raise WorkflowError(
-            f"workflow {workflow.name!r} declares {', '.join(k + ':' for k in keys)} "
-            "(a progressive rollout: waves, verification, rollback), which the server's "
-            "workflow driver does not run; run it with "
-            "`muster workflow run FILE -i INVENTORY` (see `muster workflow forecast`)",
-            field=keys[0],
-        )
 
 
 class Workflows:
@@ -189,7 +175,6 @@ class Workflows:
         record = self.store.get_workflow(name, version)
         workflow = record.workflow
         graph = validate(workflow)
-        refuse_rollout(workflow)
         params = coerce_values(workflow.parameters, dict(raw_params))
         pins = self._pins(workflow)
         # The server's own machine (without hosts.local) is refused before anything is
@@ -208,14 +193,22 @@ class Workflows:
             hosts_of[sid] = hosts
         if dry_run:
             return self._plan(record, graph, params, pins, hosts_of)
-        instance = self.store.create_instance(
-            record,
-            InstanceState.new([s.id for s in workflow.steps]),
-            params=params,
-            targets=targets,
-            created_by=actor.name,
-            context={"actor": actor_context(actor), "pins": pins},
-        )
+        context = {"actor": actor_context(actor), "pins": pins}
+        if rollout_keys(workflow):
+            # Waves, captures or windows: the rollout driver plans the waves now and
+            # runs each wave's hosts as instances of their own.
+            instance = self.driver.rollouts.start(
+                record, params, targets=targets, created_by=actor.name, context=context
+            )
+        else:
+            instance = self.store.create_instance(
+                record,
+                InstanceState.new([s.id for s in workflow.steps]),
+                params=params,
+                targets=targets,
+                created_by=actor.name,
+                context=context,
+            )
         self.store.record_audit(
             actor=actor.name,
             action="workflow.start",
@@ -347,9 +340,21 @@ class Workflows:
         """Seed 003's ``pause|resume|kill`` (and ``retry``) of an instance or one step;
         ``duration`` pauses for that many seconds. Retry of an instance resumes a failed
         one from its failed steps. Audited; ConflictError when it does not apply."""
-        record = self.store.get_instance(instance_id)
+        detail = self.store.instance_detail(instance_id)
+        record = detail.record
         if step is not None and step not in record.state.steps:
             raise NotFoundError(f"instance {instance_id} has no step {step!r}")
+        if ROLLOUT in detail.context:
+            if step is not None:
+                raise ValidationError(
+                    "a rollout is paused, resumed, aborted or rolled back as a whole",
+                    field="step",
+                )
+            if action == "pause" and duration is not None:
+                raise ValidationError("a rollout pauses until resumed", field="duration")
+            self.driver.rollouts.act(instance_id, action)
+            self._audit_action(actor, instance_id, action, step, duration)
+            return self.store.instance_detail(instance_id)
         event: Event
         if action == "pause":
             until = None
@@ -364,11 +369,27 @@ class Workflows:
             event = Kill(step)
         elif action == "retry":
             event = Retry(step) if step is not None else ResumeFailed()
+        elif action in ("abort", "rollback"):
+            raise ValidationError(
+                f"{action} applies to a rollout; this instance is a plain workflow (kill it)",
+                field="action",
+            )
         else:
             raise ValidationError(
                 f"unknown action {action!r} (one of {', '.join(ACTIONS)})", field="action"
             )
         self.driver.apply(instance_id, event)
+        self._audit_action(actor, instance_id, action, step, duration)
+        return self.store.instance_detail(instance_id)
+
+    def _audit_action(
+        self,
+        actor: Actor,
+        instance_id: str,
+        action: str,
+        step: str | None,
+        duration: float | None,
+    ) -> None:
         self.store.record_audit(
             actor=actor.name,
             action=f"workflow.{action}",
@@ -376,4 +397,3 @@ class Workflows:
             address=actor.address,
             details={"duration": duration} if duration is not None else None,
         )
-        return self.store.instance_detail(instance_id)

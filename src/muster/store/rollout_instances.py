@@ -12,6 +12,7 @@ so no wave starts twice on a host whatever is killed when.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import update
@@ -43,6 +44,10 @@ class RolloutInstanceOps(WorkflowSqlOps):
             conn = tx.conn
             new_revision = self._save_instance_state(conn, instance_id, state, revision)
             parent = self._wf_instance(conn, instance_id)
+            # The hosts' instances belong to the definition version the rollout runs.
+            version = SimpleNamespace(
+                name=parent.workflow, version=parent.version, content_hash=parent.content_hash
+            )
             conn.execute(
                 update(workflow_instances)
                 .where(workflow_instances.c.id == instance_id)
@@ -51,7 +56,7 @@ class RolloutInstanceOps(WorkflowSqlOps):
             for child in children:
                 self._insert_instance(
                     conn,
-                    parent,
+                    version,
                     child.state,
                     child.params,
                     child.targets,
