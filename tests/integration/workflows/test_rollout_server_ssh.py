@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +29,20 @@ import pytest
 
 import muster
 from muster.app import SshOptions, default_transports
+from muster.config import Settings
 from muster.domain.hosts import Host
 from muster.server.embedded import embedded_worker_factory
+from muster.store.sqlalchemy_store import open_store
 from tests.fleet.sshd import SshdServer, free_port
 from tests.integration.server.harness import (
     LiveServer,
     fresh_postgres,
+    issue_token,
     pg_base_url,
     server_settings,
     wait_for,
 )
+from tests.integration.workflows.test_workflow_server_ssh import Serve
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -368,3 +372,103 @@ def test_abort_stops_without_rollback_then_rollback_on_request(
     ran = log_of(state, hosts)
     assert {h for h, what in ran if what == "rollback"} == {"db1", "db2", "web1"}
     assert roll["reports"] == [roll["id"], f"{roll['id']}.rollback"]
+
+
+class ServeOn(Serve):
+    """``muster serve`` as a process (killable with -9) on SQLite or PostgreSQL."""
+
+    def __init__(self, data: Path, known_hosts: Path, database_url: str) -> None:
+        super().__init__(data, known_hosts)
+        self.database_url = database_url
+        self.env["MUSTER_DATABASE_URL"] = database_url
+
+    def token(self, user: str, roles: list[str]) -> str:
+        settings = Settings(data_dir=str(self.data), database_url=self.database_url)
+        store = open_store(settings, open_vault=False, listen=False)
+        try:
+            return issue_token(store, user, roles)
+        finally:
+            store.close()
+
+
+@pytest.fixture
+def serve(
+    database_url: str, tmp_path: Path, sshd: tuple[SshdServer, list[Host]]
+) -> Iterator[Callable[[], ServeOn]]:
+    server, _ = sshd
+    known = tmp_path / "known_hosts"
+    known.write_text(server.known_hosts_lines())
+    started: list[ServeOn] = []
+
+    def make() -> ServeOn:
+        s = ServeOn(tmp_path / "data", known, database_url).start()
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+@pytest.mark.parametrize("when", ["soaking", "running"])
+def test_kill9_mid_rollout_then_restart_no_host_runs_a_wave_twice(
+    serve: Callable[[], ServeOn],
+    sshd: tuple[SshdServer, list[Host]],
+    tmp_path: Path,
+    when: str,
+) -> None:
+    """Killed while wave 2 soaks (a timer in the store), the restarted server runs the
+    soak's check and the remaining waves: every host upgraded once. Killed while wave
+    2's hosts run their upgrade, those host runs end ``lost`` (the worker that held
+    them died: their outcome is unknown, so they are not run again), which fails the
+    gate and rolls back wave 2 then wave 1; still no host upgraded twice."""
+    server, hosts = sshd
+    state = tmp_path / "state"
+    state.mkdir()
+    first = serve()
+    token = first.token("ops", ["admin"])
+    with first.client(token) as api:
+        register(api, hosts, server.client_key)
+        nap = "0" if when == "soaking" else "8"
+        iid = start(api, definition("crash", soak=4), "crash", state, nap=nap)
+
+        def mid() -> bool:
+            wave = instance(api, iid)["rollout"]["waves"][1]
+            if when == "soaking":
+                return bool(wave["status"] == "soaking")
+            return {("db2", "upgrade"), ("web1", "upgrade")} <= set(log_of(state, hosts))
+
+        wait_for(mid, timeout=90, interval=0.1, what=f"wave 2 {when}")
+    first.kill9()
+
+    second = serve()
+    with second.client(token) as api:
+        doc = ended(api, iid, timeout=120)
+    roll = doc["rollout"]
+    ran = log_of(state, hosts)
+    upgraded = Counter(h for h, what in ran.elements() if what == "upgrade")
+    assert set(upgraded.values()) == {1}, ran  # no host ran a wave twice
+    if when == "soaking":
+        assert doc["status"] == "succeeded", roll
+        assert sorted(upgraded) == sorted(NAMES)
+        assert [sorted(w["soak_instances"]) for w in roll["waves"]][:2] == [
+            ["db1"],
+            ["db2", "web1"],
+        ]
+        return
+    assert roll["status"] == "rolled_back", roll
+    assert sorted(upgraded) == ["db1", "db2", "web1"]
+    failed = roll["waves"][1]["failed_hosts"]
+    assert sorted(failed) == ["db2", "web1"], failed
+    assert {f["reason"] for f in failed.values()} == {"lost"}
+    assert [w["status"] for w in roll["waves"]] == [
+        "rolled_back",
+        "rolled_back",
+        "not_run",
+        "not_run",
+    ]
+    assert {h: o["state"] for h, o in roll["rollback"].items()} == {
+        "db1": "rolled_back",
+        "db2": "rolled_back",
+        "web1": "rolled_back",
+    }
