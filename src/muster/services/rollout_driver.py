@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from muster.domain.rollout import host_windows
 from muster.domain.rollout_plan import plan_rollout
 from muster.domain.throttle import group_key
 from muster.domain.workflows import (
@@ -52,6 +53,7 @@ from muster.domain.workflows import (
     validate,
 )
 from muster.domain.workflows.machine import Event, Kill, Pause, Resume
+from muster.domain.workflows.rollout_parse import window_objects
 from muster.engine.dispatcher import DispatchPolicy
 from muster.engine.rollout_report import report_document
 from muster.engine.rollout_result import RolloutStatus
@@ -142,8 +144,14 @@ class RolloutDriver:
             workflow, validate(workflow), hosts, params, targets, self.store.clock()
         )
         groups = {h.name: group_key(h.groups) for h in plan.target}
+        covering: dict[str, list[str]] = {}
+        for selector, text in workflow.windows.items():
+            one = host_windows({selector: window_objects(selector, text)}, hosts, plan.target)
+            for host, found in one.items():
+                if found:
+                    covering.setdefault(host, []).append(selector)
         rollout = new_rollout(
-            str(uuid.uuid4()), f"MUSTER-CAPTURE-{secrets.token_hex(12)}", plan, groups
+            str(uuid.uuid4()), f"MUSTER-CAPTURE-{secrets.token_hex(12)}", plan, groups, covering
         )
         return self.store.create_instance(
             record,

@@ -25,7 +25,7 @@ the report the in-process engine would have made of the same results.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from muster.domain.rollout import HostFailure
@@ -49,6 +49,7 @@ __all__ = [
     "outcome_from",
     "rollout_run",
     "rollout_view",
+    "wave_result",
     "when",
 ]
 
@@ -65,9 +66,14 @@ def when(text: str | None) -> dt.datetime | None:
 
 
 def new_rollout(
-    rid: str, marker: str, plan: RolloutPlan, groups: Mapping[str, str]
+    rid: str,
+    marker: str,
+    plan: RolloutPlan,
+    groups: Mapping[str, str],
+    windows: Mapping[str, Sequence[str]],
 ) -> dict[str, Any]:
-    """The state of a rollout planned but not started."""
+    """The state of a rollout planned but not started (``windows``: host -> the
+    ``windows:`` selectors that cover it, fixed when it starts, as in-process)."""
     planned = {h.name for w in plan.waves for h in w}
     return {
         "id": rid,
@@ -83,6 +89,7 @@ def new_rollout(
         "stopped": "",
         "unplanned": list(plan.unplanned),
         "groups": dict(groups),
+        "windows": {h: list(sels) for h, sels in windows.items() if sels},
         "forecast": [f.to_dict() for f in plan.forecast],
         "started_at": None,
         "finished_at": None,
@@ -95,6 +102,8 @@ def new_rollout(
                 "started_at": None,
                 "finished_at": None,
                 "soak_until": None,
+                "waited_for_window_until": None,
+                "wait_reason": "",
                 "children": {},
                 "soak_children": {},
                 "failed_hosts": {},
@@ -140,6 +149,8 @@ def wave_result(data: Mapping[str, Any]) -> WaveResult:
         status=WaveStatus(data["status"]),
         started_at=when(data.get("started_at")),
         finished_at=when(data.get("finished_at")),
+        waited_for_window_until=when(data.get("waited_for_window_until")),
+        wait_reason=data.get("wait_reason", ""),
         failed_hosts={h: _failure(f) for h, f in (data.get("failed_hosts") or {}).items()},
         gate=Gate(**gate) if gate else None,
         soak_results={
@@ -208,6 +219,8 @@ def rollout_view(r: Mapping[str, Any]) -> dict[str, Any]:
                 "started_at": w.get("started_at"),
                 "finished_at": w.get("finished_at"),
                 "soak_until": w.get("soak_until"),
+                "waited_for_window_until": w.get("waited_for_window_until"),
+                "wait_reason": w.get("wait_reason", ""),
                 "gate": w.get("gate"),
                 "failed_hosts": dict(w.get("failed_hosts") or {}),
                 "evidence": dict(w.get("evidence") or {}),

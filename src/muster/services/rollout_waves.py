@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from muster.domain.rollout import FitStatus, fit_wave
 from muster.domain.rollout_gate import Gate, judge_soak, judge_wave, merge_results
 from muster.domain.rollout_spec import RetrySpec
 from muster.domain.workflows import (
@@ -26,6 +27,7 @@ from muster.domain.workflows import (
     Workflow,
     workflow_to_dict,
 )
+from muster.domain.workflows.rollout_parse import window_objects
 from muster.domain.workflows.rollout_steps import (
     rollback_workflow,
     verification_task_workflow,
@@ -46,7 +48,7 @@ from muster.engine.rollout_rollback import (
     steps_to_undo,
 )
 from muster.engine.workflow_store import InstanceRecord
-from muster.services.rollout_state import iso, outcome_from, rollout_run, when
+from muster.services.rollout_state import iso, outcome_from, rollout_run, wave_result, when
 from muster.store.workflow_durable import ChildInstance, InstanceDetail
 
 __all__ = ["RolloutPass", "begin_rollback", "run_rollback", "run_wave", "settle_rollout"]
@@ -170,11 +172,11 @@ def run_wave(p: RolloutPass) -> None:
     spec = p.workflow.rollout
     while r["phase"] == "waves":
         wave = r["waves"][r["current"]]
-        if wave["status"] == WaveStatus.PENDING.value:
+        if wave["status"] in (WaveStatus.PENDING.value, WaveStatus.WAITING_WINDOW.value):
             if r["aborted"]:
                 settle_rollout(p)
                 return
-            if r["paused"]:
+            if r["paused"] or not _fits(p, wave):
                 return
             wave["status"] = WaveStatus.RUNNING.value
             wave["started_at"] = iso(p.now)
@@ -214,6 +216,45 @@ def run_wave(p: RolloutPass) -> None:
         wave["gate"] = gate.to_dict()
         r["failed_so_far"] += len(again)
         _end_wave(p, wave)
+
+
+def _fits(p: RolloutPass, wave: dict[str, Any]) -> bool:
+    """Whether the wave may start now: every host inside an open maintenance window
+    with the wave's estimated duration left (the engine's :func:`fit_wave`); else it
+    waits visibly (until when, and why) on a timer, or stops the rollout when no
+    instant within the horizon fits."""
+    r = p.rollout
+    covering: Mapping[str, Sequence[str]] = r.get("windows") or {}
+    if not covering:
+        return True
+    windows = {
+        h: tuple(
+            w
+            for sel in covering.get(h, ())
+            if sel in p.workflow.windows
+            for w in window_objects(sel, p.workflow.windows[sel])
+        )
+        for h in wave["hosts"]
+    }
+    spec = p.workflow.rollout
+    previous = r["waves"][wave["index"] - 1] if wave["index"] else None
+    measured = wave_result(previous).duration if previous is not None else None
+    estimate = (spec.wave_duration if spec is not None else None) or measured or 0.0
+    fit = fit_wave(windows, p.now, estimate)
+    if fit.status is FitStatus.NOW:
+        return True
+    if fit.status is FitStatus.WILL_NOT_FIT:
+        wave["status"] = WaveStatus.FAILED.value
+        wave["wait_reason"] = f"wave {wave['index'] + 1} will not fit: {fit.reason}"
+        r["stopped"] = wave["wait_reason"]
+        settle_rollout(p)
+        return False
+    assert fit.starts_at is not None
+    wave["status"] = WaveStatus.WAITING_WINDOW.value
+    wave["waited_for_window_until"] = iso(fit.starts_at)
+    wave["wait_reason"] = fit.reason
+    p.timer(fit.starts_at)
+    return False
 
 
 def _judge(p: RolloutPass, wave: dict[str, Any]) -> None:

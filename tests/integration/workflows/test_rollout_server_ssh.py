@@ -18,6 +18,7 @@ tell which host ran what, and how many times.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -372,6 +373,34 @@ def test_abort_stops_without_rollback_then_rollback_on_request(
     ran = log_of(state, hosts)
     assert {h for h, what in ran if what == "rollback"} == {"db1", "db2", "web1"}
     assert roll["reports"] == [roll["id"], f"{roll['id']}.rollback"]
+
+
+def test_a_wave_waits_for_its_hosts_window_visibly_then_abort(
+    api: httpx.Client, sshd: tuple[SshdServer, list[Host]], tmp_path: Path
+) -> None:
+    """``windows:`` holds a wave until every host is inside an open window (with the
+    wave's duration left): the wave shows until when and why, and nothing runs."""
+    state = tmp_path / "state"
+    state.mkdir()
+    opens = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)).replace(second=0, microsecond=0)
+    closes = opens + dt.timedelta(hours=1)
+    text = definition("windowed") + f'windows:\n  "*": "* {opens:%H:%M}-{closes:%H:%M} UTC"\n'
+    iid = start(api, text, "windowed", state)
+    wave = wait_for(
+        lambda: (
+            (w := instance(api, iid)["rollout"]["waves"][0])["status"] == "waiting_window" and w
+        ),
+        timeout=30,
+        interval=0.1,
+        what="wave 1 to wait for its window",
+    )
+    assert dt.datetime.fromisoformat(wave["waited_for_window_until"]) == opens
+    assert "window is closed now" in wave["wait_reason"]
+    assert wave["instances"] == {}
+    assert api.put(f"{INST}/{iid}", params={"action": "abort"}).status_code == 200
+    doc = ended(api, iid)
+    assert doc["rollout"]["status"] == "aborted"
+    assert not (state / "log").exists()
 
 
 class ServeOn(Serve):
