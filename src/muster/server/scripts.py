@@ -27,6 +27,7 @@ from muster.server.schemas.scripts import (
     VersionSummaryOut,
 )
 from muster.server.views import execution_out, script_out, version_out
+from muster.server.workflows import instance_out
 from muster.services.preview import preview
 
 __all__ = ["router"]
@@ -150,6 +151,25 @@ def execute_script(
         version = ctx.store.get_version(script.id, number)
     except NotFoundError as exc:
         raise ValidationError(str(exc), field="version") from exc
+    if body.rollout is not None:
+        if body.dry_run:
+            raise ValidationError(
+                "a rollout has no dry run here: start it, or use `muster workflow forecast`",
+                field="dry_run",
+            )
+        check = body.throttle()
+        started = ctx.workflows.start_script_rollout(
+            who,
+            script.name,
+            version.domain(),
+            version.number,
+            body.host_ids,
+            body.parameter_values,
+            body.rollout.model_dump(),
+            throttle={"forks": check.forks, "per_group": check.per_group, "delay": check.delay},
+        )
+        out = instance_out(ctx.store.instance_detail(started.id), full=False)
+        return JSONResponse(jsonable_encoder(out), status_code=201)
     if body.dry_run:
         prepared = ctx.submission.prepare_script(
             who, version, body.host_ids, body.parameter_values, throttle=body.throttle()

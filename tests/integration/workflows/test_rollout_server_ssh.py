@@ -403,6 +403,70 @@ def test_a_wave_waits_for_its_hosts_window_visibly_then_abort(
     assert not (state / "log").exists()
 
 
+def test_executing_one_script_in_waves(
+    api: httpx.Client, sshd: tuple[SshdServer, list[Host]], tmp_path: Path
+) -> None:
+    """``POST /scripts/ID/execute`` with ``rollout``: a generated one-task rollout
+    workflow run by the same driver; a verify failure rolls back newest wave first."""
+    _, hosts = sshd
+    state = tmp_path / "state"
+    state.mkdir()
+    me = "set -- $SSH_CONNECTION; ip=$3"
+    made = api.post(
+        "/api/v1/automation/scripts",
+        json={
+            "name": "bump",
+            "shell": "sh",
+            "body": f'{me}; echo "$ip upgrade" >> ${{state}}/log; echo bumped',
+            "parameters": [{"name": "state", "type": "string", "required": True}],
+        },
+    )
+    assert made.status_code == 201, made.text
+    script_id = made.json()["id"]
+    rollout = {
+        "waves": [1, "50%", "100%"],
+        "verify": f"{me}; test ! -e {state}/broken-$ip",
+        "rollback": f'{me}; echo "$ip rollback" >> {state}/log',
+        "failure_threshold": 0,
+    }
+
+    def execute() -> str:
+        resp = api.post(
+            f"/api/v1/automation/scripts/{script_id}/execute",
+            json={"host_ids": ["*"], "parameter_values": {"state": str(state)}, "rollout": rollout},
+        )
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["workflow"] == "bump-rollout"
+        return str(resp.json()["id"])
+
+    doc = ended(api, execute())
+    assert doc["status"] == "succeeded", doc["rollout"]
+    assert waves_of(doc) == [
+        (["db1"], "succeeded"),
+        (["db2", "web1"], "succeeded"),
+        (["web2", "web3", "web4"], "succeeded"),
+    ]
+    assert set(log_of(state, hosts).values()) == {1} and len(log_of(state, hosts)) == 6
+
+    (state / "log").unlink()
+    web1 = next(h for h in hosts if h.name == "web1")
+    (state / f"broken-{web1.address}").touch()
+    doc = ended(api, execute())
+    roll = doc["rollout"]
+    assert roll["status"] == "rolled_back", roll
+    assert [w["status"] for w in roll["waves"]] == ["rolled_back", "rolled_back", "not_run"]
+    assert roll["waves"][1]["failed_hosts"]["web1"]["step"] == "verify"
+    assert {h: o["state"] for h, o in roll["rollback"].items()} == {
+        "db1": "rolled_back",
+        "db2": "rolled_back",
+        "web1": "rolled_back",
+    }
+    lines = (state / "log").read_text().split("\n")
+    by_ip = {h.address: h.name for h in hosts}
+    undone = [by_ip[ln.split()[0]] for ln in lines if ln.endswith("rollback")]
+    assert sorted(undone[:2]) == ["db2", "web1"] and undone[2:] == ["db1"]
+
+
 class ServeOn(Serve):
     """``muster serve`` as a process (killable with -9) on SQLite or PostgreSQL."""
 

@@ -21,6 +21,7 @@ __all__ = [
     "CaptureSteps",
     "command_rollout",
     "rollback_workflow",
+    "script_rollout",
     "verification_task_workflow",
     "with_captures",
 ]
@@ -227,4 +228,48 @@ def command_rollout(
         doc["verifications"] = dict(verifications)
     if windows:
         doc["windows"] = dict(windows)
+    return parse_workflow(doc)
+
+
+def script_rollout(
+    script: str,
+    version: int,
+    targets: Sequence[str],
+    rollout: Mapping[str, Any],
+    *,
+    parameters: Mapping[str, Any],
+    verify: str | None = None,
+    rollback: str | None = None,
+    shell: str = "sh",
+    throttle: Mapping[str, Any] | None = None,
+) -> Workflow:
+    """One library script version rolled out in waves (the execute API's ``rollout``):
+    step ``run`` runs it with ``parameters`` on ``targets`` (``rollback`` undoes it),
+    and step ``verify``, when given, is the verification task gating each wave.
+    ``rollout`` holds the rollout's own keys (waves, threshold, soak, auto_rollback)."""
+    names = list(targets)
+    step: dict[str, Any] = {
+        "id": "run",
+        "script": {"name": script, "version": version},
+        "targets": names,
+        "parameters": dict(parameters),
+    }
+    if rollback is not None:
+        step["rollback"] = rollback
+    steps = [step]
+    spec = {k: v for k, v in rollout.items() if v is not None}
+    if verify is not None:
+        steps.append(
+            {
+                "id": "verify",
+                "depends_on": ["run"],
+                "command": verify,
+                "shell": shell,
+                "targets": names,
+            }
+        )
+        spec["verification_tasks"] = ["verify"]
+    doc: dict[str, Any] = {"name": f"{script}-rollout", "steps": steps, "rollout": spec}
+    if throttle:
+        doc["throttle"] = {k: v for k, v in throttle.items() if v is not None}
     return parse_workflow(doc)

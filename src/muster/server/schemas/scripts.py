@@ -160,6 +160,24 @@ class ScriptList(Response):
     total: int
 
 
+class RolloutIn(Request):
+    """The script rolled out in waves (a one-step rollout workflow the server runs)."""
+
+    #: Cumulative counts, percents of the hosts, or lists of host/group selectors.
+    waves: list[int | str | list[str]] = Field(min_length=1, max_length=100)
+    #: A command run on each host after the script: where it fails, the gate fails.
+    verify: str | None = Field(default=None, min_length=1, max_length=65536)
+    #: The command that undoes the script on a host (rollback, newest wave first).
+    rollback: str | None = Field(default=None, min_length=1, max_length=65536)
+    auto_rollback: bool = True
+    failure_threshold: int | str = 0
+    threshold_scope: Literal["wave", "rollout"] = "wave"
+    #: Seconds (or a duration such as ``5m``) between waves; verify runs again after.
+    soak: float | str | None = None
+    #: Shell of ``verify`` and ``rollback``.
+    shell: ShellName = "sh"
+
+
 class ExecuteIn(Request, ThrottleFields):
     host_ids: list[str] = Field(min_length=1)
     parameter_values: dict[str, Any] = Field(default_factory=dict)
@@ -167,6 +185,8 @@ class ExecuteIn(Request, ThrottleFields):
     #: Answer with the plan (hosts, rendered body, shell, throttling, approval it
     #: would wait for); nothing is queued or sent.
     dry_run: bool = False
+    #: Run in waves instead of all at once (answered with the rollout's instance).
+    rollout: RolloutIn | None = None
 
     @field_validator("version", mode="before")
     @classmethod
