@@ -29,6 +29,7 @@ from muster.server.schemas.scripts import (
 from muster.server.views import execution_out, script_out, version_out
 from muster.server.workflows import instance_out
 from muster.services.preview import preview
+from muster.services.script_rollouts import start_script_rollout
 
 __all__ = ["router"]
 
@@ -158,7 +159,8 @@ def execute_script(
                 field="dry_run",
             )
         check = body.throttle()
-        started = ctx.workflows.start_script_rollout(
+        started = start_script_rollout(
+            ctx.workflows,
             who,
             script.name,
             version.domain(),

@@ -59,8 +59,16 @@ from muster.engine.rollout_report import report_document
 from muster.engine.rollout_result import RolloutStatus
 from muster.engine.workflow_store import InstanceRecord, WorkflowRecord
 from muster.errors import ConflictError, MusterError, NotFoundError, ValidationError
-from muster.services.rollout_state import ROLLOUT, iso, new_rollout, rollout_run, when
-from muster.services.rollout_waves import RolloutPass, begin_rollback, run_rollback, run_wave
+from muster.services.rollout_state import (
+    ROLLOUT,
+    begin_rollback,
+    iso,
+    new_rollout,
+    rollout_run,
+    when,
+)
+from muster.services.rollout_undo import run_rollback
+from muster.services.rollout_waves import RolloutPass, run_wave
 from muster.store.protocols import ServerStore
 from muster.store.workflow_durable import InstanceDetail
 

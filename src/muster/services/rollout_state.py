@@ -44,6 +44,7 @@ from muster.engine.rollout_result import (
 
 __all__ = [
     "ROLLOUT",
+    "begin_rollback",
     "iso",
     "new_rollout",
     "outcome_from",
@@ -237,4 +238,16 @@ def rollout_view(r: Mapping[str, Any]) -> dict[str, Any]:
             h for h, o in outcomes.items() if RollbackState(o["state"]).flagged
         ),
         "reports": list(r.get("reports") or ()),
+    }
+
+
+def begin_rollback(r: dict[str, Any]) -> None:
+    """Roll back every wave that started, newest first."""
+    r["phase"] = "rollback"
+    r["aborted"] = r["paused"] = False
+    not_started = (WaveStatus.PENDING.value, WaveStatus.NOT_RUN.value)
+    r["rollback"] = {
+        "queue": [w["index"] for w in reversed(r["waves"]) if w["status"] not in not_started],
+        "hosts": {},
+        "outcomes": {},
     }

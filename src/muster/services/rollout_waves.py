@@ -1,6 +1,7 @@
-"""One pass of a server-run rollout over its stored state: waves, soak, rollback.
+"""One pass of a server-run rollout over its stored state: its waves and soaks
+(the rollback: :mod:`muster.services.rollout_undo`).
 
-Pure over the pass (:class:`RolloutPass`): it reads the hosts' instances
+Over one pass (:class:`RolloutPass`): it reads the hosts' instances
 through ``status_of`` / ``results_of``, changes the rollout's state document
 (:mod:`muster.services.rollout_state`) and lists the instances to start; the
 driver (:mod:`muster.services.rollout_driver`) commits both at once. Every
@@ -19,7 +20,6 @@ from typing import Any
 
 from muster.domain.rollout import FitStatus, fit_wave
 from muster.domain.rollout_gate import Gate, judge_soak, judge_wave, merge_results
-from muster.domain.rollout_spec import RetrySpec
 from muster.domain.workflows import (
     InstanceState,
     InstanceStatus,
@@ -29,29 +29,34 @@ from muster.domain.workflows import (
 )
 from muster.domain.workflows.rollout_parse import window_objects
 from muster.domain.workflows.rollout_steps import (
-    rollback_workflow,
     verification_task_workflow,
     with_captures,
 )
 from muster.engine.dispatcher import DispatchPolicy
 from muster.engine.rollout_result import (
-    RollbackOutcome,
-    RollbackState,
     RolloutStatus,
     WaveStatus,
     settle,
 )
-from muster.engine.rollout_rollback import (
-    end_rollback_step,
-    finish_rollback,
-    retry_rollback,
-    steps_to_undo,
-)
 from muster.engine.workflow_store import InstanceRecord
-from muster.services.rollout_state import iso, outcome_from, rollout_run, wave_result, when
+from muster.services.rollout_state import (
+    begin_rollback,
+    iso,
+    rollout_run,
+    wave_result,
+    when,
+)
 from muster.store.workflow_durable import ChildInstance, InstanceDetail
 
-__all__ = ["RolloutPass", "begin_rollback", "run_rollback", "run_wave", "settle_rollout"]
+__all__ = [
+    "RolloutPass",
+    "admit",
+    "merged_results",
+    "part_ended",
+    "run_wave",
+    "settle_rollout",
+    "start_part",
+]
 
 #: The key of the one instance of a wave without a rollout (every host at once).
 _ALL = "*"
@@ -83,7 +88,7 @@ class RolloutPass:
 # -- hosts' instances ------------------------------------------------------------------
 
 
-def _child(p: RolloutPass, workflow: Workflow, host: str, part: str) -> str:
+def start_part(p: RolloutPass, workflow: Workflow, host: str, part: str) -> str:
     """Start ``workflow`` on ``host`` alone, as its own instance (committed with the
     pass): the durable driver runs it like any instance, on this host only."""
     iid = str(uuid.uuid4())
@@ -109,14 +114,14 @@ def _child(p: RolloutPass, workflow: Workflow, host: str, part: str) -> str:
     return iid
 
 
-def _ended(p: RolloutPass, iid: str) -> bool:
+def part_ended(p: RolloutPass, iid: str) -> bool:
     if any(c.id == iid for c in p.children):
         return False
     rec = p.status_of(iid)
     return rec is None or rec.state.status.terminal
 
 
-def _admit(p: RolloutPass, candidates: Sequence[str], active: Sequence[str]) -> list[str]:
+def admit(p: RolloutPass, candidates: Sequence[str], active: Sequence[str]) -> list[str]:
     """Which of ``candidates`` may start now: at most ``forks`` hosts of the wave at
     once, ``per_group`` per group (the workflow's throttle, else the defaults)."""
     t = p.workflow.throttle
@@ -147,11 +152,11 @@ def fan_out(
     """Start ``workflow`` on the hosts not started yet (within the throttle, unless
     paused or aborted); True once nothing runs and nothing more will start."""
     r = p.rollout
-    running = [h for h, iid in kids.items() if not _ended(p, iid)]
+    running = [h for h, iid in kids.items() if not part_ended(p, iid)]
     todo = [h for h in hosts if h not in kids]
     if todo and not r["paused"] and not r["aborted"]:
-        for host in _admit(p, todo, running):
-            kids[host] = _child(p, workflow, host, part)
+        for host in admit(p, todo, running):
+            kids[host] = start_part(p, workflow, host, part)
             running.append(host)
             todo.remove(host)
     if running:
@@ -159,7 +164,7 @@ def fan_out(
     return not running and (not todo or r["aborted"])
 
 
-def _merged(p: RolloutPass, kids: Mapping[str, str]) -> dict[str, StepResult]:
+def merged_results(p: RolloutPass, kids: Mapping[str, str]) -> dict[str, StepResult]:
     return merge_results(p.results_of(iid) for iid in kids.values())
 
 
@@ -209,7 +214,7 @@ def run_wave(p: RolloutPass) -> None:
         healthy = [h for h in wave["hosts"] if h not in failed]
         if not fan_out(p, healthy, wave["soak_children"], check, "soak"):
             return
-        results = _merged(p, wave["soak_children"])
+        results = merged_results(p, wave["soak_children"])
         wave["soak_results"] = {k: v.to_dict() for k, v in results.items()}
         again, gate = judge_soak(Gate(**wave["gate"]), healthy, results, spec.verification_tasks)
         failed.update({h: f.to_dict() for h, f in again.items()})
@@ -273,7 +278,7 @@ def _judge(p: RolloutPass, wave: dict[str, Any]) -> None:
         captures,
         r["marker"],
         wave["hosts"],
-        _merged(p, kids),
+        merged_results(p, kids),
         p.params,
         not_succeeded=not_succeeded,
         failed_before=r["failed_so_far"],
@@ -332,114 +337,3 @@ def settle_rollout(p: RolloutPass) -> None:
         begin_rollback(r)
     else:
         r["phase"] = "done"
-
-
-# -- rollback ------------------------------------------------------------------------------
-
-
-def begin_rollback(r: dict[str, Any]) -> None:
-    """Roll back every wave that started, newest first."""
-    r["phase"] = "rollback"
-    r["aborted"] = r["paused"] = False
-    not_started = (WaveStatus.PENDING.value, WaveStatus.NOT_RUN.value)
-    r["rollback"] = {
-        "queue": [w["index"] for w in reversed(r["waves"]) if w["status"] not in not_started],
-        "hosts": {},
-        "outcomes": {},
-    }
-
-
-def run_rollback(p: RolloutPass) -> None:
-    """Roll back the newest wave not rolled back yet: on each host, each step's
-    rollback command as its own instance, in order; an unreachable host is tried
-    again after the retry delays, then flagged."""
-    r = p.rollout
-    rb = r["rollback"]
-    spec = p.workflow.rollout
-    retry = spec.rollback_retry if spec is not None else RetrySpec(tries=1)
-    while rb["queue"]:
-        index = rb["queue"][0]
-        wave = r["waves"][index]
-        wave["status"] = WaveStatus.ROLLING_BACK.value
-        results: dict[str, StepResult] | None = None
-        ready: list[str] = []
-        for host in wave["hosts"]:
-            hs = rb["hosts"].get(host)
-            if hs is None:
-                results = results if results is not None else _merged(p, wave["children"])
-                steps = steps_to_undo(p.workflow, results, host)
-                outcome = RollbackOutcome(host, index, RollbackState.NOTHING_TO_DO)
-                outcome.started_at = p.now
-                hs = {"steps": steps, "step": 0, "waits": retry.delays(), "child": None}
-                hs.update(retry_at=None, failed=[], done=not steps)
-                if not steps:
-                    outcome.message = "no step with a rollback command ran on this host"
-                    outcome.finished_at = p.now
-                rb["hosts"][host] = hs
-                rb["outcomes"][host] = outcome.to_dict()
-            if hs["done"]:
-                continue
-            if hs["child"] is not None:
-                if not _ended(p, hs["child"]):
-                    p.busy = True
-                    continue
-                _attempt_ended(p, host, hs, retry)
-            if hs["done"] or hs["child"] is not None:
-                continue
-            at = when(hs["retry_at"])
-            if at is not None and at > p.now:
-                p.timer(at)
-                continue
-            ready.append(host)
-        active = [h for h in wave["hosts"] if rb["hosts"][h]["child"]]
-        for host in _admit(p, ready, active):
-            hs = rb["hosts"][host]
-            step = p.workflow.step(hs["steps"][hs["step"]])
-            hs["child"] = _child(p, rollback_workflow(p.workflow, step), host, "rollback")
-            hs["retry_at"] = None
-            outcome = outcome_from(rb["outcomes"][host])
-            outcome.attempts += 1
-            rb["outcomes"][host] = outcome.to_dict()
-            p.busy = True
-        if not all(rb["hosts"][h]["done"] for h in wave["hosts"]):
-            return
-        flagged = any(RollbackState(rb["outcomes"][h]["state"]).flagged for h in wave["hosts"])
-        wave["status"] = (WaveStatus.ROLLBACK_FAILED if flagged else WaveStatus.ROLLED_BACK).value
-        rb["queue"].pop(0)
-    flagged_hosts = sorted(
-        h for h, o in rb["outcomes"].items() if RollbackState(o["state"]).flagged
-    )
-    if flagged_hosts:
-        r["status"] = RolloutStatus.ROLLBACK_FAILED.value
-        r["message"] += f"; rollback failed on {', '.join(flagged_hosts)} (flagged)"
-    else:
-        r["status"] = RolloutStatus.ROLLED_BACK.value
-        r["message"] += "; rolled back"
-    r["phase"] = "done"
-
-
-def _attempt_ended(p: RolloutPass, host: str, hs: dict[str, Any], retry: RetrySpec) -> None:
-    """A rollback attempt's instance ended: record it, then retry, next step or done."""
-    rb = p.rollout["rollback"]
-    outcome = outcome_from(rb["outcomes"][host])
-    rec = p.status_of(hs["child"])
-    result = p.results_of(hs["child"]).get("rollback")
-    got = result.hosts.get(host) if result is not None else None
-    why = rec.state.message if rec is not None else "its instance was deleted"
-    steps: list[str] = hs["steps"]
-    if got is not None:
-        outcome.steps[steps[hs["step"]]] = got
-    hs["child"] = None
-    if retry_rollback(got, bool(hs["waits"])):
-        wait = float(hs["waits"].pop(0))
-        hs["retry_at"] = iso(p.now + dt.timedelta(seconds=wait))
-        p.timer(p.now + dt.timedelta(seconds=wait))
-    elif end_rollback_step(outcome, steps, hs["step"], got, why, hs["failed"], p.now):
-        hs["done"] = True
-    else:
-        hs["step"] += 1
-        hs["waits"] = retry.delays()
-        if hs["step"] >= len(steps):
-            finish_rollback(outcome, steps, hs["failed"], p.now)
-            hs["done"] = True
-    rb["outcomes"][host] = outcome.to_dict()

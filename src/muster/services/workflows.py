@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from muster.domain.approval_rules import approval_policy
-from muster.domain.params import ParameterType, coerce_values
+from muster.domain.params import coerce_values
 from muster.domain.rollout_plan import rollout_keys
-from muster.domain.scripts import ScriptVersion
 from muster.domain.secret import MASK, Secret
 from muster.domain.workflows import (
     InstanceState,
@@ -28,11 +27,9 @@ from muster.domain.workflows import (
     load_workflow_text,
     parse_workflow,
     validate,
-    workflow_to_dict,
 )
 from muster.domain.workflows.machine import Event, Kill, Pause, Resume, ResumeFailed, Retry
 from muster.domain.workflows.render import PREVIEW, prepare_step, step_targets
-from muster.domain.workflows.rollout_steps import script_rollout
 from muster.engine.workflow_store import InstanceRecord, WorkflowRecord
 from muster.errors import NotFoundError, ValidationError
 from muster.services.actor import Actor
@@ -228,56 +225,6 @@ class Workflows:
             secret_keys=[k for k, v in params.items() if isinstance(v, Secret)],
         )
         return instance
-
-    def start_script_rollout(
-        self,
-        actor: Actor,
-        script: str,
-        version: ScriptVersion,
-        number: int,
-        host_refs: list[str],
-        values: Mapping[str, object],
-        rollout: Mapping[str, Any],
-        *,
-        throttle: Mapping[str, Any] | None = None,
-    ) -> InstanceRecord:
-        """One script version in waves: a generated one-task rollout workflow
-        (``NAME-rollout``, saved like any definition, so it is versioned and can be
-        started again), started for the caller and run by the same durable driver.
-
-        A script with secret parameters is refused: a value in a definition would be
-        stored in clear (declare them as a workflow's parameters instead)."""
-        secret = [p.name for p in version.parameters if p.type is ParameterType.SECRET]
-        if secret:
-            raise ValidationError(
-                f"script {script!r} has secret parameter(s) {', '.join(secret)}: roll it "
-                "out with a workflow that declares them as its own parameters",
-                field="rollout",
-            )
-        coerced = coerce_values(version.parameters, dict(values))
-        hosts = resolve_hosts(self.store, host_refs)
-        spec = dict(rollout)
-        verify, undo, shell = spec.pop("verify", None), spec.pop("rollback", None), "sh"
-        shell = str(spec.pop("shell", shell))
-        try:
-            workflow = script_rollout(
-                script,
-                number,
-                [h.name for h in hosts],
-                spec,
-                parameters=coerced,
-                verify=verify,
-                rollback=undo,
-                shell=shell,
-                throttle=throttle,
-            )
-            validate(workflow)
-        except WorkflowError as exc:
-            raise ValidationError(exc.message, field=f"rollout.{exc.field or ''}") from None
-        record, _ = self.push(actor, None, workflow_to_dict(workflow))
-        started = self.start(actor, record.name, {}, version=record.version)
-        assert isinstance(started, InstanceRecord)
-        return started
 
     def _plan(
         self,
