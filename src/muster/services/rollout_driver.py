@@ -195,6 +195,7 @@ class RolloutDriver:
             results_of=self._results,
         )
         state = ld.detail.record.state
+        shown = (state.status, state.message)
         r = p.rollout
         if state.status is InstanceStatus.QUEUED or r["started_at"] is None:
             r["started_at"] = r["started_at"] or iso(now)
@@ -208,8 +209,8 @@ class RolloutDriver:
             r["finished_at"] = iso(now)
             published = self._report(p)
         self._show(state, r, now)
-        changed = json.dumps(r, sort_keys=True) != ld.before or p.children
-        if changed or state.status is not ld.detail.record.state.status:
+        changed = json.dumps(r, sort_keys=True) != ld.before or bool(p.children)
+        if changed or (state.status, state.message) != shown:
             context = {**ld.detail.context, ROLLOUT: r}
             self.store.commit_rollout(
                 instance_id,

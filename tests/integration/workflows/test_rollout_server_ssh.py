@@ -467,6 +467,49 @@ def test_executing_one_script_in_waves(
     assert sorted(undone[:2]) == ["db2", "web1"] and undone[2:] == ["db1"]
 
 
+def test_a_host_whose_rollback_fails_is_flagged(
+    api: httpx.Client, sshd: tuple[SshdServer, list[Host]], tmp_path: Path
+) -> None:
+    _, hosts = sshd
+    state = tmp_path / "state"
+    state.mkdir()
+    me = "set -- $SSH_CONNECTION; ip=$3"
+    made = api.post(
+        "/api/v1/automation/scripts",
+        json={"name": "touchy", "shell": "sh", "body": f"{me}; echo touched"},
+    )
+    assert made.status_code == 201, made.text
+    by_name = {h.name: h.address for h in hosts}
+    (state / f"broken-{by_name['web1']}").touch()  # wave 2 fails its verification
+    (state / f"stuck-{by_name['db2']}").touch()  # and db2 cannot be rolled back
+    resp = api.post(
+        f"/api/v1/automation/scripts/{made.json()['id']}/execute",
+        json={
+            "host_ids": ["*"],
+            "rollout": {
+                "waves": [1, "50%", "100%"],
+                "verify": f"{me}; test ! -e {state}/broken-$ip",
+                "rollback": f"{me}; test ! -e {state}/stuck-$ip",
+            },
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    doc = ended(api, resp.json()["id"])
+    roll = doc["rollout"]
+    assert doc["status"] == "failed"
+    assert roll["status"] == "rollback_failed", roll
+    assert roll["flagged_hosts"] == ["db2"]
+    assert "rollback failed on db2 (flagged)" in roll["message"]
+    assert {h: o["state"] for h, o in roll["rollback"].items()} == {
+        "db1": "rolled_back",
+        "db2": "failed",
+        "web1": "rolled_back",
+    }
+    assert [w["status"] for w in roll["waves"]] == ["rolled_back", "rollback_failed", "not_run"]
+    report = api.get(f"/api/v1/rollouts/{roll['id']}").json()["document"]
+    assert report["flagged_hosts"] == ["db2"]
+
+
 class ServeOn(Serve):
     """``muster serve`` as a process (killable with -9) on SQLite or PostgreSQL."""
 
