@@ -52,13 +52,14 @@ from muster.domain.states import FailureReason, HostRunState
 from muster.domain.workers import WorkerState, reported_state
 from muster.engine.capture import OutputSpool
 from muster.engine.executor import HostResult, RunControl, execute_host
-from muster.errors import NotFoundError
+from muster.errors import NotFoundError, StoreUnavailable
 from muster.store.base import ClaimedRun, LeaseStatus, RunResult, Store
 from muster.store.notify import QUEUE_KEY, Notifier
 from muster.store.worker_records import WorkerRecord
 from muster.transports.base import Stream, Transport
 from muster.worker.batching import Batcher
 from muster.worker.plans import plan_for
+from muster.worker.store_retry import retry_unavailable
 
 __all__ = ["Worker", "default_worker_id"]
 
@@ -130,10 +131,18 @@ class Worker:
         )
 
     async def _start_many(self, runs: Sequence[tuple[str, int]]) -> set[str]:
-        return await self._call(self.store.mark_started_many, self.worker_id, runs)
+        return await retry_unavailable(
+            lambda: self._call(self.store.mark_started_many, self.worker_id, runs),
+            patience=2 * self.lease_seconds,
+            what=f"worker {self.worker_id}: recording {len(runs)} starts",
+        )
 
     async def _finish_many(self, results: Sequence[RunResult]) -> set[str]:
-        return await self._call(self.store.finish_host_runs, self.worker_id, results)
+        return await retry_unavailable(
+            lambda: self._call(self.store.finish_host_runs, self.worker_id, results),
+            patience=2 * self.lease_seconds,
+            what=f"worker {self.worker_id}: recording {len(results)} outcomes",
+        )
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -307,6 +316,15 @@ class Worker:
     async def _run_one(self, held: _Held) -> None:
         try:
             await self._execute(held)
+        except StoreUnavailable:
+            # Its start or outcome could not be written even after retries: saying
+            # "failed" would be a guess. The lease lapses and the reaper settles it.
+            _log.exception(
+                "worker %s: run %s could not be recorded; leaving it to its lease",
+                self.worker_id,
+                held.claim.id,
+            )
+            held.lost = True
         except Exception as exc:
             _log.exception(
                 "worker %s: run %s failed inside the worker", self.worker_id, held.claim.id
