@@ -179,3 +179,14 @@ def test_grouped_20_mb_lines_without_newline_group_and_stay_capped() -> None:
     assert "of 20.0 MiB (the same on every host of the group)" in text
     assert len(text) < 2 * 16_384 + 1_000
     assert not DANGEROUS.search(text)
+
+
+def test_group_lists_its_hosts_in_name_order_not_finish_order() -> None:
+    r, out = report(OutputMode.GROUPED)
+    for host in ("web10", "web2", "db1", "web1"):
+        feed(r, host, "same\n")
+        r.finished(HostEnd(host, S.SUCCEEDED, 0))
+    r.close()
+    assert "=== 4 hosts: SUCCEEDED, same output, exit 0\n    db1, web1, web2, web10\n" in (
+        out.getvalue()
+    )
