@@ -114,15 +114,19 @@ def test_grouped_default_prints_each_distinct_result_once_inert(
     assert (out_dir / "web1.stderr").read_text() == ""
 
 
-def test_stream_prefixes_every_line_and_cuts_the_endless_one(hostile_fleet: list[str]) -> None:
-    code, text = _run(hostile_fleet, "--stream")
+def test_stream_prefixes_every_line_and_cuts_the_endless_one(
+    hostile_fleet: list[str], tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "out"
+    code, text = _run(hostile_fleet, "--stream", "--output-dir", str(out_dir))
     assert code == 1
     hosts_part = _before_summary(text)
     assert not DANGEROUS.search(hosts_part)
     assert len(hosts_part) < HOSTS * 6_000
-    lines = hosts_part.splitlines()
+    assert f"output of every host: {out_dir}/HOST.stdout|stderr\n" in hosts_part
+    lines = [ln for ln in hosts_part.splitlines() if ln.strip() and "output of every" not in ln]
     host_line = re.compile(r"^web[1-7] ([|!] |\| (SUCCEEDED|FAILED) \| rc=\d)")
-    assert lines[:-1] and all(host_line.match(ln) for ln in lines[:-1]), [
+    assert lines and all(host_line.match(ln) for ln in lines), [
         ln[:80] for ln in lines if not host_line.match(ln)
     ]
     for i in range(1, HOSTS + 1):
@@ -136,7 +140,9 @@ def test_stream_prefixes_every_line_and_cuts_the_endless_one(hostile_fleet: list
         ]
         long_line = mine[5]  # printed when the host ends: it never ended itself
         assert long_line.startswith(f"web{i} | xxxx")
-        assert re.search(r"xxx \[muster: line cut, \d+ more characters\]$", long_line)
+        whole = re.escape(f"; the whole line: {out_dir}/web{i}.stdout]")
+        assert re.search(rf"xxx \[muster: line cut, \d+ more characters{whole}$", long_line)
+        assert (out_dir / f"web{i}.stdout").stat().st_size > LINE
     assert "web7 ! disk full" in lines
     assert "web7 | FAILED | rc=3" in "\n".join(lines)
 

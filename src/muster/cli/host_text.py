@@ -209,16 +209,24 @@ class LineSplitter:
     mix within a line), each starting with ``prefix``; a partial last line
     waits for its end, but never more than :data:`STREAM_LINE_CAP`
     characters of it are kept: the rest is counted and the line is printed
-    cut, with how much was left out. Work per chunk is a few C-level scans
-    unless a chunk holds an over-long line or an event line.
+    cut, with how much was left out and ``where`` the whole line is. Work per
+    chunk is a few C-level scans unless a chunk holds an over-long line or an
+    event line.
     """
 
-    __slots__ = ("_colour", "_dropped", "_line_cap", "_partial", "_partial_len", "prefix")
+    __slots__ = ("_colour", "_dropped", "_line_cap", "_partial", "_partial_len", "_where", "prefix")
 
     def __init__(
-        self, prefix: str, *, colour: bool = False, line_cap: int = STREAM_LINE_CAP
+        self,
+        prefix: str,
+        *,
+        colour: bool = False,
+        line_cap: int = STREAM_LINE_CAP,
+        where: str = "",
     ) -> None:
         self.prefix = prefix
+        #: Where the whole line is (a file path), named on a cut line.
+        self._where = where
         self._colour = colour
         self._line_cap = line_cap
         self._partial: list[str] = []
@@ -268,7 +276,8 @@ class LineSplitter:
                 return f"{self.prefix}{shown}\n"
         body = terminal_safe(line, colour=self._colour)
         if dropped:
-            body += f" [muster: line cut, {dropped} more characters]"
+            where = f"; the whole line: {self._where}" if self._where else ""
+            body += f" [muster: line cut, {dropped} more characters{where}]"
         return f"{self.prefix}{body}\n"
 
     def _lines(self, block: str) -> str:

@@ -286,7 +286,12 @@ class HumanReport:
         prefix = f"{terminal_safe(host):<{self._width}} {mark} "
         if stream == "stderr":
             prefix = self._term.paint(prefix, "31")
-        return LineSplitter(prefix, colour=self._term.colour)
+        where = (
+            str(self._files.path(host, stream))
+            if self._files is not None
+            else "--output-dir DIR keeps it"
+        )
+        return LineSplitter(prefix, colour=self._term.colour, where=where)
 
     def _tick(self, *, force: bool = False) -> None:
         now = time.monotonic()
