@@ -55,6 +55,11 @@ _SGR = r"\x1b\[[0-9;:]{0,64}m"
 _CONTROLS = r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
 #: An SGR sequence, or one control character to make visible.
 _UNSAFE = re.compile(f"({_SGR})|{_CONTROLS}")
+#: Off a terminal every SGR goes: removed by one substitution in C, before the
+#: (rare) controls left take the per-match path. An ESC that removal joins to
+#: what follows is still a control, made visible by that second pass.
+_SGR_ONLY = re.compile(_SGR)
+_CONTROL_ONLY = re.compile(_CONTROLS)
 #: Everything up to the last ``\r`` on a line that is followed by more text.
 #: (Anchored at line starts, so a long line without ``\r`` is scanned once, not once
 #: per position.)
@@ -125,6 +130,11 @@ def terminal_safe(text: str, *, colour: bool = False) -> str:
         text = text.replace("\r", "")
     if _plain(text) or _UNSAFE.search(text) is None:
         return text
+    if not colour:
+        text = _SGR_ONLY.sub("", text)
+        if _CONTROL_ONLY.search(text) is None:
+            return text
+        return _CONTROL_ONLY.sub(lambda m: _visible(m.group(0)), text)
     kept = False
 
     def one(m: re.Match[str]) -> str:
