@@ -152,6 +152,15 @@ def test_summary_lists_events_where_few_and_counts_them_where_many() -> None:
     assert "\x1b" not in text
 
 
+def test_summary_says_when_events_were_past_the_budget() -> None:
+    ends = [HostEnd("web1", S.SUCCEEDED, 0, events=[{"i": 1}], event_count=90, events_dropped=10)]
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(summary_table(ends, "execution succeeded"))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "100 events; --json has the first 90" in text
+    assert "them all" not in text
+
+
 def test_summary_of_many_hosts_lists_those_worth_a_look() -> None:
     ends = [HostEnd(f"web{i}", S.SUCCEEDED, 0) for i in range(500)]
     ends.append(HostEnd("db1", S.FAILED, 1, first_error="boom"))

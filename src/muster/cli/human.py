@@ -85,6 +85,8 @@ class HostEnd:
     #: The first :data:`SUMMARY_EVENTS` events; ``event_count`` counts all.
     events: list[dict[str, Any]] = field(default_factory=list)
     event_count: int = 0
+    #: Events the host printed past the capture's budget (not in ``--json`` either).
+    events_dropped: int = 0
     #: First non-empty stderr line (the summary's detail for a failure).
     first_error: str = ""
 
