@@ -158,6 +158,7 @@ def test_ctrl_c_aborts_without_rollback_and_says_so(tmp_path: Path) -> None:
         [*MUSTER, "workflow", "run", str(path), "-i", str(INVENTORY), "--json"],
         cwd=REPO,
         env=env,
+        stdin=subprocess.DEVNULL,  # no terminal: Ctrl-C aborts rather than pausing to ask
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
