@@ -161,7 +161,8 @@ def run(
     """Run a workflow in this process; exits 0 when it succeeded, 1 when not.
 
     A workflow with a ``rollout:`` runs wave by wave (gates, soak, threshold,
-    windows, rollback); Ctrl-C aborts it without rollback. Every host run is
+    windows, rollback); Ctrl-C pauses it on a terminal and asks (without one it
+    aborts, no rollback); SIGUSR1/SIGUSR2 pause and resume. Every host run is
     recorded in the local audit file (see --audit-file).
     """
     from muster.app import SshOptions, default_transports
