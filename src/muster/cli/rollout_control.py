@@ -166,7 +166,7 @@ class RolloutControl:
 
     def _ask(self) -> None:
         assert self._loop is not None
-        self.console.print(PROMPT, end="")
+        self.console.print(PROMPT, end="", markup=False)
         if not self._reading:
             self._reading = True
             self._loop.add_reader(sys.stdin.fileno(), self._on_answer)
@@ -189,4 +189,4 @@ class RolloutControl:
         elif answer == "b":
             self._spawn(self._abort("rollback", rollback=True))
         else:
-            self.console.print(PROMPT, end="")
+            self.console.print(PROMPT, end="", markup=False)
