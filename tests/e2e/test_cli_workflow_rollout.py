@@ -277,8 +277,8 @@ def test_bad_input_is_named(tmp_path: Path) -> None:
         "  - {id: a, targets: '*', command: echo, depends_on: [ok]}\n"
         "rollout: {waves: ['100%']}\n"
     )
-    proc = muster("workflow", "run", str(approval), "-i", str(INVENTORY))
-    assert proc.returncode == 2 and "step 'ok': approval steps cannot run" in proc.stderr
+    proc = muster("workflow", "run", str(approval), "-i", str(INVENTORY), "--approve", "a")
+    assert proc.returncode == 2 and "--approve a: no approval step of that id" in proc.stderr
 
     plain = tmp_path / "plain.yaml"
     plain.write_text("name: p\nsteps:\n  - {id: a, targets: localhost, command: echo}\n")

@@ -57,6 +57,10 @@ class RolloutControl:
         self._aborting = False
         self._held = ""
         self._reading = False
+        self._pause_asked = False
+        self._question: asyncio.Future[str | None] | None = None
+        self._question_prompt = ""
+        self._turn = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -143,14 +147,17 @@ class RolloutControl:
         except ConflictError as exc:
             self.console.print(f"{why}: cannot resume: {exc}")
             return
-        self._stop_reading()
+        self._pause_asked = False
         self.console.print(f"[bold green]{why}: resumed")
+        if self._question is not None:  # a question asked before the pause still waits
+            self.console.print(self._question_prompt, end="", markup=False)
 
     async def _abort(self, why: str, *, rollback: bool = False) -> None:
         if self._aborting:
             return
         self._aborting = True
-        self._stop_reading()
+        self._pause_asked = False
+        self._answer_question(None)
         self.rollback_requested = rollback
         then = "then rolling back" if rollback else "no rollback"
         self.console.print(f"[bold red]{why}:[/] aborting the rollout ({then})")
@@ -162,24 +169,51 @@ class RolloutControl:
             return "answer r, a or b (Ctrl-C again aborts)"
         return "send SIGUSR2 to resume, SIGINT to abort"
 
-    # -- the prompt ---------------------------------------------------------------------
+    # -- the terminal -------------------------------------------------------------------
+
+    async def ask(self, prompt: str) -> str | None:
+        """One line typed at the terminal in answer to ``prompt``: None without a
+        terminal, at its end, or when the rollout is aborted meanwhile. Questions
+        take turns; the pause prompt, when shown, gets the lines first."""
+        if not self.interactive or self._loop is None or self._aborting:
+            return None
+        async with self._turn:
+            self._question = self._loop.create_future()
+            self._question_prompt = prompt
+            self.console.print(prompt, end="", markup=False)
+            self._start_reading()
+            try:
+                return await self._question
+            finally:
+                self._question = None
+
+    def _answer_question(self, line: str | None) -> None:
+        if self._question is not None and not self._question.done():
+            self._question.set_result(line)
 
     def _ask(self) -> None:
-        assert self._loop is not None
+        self._pause_asked = True
         self.console.print(PROMPT, end="", markup=False)
-        if not self._reading:
+        self._start_reading()
+
+    def _start_reading(self) -> None:
+        if not self._reading and self._loop is not None:
             self._reading = True
-            self._loop.add_reader(sys.stdin.fileno(), self._on_answer)
+            self._loop.add_reader(sys.stdin.fileno(), self._on_line)
 
     def _stop_reading(self) -> None:
         if self._reading and self._loop is not None:
             self._loop.remove_reader(sys.stdin.fileno())
             self._reading = False
 
-    def _on_answer(self) -> None:
+    def _on_line(self) -> None:
         line = sys.stdin.readline()
-        if not line:  # end of input: nobody can answer, stay paused until a signal
+        if not line:  # end of input: nobody can answer; a paused run waits for a signal
             self._stop_reading()
+            self._answer_question(None)
+            return
+        if not self._pause_asked:
+            self._answer_question(line.strip())
             return
         answer = line.strip().lower()[:1]
         if answer == "r":

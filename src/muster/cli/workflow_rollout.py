@@ -23,6 +23,7 @@ import asyncio
 import datetime as dt
 import json
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import IO, Any
 
@@ -72,14 +73,19 @@ def run_rollout(
     policy: Any = None,
     scripts: Any = None,
     window_wait: bool = True,
+    approve: Collection[str] = (),
+    yes: bool = False,
 ) -> None:
     """Run ``workflow``'s rollout in this process and present it; raises typer.Exit.
 
     ``inventory`` is an Inventory or the hosts themselves; ``policy`` (else
-    ``forks`` alone) throttles each wave; ``scripts`` resolves named script steps.
+    ``forks`` alone) throttles each wave; ``scripts`` resolves named script steps;
+    approval steps are decided once by the operator (``approve``, ``yes``, else the
+    terminal; :mod:`muster.cli.rollout_approval`).
     Signals and Ctrl-C steer the run (:mod:`muster.cli.rollout_control`).
     """
     from muster.app import default_transports
+    from muster.cli.rollout_approval import cli_approver
     from muster.cli.rollout_control import RolloutControl
     from muster.domain.hosts import TransportKind
     from muster.domain.workflows import StepType
@@ -89,13 +95,10 @@ def run_rollout(
     from muster.errors import MusterError
     from muster.testing import InMemoryStore
 
-    approvals = [s.id for s in workflow.steps if s.type is StepType.APPROVAL]
-    if approvals:
-        raise fail(
-            f"step {approvals[0]!r}: approval steps cannot run inside a rollout from the "
-            "command line (each host would wait for a vote nobody can give); approve "
-            "before running, or remove the step"
-        )
+    steps = {s.id: s for s in workflow.steps}
+    unknown = sorted(a for a in approve if a not in steps or steps[a].type is not StepType.APPROVAL)
+    if unknown:
+        raise fail(f"--approve {unknown[0]}: no approval step of that id")
     out = _open_report(report) if report is not None else None
     console = Console(highlight=False, stderr=as_json)
     progress = RolloutProgress(console)
@@ -104,6 +107,7 @@ def run_rollout(
 
     async def main() -> Any:
         transports = audited(default_transports(ssh, kinds=kinds), audit)
+        controls: list[RolloutControl] = []
         engine = RolloutEngine(
             transports,
             inventory,
@@ -111,8 +115,10 @@ def run_rollout(
             scripts=scripts,
             policy=policy or DispatchPolicy(forks=forks),
             window_wait=window_wait,
+            approver=cli_approver(lambda: controls[0] if controls else None, approve, yes=yes),
         )
         control = RolloutControl(engine, err_console, interactive=sys.stdin.isatty())
+        controls.append(control)
 
         def observe(run: Any) -> None:
             progress(run)

@@ -50,6 +50,7 @@ from muster.domain.workflows import (
 )
 from muster.domain.workflows.rollout_steps import verification_task_workflow, with_captures
 from muster.engine.dispatcher import DispatchPolicy, ExecutionListener
+from muster.engine.rollout_approvals import Approver, RolloutApprovals
 from muster.engine.rollout_limits import HostLimiter
 from muster.engine.rollout_result import (
     RolloutRun,
@@ -100,6 +101,7 @@ class RolloutEngine:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         observer: Callable[[RolloutRun], None] | None = None,
         window_wait: bool = True,
+        approver: Approver | None = None,
     ) -> None:
         self.inventory = inventory
         self.policy = policy or DispatchPolicy()
@@ -112,6 +114,8 @@ class RolloutEngine:
         #: Where a paused run is held, once it is ("before wave 2"); empty while it
         #: runs (or is paused but still finishing what had started).
         self.holding = ""
+        #: Decides approval steps once per rollout (see :mod:`.rollout_approvals`).
+        self.approvals = RolloutApprovals(approver) if approver is not None else None
         self.workflows = WorkflowEngine(
             transports, inventory, store=store, scripts=scripts, policy=policy, listener=listener
         )
@@ -370,6 +374,8 @@ class RolloutEngine:
                 with contextlib.suppress(ConflictError):
                     await self.workflows.pause(iid)
                     self._paused_instances.add(iid)
+            if self.approvals is not None:
+                await self.approvals.settle(self.workflows, iid, workflow)
             return await self.workflows.wait(iid)
         finally:
             self._active.discard(iid)
