@@ -11,6 +11,7 @@ the host's command started, ``log`` the rollbacks in the order they ran.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -224,6 +225,7 @@ def test_sigint_without_a_terminal_aborts_without_rollback(
         (["--waves", "1", "--threshold-scope", "fleet"], "must be 'wave' or 'rollout'"),
         (["--waves", "1", "--auto-rollback"], "--auto-rollback: nothing to roll back with"),
         (["--waves", "1", "--output-dir", "x"], "--output-dir does not apply with --waves"),
+        (["--waves", "1", "--stream"], "--stream does not apply with --waves"),
         (["--rollback", "echo undo"], "--rollback applies to a rollout: give --waves too"),
         (["--verify", "true"], "--verify applies to a rollout: give --waves too"),
     ],
@@ -235,4 +237,39 @@ def test_bad_rollout_input_is_named_and_nothing_runs(
     proc = muster("run", "-i", "examples/inventory.ini", "web", *args, "--", f"touch {marker}")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert problem in " ".join(proc.stderr.split()), proc.stderr
+    assert not marker.exists()
+
+
+def test_dry_run_shows_the_waves_and_sends_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    proc = muster(
+        "run", "-i", "examples/inventory.ini", "web", "--waves", "1,50%,100%", "--dry-run",
+        "--json", "--rollback", "echo undo", "--", f"touch {marker}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [w["hosts"] for w in doc["waves"]] == [
+        ["web1.dc1"],
+        ["web2.dc1"],
+        ["web1.dc2", "web2.dc2"],
+    ]
+    assert doc["steps"] == {"run": f"touch {marker}"}
+    assert doc["rollback"] == {"run": "echo undo"}
+    assert doc["rollout"]["auto_rollback"] is True
+    assert not marker.exists()
+
+
+def test_window_policy_fail_stops_a_wave_outside_its_window(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    closed = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).strftime("%a")
+    proc = muster(
+        "run", "-i", "examples/inventory.ini", "web", "--waves", "1,100%",
+        "--window", f"{closed} 01:00-02:00", "--window-policy", "fail", "--json",
+        "--", f"touch {marker}",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "failed"
+    assert "outside its maintenance window and the window policy is fail" in doc["message"]
+    assert [w["status"] for w in doc["waves"]] == ["failed", "not_run"]
     assert not marker.exists()

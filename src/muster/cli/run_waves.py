@@ -231,7 +231,8 @@ def run_in_waves(
     from muster.engine.runner import script_job
     from muster.engine.script_files import load_script_file
 
-    _refuse_view_options(**view)
+    dry_run = bool(view.get("dry_run"))
+    _refuse_view_options(**{k: v for k, v in view.items() if k != "dry_run"})
     resolver = None
     try:
         seconds = parse_duration(timeout, field="timeout") if timeout else None
@@ -262,6 +263,9 @@ def run_in_waves(
         options = dataclasses.replace(options, windows=_windows(window, window_policy, hosts))
         workflow = adhoc_workflow(task, options)
         _check_selector_waves(options.waves, hosts, selector)
+        if dry_run:
+            _preview(workflow, hosts, policy, as_json)
+            return
     except MusterError as exc:
         raise fail(str(exc)) from exc
     run_rollout(
@@ -278,3 +282,54 @@ def run_in_waves(
         scripts=resolver,
         window_wait=window_policy is not WindowMode.FAIL,
     )
+
+
+def _preview(workflow: Any, hosts: list[Host], policy: Any, as_json: bool) -> None:
+    """``--dry-run --waves``: the waves as the engine will plan them (the same
+    :func:`~muster.domain.rollout_plan.plan_rollout`), when each could start given
+    the windows, and what runs; nothing is sent."""
+    import datetime as dt
+    import json
+    import sys
+
+    from rich.console import Console
+
+    from muster.domain.rollout_plan import plan_rollout
+    from muster.domain.workflows import validate
+    from muster.domain.workflows.rollout_parse import rollout_to_dict
+
+    plan = plan_rollout(workflow, validate(workflow), hosts, {}, None, dt.datetime.now(dt.UTC))
+    steps = {s.id: s.command or (s.script.name if s.script else "") for s in workflow.steps}
+    rollback = {s.id: s.rollback for s in workflow.steps if s.rollback}
+    if as_json:
+        doc = {
+            "dry_run": True,
+            "steps": steps,
+            "rollback": rollback,
+            "rollout": rollout_to_dict(workflow.rollout),
+            "throttle": {
+                "forks": policy.forks,
+                "per_group": policy.per_group,
+                "delay": policy.delay,
+            },
+            "waves": [f.to_dict() for f in plan.forecast],
+            "unplanned": list(plan.unplanned),
+        }
+        json.dump(doc, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return
+    out = Console(highlight=False)
+    out.print(f"dry run: {len(plan.waves)} wave(s) over {len(hosts)} host(s) (nothing is sent)")
+    for item in plan.forecast:
+        fit = item.fit
+        note = "" if fit.status.value == "now" else f" ({fit.status.value}: {fit.reason})"
+        out.print(
+            f"wave {item.index + 1}/{len(plan.forecast)}: {', '.join(item.hosts)}{note}",
+            markup=False,
+        )
+    if plan.unplanned:
+        out.print(f"not in any wave: {', '.join(plan.unplanned)}", markup=False)
+    for sid, text in steps.items():
+        out.print(f"{sid}: {text}", markup=False)
+    for sid, text in rollback.items():
+        out.print(f"rollback of {sid}: {text}", markup=False)
