@@ -273,3 +273,20 @@ def test_window_policy_fail_stops_a_wave_outside_its_window(tmp_path: Path) -> N
     assert "outside its maintenance window and the window policy is fail" in doc["message"]
     assert [w["status"] for w in doc["waves"]] == ["failed", "not_run"]
     assert not marker.exists()
+
+
+def test_a_script_with_parameters_rolls_out_in_waves(tmp_path: Path) -> None:
+    proc = muster(
+        "run", "-i", "examples/inventory.ini", "web:&dc1", "--script", "examples/patch.sh",
+        "--param", f"target_dir={tmp_path}", "--param", "dry_run=false",
+        "--waves", "1,100%", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [w["hosts"] for w in doc["waves"]] == [["web1.dc1"], ["web2.dc1"]]
+    assert (tmp_path / ".muster-patched").exists()
+    bad = muster(
+        "run", "-i", "examples/inventory.ini", "web", "--script", "examples/patch.sh",
+        "--param", "dry_run=perhaps", "--waves", "1,100%",
+    )  # fmt: skip
+    assert bad.returncode == 2 and "dry_run" in bad.stderr
