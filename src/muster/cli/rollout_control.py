@@ -107,10 +107,12 @@ class RolloutControl:
             raise KeyboardInterrupt
         state = self.engine.run_state
         paused = state is not None and state.status is RolloutStatus.PAUSED
-        if self.interactive and not paused:
+        if paused:
+            self._spawn(self._abort("second Ctrl-C" if self.interactive else "interrupted"))
+        elif self.interactive:
             self._spawn(self._pause("Ctrl-C", ask=True))
-            return
-        self._spawn(self._abort("interrupted" if not paused else "second Ctrl-C"))
+        else:
+            self._spawn(self._abort("interrupted"))
 
     def _on_terminate(self) -> None:
         if not self._aborting:
@@ -130,7 +132,11 @@ class RolloutControl:
         try:
             await self.engine.pause()
         except ConflictError as exc:
-            self.console.print(f"{why}: cannot pause: {exc}")
+            # Nothing to pause (the waves are over; a rollback may be running):
+            # the next Ctrl-C must still be able to end the process.
+            self._aborting = ask
+            then = "; Ctrl-C again ends the process at once" if ask else ""
+            self.console.print(f"{why}: cannot pause: {exc}{then}")
             return
         self.console.print(
             f"[bold yellow]{why}: pausing[/]: no new host or wave starts; "
@@ -165,9 +171,9 @@ class RolloutControl:
             await self.engine.abort()
 
     def _how_to_go_on(self) -> str:
-        if self.interactive:
+        if self._pause_asked:
             return "answer r, a or b (Ctrl-C again aborts)"
-        return "send SIGUSR2 to resume, SIGINT to abort"
+        return "SIGUSR2 (kill -USR2 PID) resumes, Ctrl-C or SIGINT aborts"
 
     # -- the terminal -------------------------------------------------------------------
 
