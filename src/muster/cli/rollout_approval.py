@@ -41,6 +41,10 @@ def cli_approver(
         line = None
         if terminal is not None and terminal.interactive:
             line = await terminal.ask(f"Approve step {step}{shown}? [y/N] ")
+            if line is None:
+                return ApprovalAnswer(
+                    False, who, f"approval step {step!r} was not answered (aborted, or input ended)"
+                )
         if line is None:
             return ApprovalAnswer(
                 False,

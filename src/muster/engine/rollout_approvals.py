@@ -36,6 +36,8 @@ Approver = Callable[[str, str], Awaitable[ApprovalAnswer]]
 
 
 class RolloutApprovals:
+    """One rollout's answers: asked at most once per step, shared by every host."""
+
     def __init__(self, approver: Approver) -> None:
         self._approver = approver
         self._answers: dict[str, asyncio.Future[ApprovalAnswer]] = {}
