@@ -12,6 +12,7 @@ the host's command started, ``log`` the rollbacks in the order they ran.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import signal
@@ -126,6 +127,40 @@ def test_max_failures_decides_whether_a_failed_host_stops_the_rollout(
         assert doc["message"] == "every wave ran; 1 host(s) failed within the failure threshold"
         assert sorted(_starts(tmp_path)) == ["web1", "web2", "web3"]
     assert doc["rollback"] == {}
+
+
+@pytest.mark.parametrize("throttle", [["--forks", "1"], ["--per-group", "1"]])
+def test_throttling_holds_inside_a_wave(
+    three_ssh_hosts: Fleet, fleet_client_key: Path, tmp_path: Path, throttle: list[str]
+) -> None:
+    command = _started(tmp_path) + f"; sleep 0.2; date +%s.%N > {tmp_path}/end-$h"
+    proc = muster(
+        "run", *_ssh(three_ssh_hosts, fleet_client_key), "--waves", "100%", *throttle,
+        "--json", "--", command,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    starts = _starts(tmp_path)
+    ends = {p.name.removeprefix("end-"): float(p.read_text()) for p in tmp_path.glob("end-*")}
+    order = sorted(starts, key=starts.__getitem__)
+    assert len(order) == 3
+    # One host at a time (all three are in group web): each ended before the next began.
+    for before, after in itertools.pairwise(order):
+        assert ends[before] <= starts[after]
+
+
+def test_soak_runs_the_verification_again_before_the_next_wave(
+    three_ssh_hosts: Fleet, fleet_client_key: Path, tmp_path: Path
+) -> None:
+    proc = muster(
+        "run", *_ssh(three_ssh_hosts, fleet_client_key), "--waves", "1,100%", "--soak", "1s",
+        "--verify", f"{HOST}; echo $h >> {tmp_path}/log", "--json", "--", "true",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    log = _log(tmp_path)
+    # The canary is verified after its wave and again after the soak, before wave 2;
+    # the last wave has no soak.
+    assert log[:2] == ["web1", "web1"]
+    assert sorted(log[2:]) == ["web2", "web3"]
 
 
 def _popen(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen[str], Path, Path]:
