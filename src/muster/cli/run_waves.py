@@ -51,7 +51,7 @@ WavesOption = Annotated[
         "--waves",
         help="Roll out in waves, canary first: host counts, percents or selectors, "
         "e.g. 1,10%,50%,100% or canary,web,100% (several selectors in one wave: "
-        "'[[web01, web02], db, \"100%\"]'). Each wave starts when the previous passed.",
+        "'\\[\\[web01, web02], db, \"100%\"]'). Each wave starts when the previous passed.",
         rich_help_panel=_PANEL,
     ),
 ]

@@ -117,7 +117,8 @@ def run_rollout(
             window_wait=window_wait,
             approver=cli_approver(lambda: controls[0] if controls else None, approve, yes=yes),
         )
-        control = RolloutControl(engine, err_console, interactive=sys.stdin.isatty())
+        tty = sys.stdin is not None and sys.stdin.isatty()
+        control = RolloutControl(engine, err_console, interactive=tty)
         controls.append(control)
 
         def observe(run: Any) -> None:
