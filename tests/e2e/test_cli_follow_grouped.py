@@ -5,7 +5,6 @@ stream in its own process."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 from muster.app import SshOptions, default_transports
 from muster.server.embedded import embedded_worker_factory
 from muster.testing.simfleet import SimFleet
+from tests.e2e.cli_kit import client_env
 from tests.integration.server.conftest import register_fleet
 from tests.integration.server.harness import LiveServer, server_settings
 
@@ -46,14 +46,7 @@ def served_fleet(tmp_path: Path) -> Iterator[tuple[dict[str, str], list[str]]]:
         try:
             with server.client() as api:
                 names = register_fleet(api, fleet)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("MUSTER_")}
-            env.update(
-                MUSTER_URL=server.url,
-                MUSTER_TOKEN=server.admin_token,
-                XDG_CONFIG_HOME=str(tmp_path / "config"),
-                COLUMNS="200",
-                NO_COLOR="1",
-            )
+            env = client_env(server, tmp_path, NO_COLOR="1")
             yield env, names
         finally:
             server.stop()
