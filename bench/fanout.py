@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -323,7 +324,11 @@ def _child_json(text: str) -> tuple[int, dict[str, str]]:
 # -- children: the floor, muster as a library, pssh --------------------------------
 
 
-async def _bare(fleet: Fleet, conc: int, size: int) -> dict[str, Any]:
+async def bare_loop(
+    fleet: Fleet, conc: int, on_host: Callable[[Any], Awaitable[str | None]]
+) -> dict[str, Any]:
+    """The floor every bench compares with: connect, ``on_host(conn)`` (None when
+    the host did what it should, else why not), close; at most ``conc`` at once."""
     import asyncssh
 
     keys = asyncssh.load_keypairs([fleet.key])
@@ -337,15 +342,22 @@ async def _bare(fleet: Fleet, conc: int, size: int) -> dict[str, Any]:
                     addr, fleet.port, username=fleet.user, client_keys=keys,
                     known_hosts=known, config=None,
                 ) as conn:  # fmt: skip
-                    r = await conn.run(command(size))
-                    good = len(r.stdout or "") == size if size else r.stdout == "hi\n"
-                    return None if r.exit_status == 0 and good else repr(r)[:200]
+                    return await on_host(conn)
             except Exception as exc:
                 return repr(exc)
 
     results = await asyncio.gather(*(one(a) for a in fleet.addresses))
     failures = {a: r for a, r in zip(fleet.addresses, results, strict=True) if r}
     return {"ok": len(results) - len(failures), "failures": failures}
+
+
+async def _bare(fleet: Fleet, conc: int, size: int) -> dict[str, Any]:
+    async def echo(conn: Any) -> str | None:
+        r = await conn.run(command(size))
+        good = len(r.stdout or "") == size if size else r.stdout == "hi\n"
+        return None if r.exit_status == 0 and good else repr(r)[:200]
+
+    return await bare_loop(fleet, conc, echo)
 
 
 async def _muster_lib(fleet: Fleet, conc: int, size: int) -> dict[str, Any]:

@@ -97,32 +97,17 @@ def workflow(state: str, conc: int, *, rollout: bool) -> Any:
 
 
 async def _bare(fleet: Any, conc: int, state: str) -> dict[str, Any]:
-    import asyncssh
-
     cmd = commands(state)
-    keys = asyncssh.load_keypairs([fleet.key])
-    known = asyncssh.read_known_hosts(fleet.known_hosts)
-    sem = asyncio.Semaphore(conc)
 
-    async def one(addr: str) -> str | None:
-        async with sem:
-            try:
-                async with asyncssh.connect(
-                    addr, fleet.port, username=fleet.user, client_keys=keys,
-                    known_hosts=known, config=None,
-                ) as conn:  # fmt: skip
-                    before = (await conn.run(cmd["capture"])).stdout
-                    await conn.run(cmd["apply"], check=True)
-                    after = (await conn.run(cmd["capture"])).stdout
-                    verified = await conn.run(cmd["verify"])
-                    good = before != after and verified.exit_status == 0
-                    return None if good else f"before {before!r} after {after!r}"
-            except Exception as exc:
-                return repr(exc)
+    async def patch(conn: Any) -> str | None:
+        before = (await conn.run(cmd["capture"])).stdout
+        await conn.run(cmd["apply"], check=True)
+        after = (await conn.run(cmd["capture"])).stdout
+        verified = await conn.run(cmd["verify"])
+        good = before != after and verified.exit_status == 0
+        return None if good else f"before {before!r} after {after!r}"
 
-    results = await asyncio.gather(*(one(a) for a in fleet.addresses))
-    failures = {a: r for a, r in zip(fleet.addresses, results, strict=True) if r}
-    return {"ok": len(results) - len(failures), "failures": failures}
+    return await fanout.bare_loop(fleet, conc, patch)
 
 
 def _engine(fleet: Any) -> Any:

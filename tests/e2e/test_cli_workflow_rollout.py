@@ -158,6 +158,7 @@ def test_ctrl_c_aborts_without_rollback_and_says_so(tmp_path: Path) -> None:
         [*MUSTER, "workflow", "run", str(path), "-i", str(INVENTORY), "--json"],
         cwd=REPO,
         env=env,
+        stdin=subprocess.DEVNULL,  # no terminal: Ctrl-C aborts rather than pausing to ask
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -276,8 +277,8 @@ def test_bad_input_is_named(tmp_path: Path) -> None:
         "  - {id: a, targets: '*', command: echo, depends_on: [ok]}\n"
         "rollout: {waves: ['100%']}\n"
     )
-    proc = muster("workflow", "run", str(approval), "-i", str(INVENTORY))
-    assert proc.returncode == 2 and "step 'ok': approval steps cannot run" in proc.stderr
+    proc = muster("workflow", "run", str(approval), "-i", str(INVENTORY), "--approve", "a")
+    assert proc.returncode == 2 and "--approve a: no approval step of that id" in proc.stderr
 
     plain = tmp_path / "plain.yaml"
     plain.write_text("name: p\nsteps:\n  - {id: a, targets: localhost, command: echo}\n")

@@ -4,7 +4,6 @@ list|approve`` as a user runs them against a live server (localhost registered).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.cli_kit import client_env
 from tests.integration.server.harness import LiveServer, server_settings
 
 MUSTER = str(Path(sys.executable).parent / "muster")
@@ -34,13 +34,7 @@ steps:
 @pytest.fixture
 def cli(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, str]]]:
     server = LiveServer(server_settings(tmp_path / "data"), localhost=True).start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSTER_")}
-    env.update(
-        MUSTER_URL=server.url,
-        MUSTER_TOKEN=server.admin_token,
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-        COLUMNS="200",
-    )
+    env = client_env(server, tmp_path)
     try:
         yield server, env
     finally:

@@ -7,7 +7,10 @@ import codecs
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from muster.cli import host_text
 from muster.cli.host_text import (
     STREAM_LINE_CAP,
     TERMINAL_CAP_BYTES,
@@ -146,3 +149,25 @@ def test_a_20_mb_line_without_newline_is_cut_and_kept_small() -> None:
         out
         == "h | " + "y" * STREAM_LINE_CAP + " [muster: line cut, 5 more characters]\nh | short\n"
     )
+
+
+#: Pieces that make and break escape sequences, in any order.
+_PIECES = ["\x1b", "[", "]", "0", "1", "3", "8", ";", ":", "m", "J", "a", " ", "\x07", "\x9b"]
+_PIECES += ["\n", "\t", "\r", "é", "\u202e", "\x00", "\x1b[31m", "\x1b[0m", "[bold]"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=40).map("".join))
+def test_off_a_terminal_the_fast_path_equals_the_one_pass_rule(text: str) -> None:
+    """Off a terminal SGRs are removed in one C-level pass before controls are shown;
+    the result must be what the one-pass rule (each SGR removed, every other control
+    shown, left to right) gives, and nothing dangerous may survive."""
+    out = terminal_safe(text)
+    assert not DANGEROUS.search(out) and "\x1b" not in out, repr(out)
+    lines = text
+    if "\r" in lines:
+        lines = host_text._CRLF.sub("\n", lines)
+        lines = host_text._REDRAWN.sub("", lines).replace("\r", "")
+    one_pass = host_text._UNSAFE.sub(
+        lambda m: "" if m.group(1) is not None else host_text._visible(m.group(0)), lines
+    )
+    assert out == one_pass

@@ -152,6 +152,15 @@ def test_summary_lists_events_where_few_and_counts_them_where_many() -> None:
     assert "\x1b" not in text
 
 
+def test_summary_says_when_events_were_past_the_budget() -> None:
+    ends = [HostEnd("web1", S.SUCCEEDED, 0, events=[{"i": 1}], event_count=90, events_dropped=10)]
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(summary_table(ends, "execution succeeded"))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "100 events; --json has the first 90" in text
+    assert "them all" not in text
+
+
 def test_summary_of_many_hosts_lists_those_worth_a_look() -> None:
     ends = [HostEnd(f"web{i}", S.SUCCEEDED, 0) for i in range(500)]
     ends.append(HostEnd("db1", S.FAILED, 1, first_error="boom"))
@@ -179,3 +188,32 @@ def test_grouped_20_mb_lines_without_newline_group_and_stay_capped() -> None:
     assert "of 20.0 MiB (the same on every host of the group)" in text
     assert len(text) < 2 * 16_384 + 1_000
     assert not DANGEROUS.search(text)
+
+
+def test_group_lists_its_hosts_in_name_order_not_finish_order() -> None:
+    r, out = report(OutputMode.GROUPED)
+    for host in ("web10", "web2", "db1", "web1"):
+        feed(r, host, "same\n")
+        r.finished(HostEnd(host, S.SUCCEEDED, 0))
+    r.close()
+    assert "=== 4 hosts: SUCCEEDED, same output, exit 0\n    db1, web1, web2, web10\n" in (
+        out.getvalue()
+    )
+
+
+def test_a_streamed_line_cut_at_the_cap_says_where_the_whole_line_is(tmp_path: Path) -> None:
+    long_line = "y" * 10_000 + "\n"
+    r, out = report(stream=True)
+    feed(r, "web1", long_line, step=999)
+    r.finished(HostEnd("web1", S.SUCCEEDED, 0))
+    assert (
+        " [muster: line cut, 5904 more characters; the whole line: --output-dir DIR keeps it]\n"
+        in (out.getvalue())
+    )
+    files = OutputDir(tmp_path / "out")
+    r, out = report(stream=True, output_dir=files)
+    feed(r, "web1", long_line, step=999)
+    r.finished(HostEnd("web1", S.SUCCEEDED, 0))
+    where = tmp_path / "out" / "web1.stdout"
+    assert f"5904 more characters; the whole line: {where}]\n" in out.getvalue()
+    assert where.read_text() == long_line

@@ -275,3 +275,19 @@ def test_the_wrapper_passes_extras_through_and_the_default_path_opens(tmp_path: 
     inner = _Echo()
     assert AuditedTransport(inner, log).ran is inner.ran
     log.close()
+
+
+def test_two_logs_on_one_file_take_turns_and_keep_one_chain(tmp_path: Path) -> None:
+    # Each log remembers where its last record ended; the other's append in
+    # between must make it read the head from the file again, not fork the chain.
+    path = tmp_path / "audit.jsonl"
+    first, second = LocalAuditLog(path, actor="a"), LocalAuditLog(path, actor="b")
+    seqs = [
+        log.append("host.run.end", f"h{i}", None, {"i": i})[0]
+        for i in range(3)
+        for log in (first, second)
+    ]
+    first.close()
+    second.close()
+    assert seqs == [1, 2, 3, 4, 5, 6]
+    assert verify_file(path).ok and verify_file(path).checked == 6

@@ -220,3 +220,21 @@ def test_event_extraction_is_independent_of_chunking(lines: list[str], cuts: lis
                 expected.append(value)
     assert whole.events == expected
     assert chunked.events == expected
+
+
+def test_kept_events_are_bounded_in_bytes_and_the_rest_counted() -> None:
+    # 10,000 events of 2 KB per host were 24 MB of memory per host: the byte
+    # budget keeps the first events that fit, in order, and counts the others.
+    cap = OutputCapture(1000, max_event_bytes=10_000)
+    line = '@@{"blob": "' + "x" * 2000 + '", "i": %d}\n'
+    cap.feed("".join(line % i for i in range(20)))
+    cap.close()
+    assert [e["i"] for e in cap.events] == [0, 1, 2, 3]
+    assert cap.events_dropped == 16
+
+
+def test_the_count_budget_counts_dropped_events_too() -> None:
+    cap = OutputCapture(1000, max_events=3)
+    cap.feed("".join(f'@@{{"i": {i}}}\n' for i in range(5)))
+    cap.close()
+    assert ([e["i"] for e in cap.events], cap.events_dropped) == ([0, 1, 2], 2)

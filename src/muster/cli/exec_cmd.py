@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from muster.cli.client import ApiClient
 from muster.cli.common import EXIT_HOSTS_FAILED, fail
@@ -133,12 +134,14 @@ def status(
         if r.get("state") not in ("succeeded", "queued", "running", "pending_approval"):
             detail = r.get("message") or r.get("reason") or ""
         duration = r.get("duration")
+        # A host's name and its run's message may carry what the host printed: plain,
+        # terminal-safe text, as in the run summary.
         table.add_row(
-            escape(str(r.get("host"))),
+            Text(terminal_safe(str(r.get("host")))),
             escape(str(r.get("state"))),
             "" if r.get("exit_code") is None else str(r["exit_code"]),
             "" if duration is None else f"{duration:.2f}s",
-            escape(str(detail or "")),
+            Text(terminal_safe(str(detail or "")[:300])),
         )
     _console.print(table)
     if data["status"] in _TERMINAL and data["status"] != "succeeded":

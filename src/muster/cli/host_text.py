@@ -55,6 +55,11 @@ _SGR = r"\x1b\[[0-9;:]{0,64}m"
 _CONTROLS = r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
 #: An SGR sequence, or one control character to make visible.
 _UNSAFE = re.compile(f"({_SGR})|{_CONTROLS}")
+#: Off a terminal every SGR goes: removed by one substitution in C, before the
+#: (rare) controls left take the per-match path. An ESC that removal joins to
+#: what follows is still a control, made visible by that second pass.
+_SGR_ONLY = re.compile(_SGR)
+_CONTROL_ONLY = re.compile(_CONTROLS)
 #: Everything up to the last ``\r`` on a line that is followed by more text.
 #: (Anchored at line starts, so a long line without ``\r`` is scanned once, not once
 #: per position.)
@@ -125,6 +130,11 @@ def terminal_safe(text: str, *, colour: bool = False) -> str:
         text = text.replace("\r", "")
     if _plain(text) or _UNSAFE.search(text) is None:
         return text
+    if not colour:
+        text = _SGR_ONLY.sub("", text)
+        if _CONTROL_ONLY.search(text) is None:
+            return text
+        return _CONTROL_ONLY.sub(lambda m: _visible(m.group(0)), text)
     kept = False
 
     def one(m: re.Match[str]) -> str:
@@ -209,16 +219,24 @@ class LineSplitter:
     mix within a line), each starting with ``prefix``; a partial last line
     waits for its end, but never more than :data:`STREAM_LINE_CAP`
     characters of it are kept: the rest is counted and the line is printed
-    cut, with how much was left out. Work per chunk is a few C-level scans
-    unless a chunk holds an over-long line or an event line.
+    cut, with how much was left out and ``where`` the whole line is. Work per
+    chunk is a few C-level scans unless a chunk holds an over-long line or an
+    event line.
     """
 
-    __slots__ = ("_colour", "_dropped", "_line_cap", "_partial", "_partial_len", "prefix")
+    __slots__ = ("_colour", "_dropped", "_line_cap", "_partial", "_partial_len", "_where", "prefix")
 
     def __init__(
-        self, prefix: str, *, colour: bool = False, line_cap: int = STREAM_LINE_CAP
+        self,
+        prefix: str,
+        *,
+        colour: bool = False,
+        line_cap: int = STREAM_LINE_CAP,
+        where: str = "",
     ) -> None:
         self.prefix = prefix
+        #: Where the whole line is (a file path), named on a cut line.
+        self._where = where
         self._colour = colour
         self._line_cap = line_cap
         self._partial: list[str] = []
@@ -268,7 +286,8 @@ class LineSplitter:
                 return f"{self.prefix}{shown}\n"
         body = terminal_safe(line, colour=self._colour)
         if dropped:
-            body += f" [muster: line cut, {dropped} more characters]"
+            where = f"; the whole line: {self._where}" if self._where else ""
+            body += f" [muster: line cut, {dropped} more characters{where}]"
         return f"{self.prefix}{body}\n"
 
     def _lines(self, block: str) -> str:

@@ -6,8 +6,8 @@
 things: masked output chunks as they arrive, and each host's end. It prints:
 
 - ``grouped`` (the default above :data:`FEW_HOSTS` hosts): at the end, hosts
-  with identical output, exit code and state once, with their host list,
-  largest group first (pdsh's ``dshbak -c``; the rule is the console's,
+  with identical output, exit code and state once, with their host list in
+  name order, largest group first (pdsh's ``dshbak -c``; the rule is the console's,
   :func:`muster.domain.result_groups.group_results`, fed a hash of every
   byte each host printed);
 - ``full``: every host's output as it ends;
@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -84,6 +85,8 @@ class HostEnd:
     #: The first :data:`SUMMARY_EVENTS` events; ``event_count`` counts all.
     events: list[dict[str, Any]] = field(default_factory=list)
     event_count: int = 0
+    #: Events the host printed past the capture's budget (not in ``--json`` either).
+    events_dropped: int = 0
     #: First non-empty stderr line (the summary's detail for a failure).
     first_error: str = ""
 
@@ -285,7 +288,12 @@ class HumanReport:
         prefix = f"{terminal_safe(host):<{self._width}} {mark} "
         if stream == "stderr":
             prefix = self._term.paint(prefix, "31")
-        return LineSplitter(prefix, colour=self._term.colour)
+        where = (
+            str(self._files.path(host, stream))
+            if self._files is not None
+            else "--output-dir DIR keeps it"
+        )
+        return LineSplitter(prefix, colour=self._term.colour, where=where)
 
     def _tick(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -314,6 +322,7 @@ class HumanReport:
         label = terminal_safe(label.replace("\n", " "))
         if len(hosts) == 1:
             return f"=== {self._term.paint(terminal_safe(hosts[0]), '1')}: {state_text}, {label}\n"
+        hosts = sorted(hosts, key=_natural)
         listed = ", ".join(terminal_safe(h) for h in hosts[:LISTED_HOSTS])
         if len(hosts) > LISTED_HOSTS:
             listed += f", ... and {len(hosts) - LISTED_HOSTS} more"
@@ -350,6 +359,12 @@ class HumanReport:
             f"{human_bytes(size)}{same}; the rest: {where}]\n"
         )
         return self._term.paint(text, "2")
+
+
+def _natural(name: str) -> list[str | int]:
+    """Sort key listing a group's hosts as a reader scans them (``web2`` before
+    ``web10``), not in the order they happened to finish."""
+    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name))]
 
 
 def _fingerprint(out: _Stream, err: _Stream) -> str:

@@ -52,6 +52,7 @@ def host_end(run: HostRun) -> HostEnd:
         message=run.message,
         events=list(run.events[:SUMMARY_EVENTS]),
         event_count=len(run.events),
+        events_dropped=run.events_dropped,
     )
 
 
@@ -70,6 +71,11 @@ class LiveReport(ExecutionListener):
 
 
 def _events_cell(end: HostEnd) -> str:
+    if end.events_dropped:
+        return (
+            f"{end.event_count + end.events_dropped} events; --json has the first "
+            f"{end.event_count} (the rest were past the capture's budget)"
+        )
     if not end.event_count:
         return ""
     if end.event_count > SUMMARY_EVENTS:
@@ -85,12 +91,16 @@ def summary_table(ends: Sequence[HostEnd], title: str) -> Table:
     caption = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     rows = list(ends)
     if len(rows) > EVERY_HOST_UP_TO:
-        rows = [e for e in rows if e.state is not HostRunState.SUCCEEDED or e.event_count]
+        rows = [
+            e
+            for e in rows
+            if e.state is not HostRunState.SUCCEEDED or e.event_count or e.events_dropped
+        ]
     hidden = len(ends) - len(rows[:MAX_ROWS])
     if hidden:
         caption += f"; {hidden} hosts not listed (--json lists every host)"
     table = Table(title=title, caption=caption)
-    with_events = any(e.event_count for e in rows)
+    with_events = any(e.event_count or e.events_dropped for e in rows)
     for col in ("host", "state", "exit", "duration", "detail", "events")[: 6 if with_events else 5]:
         table.add_column(col, overflow="fold")
     for end in rows[:MAX_ROWS]:

@@ -26,6 +26,17 @@ from muster.cli.common import (
 from muster.cli.human import FEW_HOSTS, HumanReport, OutputMode, Terminal
 from muster.cli.output_files import OutputDir
 from muster.cli.present import LiveReport, host_end, summary_table
+from muster.cli.run_waves import (
+    AutoRollbackOption,
+    MaxFailuresOption,
+    RollbackOption,
+    SoakOption,
+    ThresholdScopeOption,
+    VerifyOption,
+    WavesOption,
+    rollout_options,
+    run_in_waves,
+)
 from muster.cli.run_windows import window_rule
 from muster.domain.durations import parse_duration
 from muster.domain.executions import Execution, HostRun
@@ -120,6 +131,13 @@ def run(
     ] = WindowMode.WAIT,
     audit_file: AuditFileOption = None,
     no_audit: NoAuditOption = False,
+    waves: WavesOption = None,
+    max_failures: MaxFailuresOption = None,
+    threshold_scope: ThresholdScopeOption = None,
+    soak: SoakOption = None,
+    verify: VerifyOption = None,
+    rollback: RollbackOption = None,
+    auto_rollback: AutoRollbackOption = None,
 ) -> None:
     """Run a command (after --) or a script (--script) on the hosts SELECTOR picks.
 
@@ -127,9 +145,27 @@ def run(
     The terminal shows at most 100 lines or 16 KiB of each host's stdout and
     stderr; --output-dir keeps all of it, --json up to the output budget.
     Exits 0 when every host succeeded, 1 when any did not, 2 on bad input.
+    With --waves it is a rollout (muster.cli.run_waves) and exits 1 when it stopped.
     """
     if (script is None) == (not command):
         raise fail("give either a command after -- or --script FILE (not both)")
+    in_waves = rollout_options(
+        waves, max_failures, threshold_scope, soak, verify, rollback, auto_rollback
+    )
+    if in_waves is not None:
+        ssh_opts: dict[str, object] = {
+            "known_hosts": known_hosts,
+            "host_key_policy": host_key_policy,
+        }
+        ssh_opts |= {"username": user, "client_keys": tuple(key or ())}
+        view = {"output": output, "stream": stream, "output_dir": output_dir, "dry_run": dry_run}
+        return run_in_waves(
+            in_waves, selector=selector, command=command, inventory=inventory or [],
+            script=script, params=parse_params(param or []), shell=shell, timeout=timeout,
+            forks=forks, per_group=per_group, delay=delay, ssh=ssh_opts, as_json=as_json,
+            window=window or [], window_policy=window_policy, audit_file=audit_file,
+            no_audit=no_audit, view=view,
+        )  # fmt: skip
     if stream and (output is not None or as_json):
         raise fail("--stream prints lines as they arrive: it goes with neither --output nor --json")
     if as_json and output is not None:

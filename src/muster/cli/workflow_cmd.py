@@ -142,6 +142,10 @@ def run(
         list[str] | None,
         typer.Option("--approve", help="Approve this approval step (repeatable)."),
     ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Approve every approval step ahead."),
+    ] = False,
     forks: Annotated[int, typer.Option(help="Default hosts running at once per step.", min=1)] = 50,
     user: Annotated[str | None, typer.Option("--user", "-u", help="SSH user.")] = None,
     key: Annotated[
@@ -161,7 +165,8 @@ def run(
     """Run a workflow in this process; exits 0 when it succeeded, 1 when not.
 
     A workflow with a ``rollout:`` runs wave by wave (gates, soak, threshold,
-    windows, rollback); Ctrl-C aborts it without rollback. Every host run is
+    windows, rollback); Ctrl-C pauses it on a terminal and asks (without one it
+    aborts, no rollback); SIGUSR1/SIGUSR2 pause and resume. Every host run is
     recorded in the local audit file (see --audit-file).
     """
     from muster.app import SshOptions, default_transports
@@ -180,8 +185,6 @@ def run(
         # the plain DAG engine would ignore them.
         from muster.cli.workflow_rollout import run_rollout
 
-        if approve:
-            raise fail("--approve: a rollout cannot hold approval steps from the command line")
         run_rollout(
             workflow,
             inv,
@@ -192,6 +195,8 @@ def run(
             as_json=as_json,
             report=report,
             audit=open_local_audit(audit_file, no_audit),
+            approve=approve or (),
+            yes=yes,
         )
         return
     if report is not None:
@@ -234,13 +239,9 @@ def run(
                 if run_state.status.terminal:
                     break
                 for sid in engine.pending_approvals(iid):
-                    await engine.settle_approval(
-                        iid,
-                        sid,
-                        sid in approved,
-                        operator,
-                        "" if sid in approved else "not approved with --approve",
-                    )
+                    ok = yes or sid in approved
+                    why = "" if ok else "not approved with --approve (or --yes)"
+                    await engine.settle_approval(iid, sid, ok, operator, why)
                 await engine.wait_for(
                     iid,
                     lambda s: s.status.terminal or bool(engine.pending_approvals(iid)),

@@ -9,9 +9,9 @@ soak, threshold, windows and rollback; one without runs as a plain DAG in
 the rollout succeeded, 1 when it did not (failed, rolled back, rollback
 failed, aborted), 2 for bad input.
 
-Ctrl-C aborts without rollback, as the engine's ``abort`` does: running hosts
-are stopped, no wave starts, the states say so; a second Ctrl-C ends the
-process at once.
+Ctrl-C on a terminal pauses and asks; without one it aborts without rollback,
+as the engine's ``abort`` does; SIGUSR1 and SIGUSR2 pause and resume (see
+:mod:`muster.cli.rollout_control`).
 
 ``forecast`` plans the rollout with :func:`muster.domain.rollout_plan.plan_rollout`,
 the function the engine plans with, so what it prints is what a run now would wait for.
@@ -20,11 +20,10 @@ the function the engine plans with, so what it prints is what a run now would wa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
-import signal
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import IO, Any
 
@@ -71,9 +70,23 @@ def run_rollout(
     as_json: bool,
     report: Path | None,
     audit: Any = None,
+    policy: Any = None,
+    scripts: Any = None,
+    window_wait: bool = True,
+    approve: Collection[str] = (),
+    yes: bool = False,
 ) -> None:
-    """Run ``workflow``'s rollout in this process and present it; raises typer.Exit."""
+    """Run ``workflow``'s rollout in this process and present it; raises typer.Exit.
+
+    ``inventory`` is an Inventory or the hosts themselves; ``policy`` (else
+    ``forks`` alone) throttles each wave; ``scripts`` resolves named script steps;
+    approval steps are decided once by the operator (``approve``, ``yes``, else the
+    terminal; :mod:`muster.cli.rollout_approval`).
+    Signals and Ctrl-C steer the run (:mod:`muster.cli.rollout_control`).
+    """
     from muster.app import default_transports
+    from muster.cli.rollout_approval import cli_approver
+    from muster.cli.rollout_control import RolloutControl
     from muster.domain.hosts import TransportKind
     from muster.domain.workflows import StepType
     from muster.engine.dispatcher import DispatchPolicy
@@ -82,47 +95,43 @@ def run_rollout(
     from muster.errors import MusterError
     from muster.testing import InMemoryStore
 
-    approvals = [s.id for s in workflow.steps if s.type is StepType.APPROVAL]
-    if approvals:
-        raise fail(
-            f"step {approvals[0]!r}: approval steps cannot run inside a rollout from the "
-            "command line (each host would wait for a vote nobody can give); approve "
-            "before running, or remove the step"
-        )
+    steps = {s.id: s for s in workflow.steps}
+    unknown = sorted(a for a in approve if a not in steps or steps[a].type is not StepType.APPROVAL)
+    if unknown:
+        raise fail(f"--approve {unknown[0]}: no approval step of that id")
     out = _open_report(report) if report is not None else None
     console = Console(highlight=False, stderr=as_json)
     progress = RolloutProgress(console)
-    kinds = {h.transport for h in inventory.all_hosts()} | {TransportKind.LOCAL}
+    hosts = inventory.all_hosts() if hasattr(inventory, "all_hosts") else list(inventory)
+    kinds = {h.transport for h in hosts} | {TransportKind.LOCAL}
 
     async def main() -> Any:
         transports = audited(default_transports(ssh, kinds=kinds), audit)
+        controls: list[RolloutControl] = []
         engine = RolloutEngine(
             transports,
             inventory,
             store=InMemoryStore(),
-            policy=DispatchPolicy(forks=forks),
-            observer=progress,
+            scripts=scripts,
+            policy=policy or DispatchPolicy(forks=forks),
+            window_wait=window_wait,
+            approver=cli_approver(lambda: controls[0] if controls else None, approve, yes=yes),
         )
-        loop = asyncio.get_running_loop()
-        aborting: list[asyncio.Task[None]] = []
+        tty = sys.stdin is not None and sys.stdin.isatty()
+        control = RolloutControl(engine, err_console, interactive=tty)
+        controls.append(control)
 
-        def on_interrupt() -> None:
-            if aborting:  # the second Ctrl-C: stop waiting for a clean abort
-                loop.remove_signal_handler(signal.SIGINT)
-                raise KeyboardInterrupt
-            err_console.print("[bold red]interrupted:[/] aborting the rollout (no rollback)")
+        def observe(run: Any) -> None:
+            progress(run)
+            control.observe(run)
 
-            async def abort() -> None:
-                with contextlib.suppress(MusterError):
-                    await engine.abort()
-
-            aborting.append(loop.create_task(abort()))
-
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        engine.observer = observe
+        control.install()
         try:
-            return await engine.run(workflow, params=values, targets=targets)
+            run = await engine.run(workflow, params=values, targets=targets)
+            return await control.finish(run)
         finally:
-            loop.remove_signal_handler(signal.SIGINT)
+            control.uninstall()
             await engine.close()
             for t in transports.values():
                 await t.close()

@@ -56,6 +56,8 @@ class HostRun:
     message: str = ""
     #: Structured ``@@{json}`` events the host printed on stdout, in order.
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: Events printed but not kept: past the capture's count or byte budget.
+    events_dropped: int = 0
 
     @property
     def duration(self) -> float | None:
@@ -120,6 +122,7 @@ class HostRun:
             "stdout_bytes": self.stdout_bytes,
             "stderr_bytes": self.stderr_bytes,
             "events": list(self.events),
+            "events_dropped": self.events_dropped,
         }
 
 

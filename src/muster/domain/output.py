@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from muster.domain.secret import masked_forms
@@ -62,7 +62,9 @@ class OutputCapture:
         "_by_first",
         "_closed",
         "_dropped",
+        "_event_bytes",
         "_events_dropped",
+        "_max_event_bytes",
         "_max_events",
         "_max_secret",
         "_parts",
@@ -84,6 +86,7 @@ class OutputCapture:
         extract_events: bool = True,
         max_event_line: int = 64 * 1024,
         max_events: int = 10_000,
+        max_event_bytes: int = 1024 * 1024,
     ) -> None:
         self.cap_bytes = max(0, cap_bytes)
         # The secrets and their base64/hex forms, longest first.
@@ -103,6 +106,11 @@ class OutputCapture:
         self._closed = False
         self._scanner = EventScanner(max_event_line) if extract_events else None
         self._max_events = max_events
+        #: Events are kept whole, in memory, for the run's result: bounded in
+        #: bytes as well as in number, or 10,000 events of a few KB per host
+        #: would grow a fleet run by gigabytes.
+        self._max_event_bytes = max_event_bytes
+        self._event_bytes = 0
         self._events_dropped = 0
         self.events: list[dict[str, Any]] = []
 
@@ -131,6 +139,11 @@ class OutputCapture:
             self._keep_events(self._scanner.close())
         self._closed = True
         return out
+
+    @property
+    def events_dropped(self) -> int:
+        """Events seen but not kept (past ``max_events`` or ``max_event_bytes``)."""
+        return self._events_dropped
 
     @property
     def truncated(self) -> bool:
@@ -201,14 +214,28 @@ class OutputCapture:
                 self._keep_events(found)
 
     def _keep_events(self, found: Sequence[dict[str, Any]]) -> None:
-        room = self._max_events - len(self.events)
-        self.events.extend(found[:room])
-        self._events_dropped += max(0, len(found) - room)
+        """Keep events in order until either budget is spent; count the rest."""
+        for i, event in enumerate(found):
+            size = _event_size(event) if not self._events_dropped else 0
+            if (
+                self._events_dropped
+                or len(self.events) >= self._max_events
+                or self._event_bytes + size > self._max_event_bytes
+            ):
+                self._events_dropped += len(found) - i
+                return
+            self.events.append(event)
+            self._event_bytes += size
 
 
 # -- ``@@`` events -------------------------------------------------------------
 
 _NO_EVENTS: Final[tuple[dict[str, Any], ...]] = ()
+
+
+def _event_size(event: Mapping[str, Any]) -> int:
+    """About what the event holds in memory: the length of its JSON text."""
+    return len(json.dumps(event, separators=(",", ":"), default=str))
 
 
 def parse_event(line: str) -> dict[str, Any] | None:

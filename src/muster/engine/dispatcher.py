@@ -406,6 +406,7 @@ class _RunRecorder:
                 err.total_bytes,
             )
             run.events = captured.events
+            run.events_dropped = out.events_dropped
         run.transition(
             result.state,
             exit_code=result.exit_code,

@@ -31,7 +31,6 @@ message saying what the plan did, because it did run.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import getpass
@@ -49,16 +48,17 @@ from muster.domain.hosts import Host, TransportKind
 from muster.domain.plans import Plan
 from muster.domain.secret import Secret
 from muster.domain.states import FailureReason, HostRunState
-from muster.errors import MusterError
+from muster.errors import MusterError, ValidationError
 from muster.security.audit import (
     AuditKeyError,
     AuditKeys,
     AuditRecord,
     VerifyResult,
+    chain_line,
     load_audit_keys,
-    next_record,
     verify_chain,
 )
+from muster.security.masking import mask_mapping
 from muster.transports.base import OutputSink, Transport, TransportOutcome
 
 __all__ = [
@@ -153,6 +153,8 @@ class LocalAuditLog:
             raise AuditWriteError(f"audit file {path}: key {key_path_for(path)}: {exc}") from None
         assert keys is not None
         self._keys: AuditKeys = keys
+        #: (file size after our last append, its seq, its hash); see :meth:`_link_at`.
+        self._tail: tuple[int, int, str] | None = None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -193,11 +195,16 @@ class LocalAuditLog:
         address: str | None,
         details: Mapping[str, Any],
         secrets: tuple[str | Secret, ...] = (),
-    ) -> AuditRecord:
+    ) -> tuple[int, str]:
+        """Chain one record onto the file; its (seq, hash)."""
+        if secrets:
+            details = mask_mapping(dict(details), (), secrets)
         try:
             with self._locked():
-                rec = next_record(
-                    self._head(),
+                size = os.fstat(self._fd).st_size
+                link = self._link_at(size)
+                seq, digest, line = chain_line(
+                    link,
                     keys=self._keys,
                     at=datetime.now(UTC),
                     actor=self.actor,
@@ -205,17 +212,32 @@ class LocalAuditLog:
                     target=target,
                     address=address,
                     details=details,
-                    secrets=secrets,
                 )
-                line = _record_line(rec) + b"\n"
+                line += b"\n"
                 written = os.write(self._fd, line)
                 if written != len(line):
                     raise AuditWriteError(
                         f"audit file {self.path}: short write ({written} of {len(line)} bytes)"
                     )
+                self._tail = (size + written, seq, digest)
+        except ValidationError as exc:
+            raise AuditWriteError(f"audit file {self.path}: {exc}") from None
         except OSError as exc:
             raise AuditWriteError(f"audit file {self.path}: cannot append ({exc})") from None
-        return rec
+        return seq, digest
+
+    def _link_at(self, size: int) -> tuple[int, str] | None:
+        """(seq, hash) of the last record, with the file ``size`` bytes long.
+
+        What this log wrote last is remembered with the file's size after it:
+        while nobody else has appended, that is the head, and the file is not
+        read back (a fleet run appends two records per host). Another writer's
+        append changes the size, and the head is read from the file again.
+        """
+        if self._tail is not None and self._tail[0] == size:
+            return self._tail[1], self._tail[2]
+        head = self._head()
+        return None if head is None else (head.seq, head.hash)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -256,9 +278,9 @@ class AuditedTransport:
         what = _describe_plan(plan)
         started = datetime.now(UTC)
         try:
-            await asyncio.to_thread(
-                self.log.append, START_ACTION, host.name, host.address, what, secrets
-            )
+            # In the event loop: one small append to a local file costs less than a
+            # thread hop, and the record must be written before the plan is sent.
+            self.log.append(START_ACTION, host.name, host.address, what, secrets)
         except AuditWriteError as exc:
             return TransportOutcome(
                 HostRunState.FAILED,

@@ -49,6 +49,7 @@ from muster.domain.workflows import (
 )
 from muster.domain.workflows.rollout_steps import verification_task_workflow, with_captures
 from muster.engine.dispatcher import DispatchPolicy, ExecutionListener
+from muster.engine.rollout_approvals import Approver, RolloutApprovals
 from muster.engine.rollout_limits import HostLimiter
 from muster.engine.rollout_result import (
     RolloutRun,
@@ -98,12 +99,22 @@ class RolloutEngine:
         clock: Callable[[], dt.datetime] = _utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         observer: Callable[[RolloutRun], None] | None = None,
+        window_wait: bool = True,
+        approver: Approver | None = None,
     ) -> None:
         self.inventory = inventory
         self.policy = policy or DispatchPolicy()
         self.clock = clock
         self.sleep = sleep
         self.observer = observer
+        #: False: a wave outside its hosts' windows stops the rollout instead of
+        #: waiting for them (``muster run --window-policy fail``).
+        self.window_wait = window_wait
+        #: Where a paused run is held, once it is ("before wave 2"); empty while it
+        #: runs (or is paused but still finishing what had started).
+        self.holding = ""
+        #: Decides approval steps once per rollout (see :mod:`.rollout_approvals`).
+        self.approvals = RolloutApprovals(approver) if approver is not None else None
         self.workflows = WorkflowEngine(
             transports, inventory, store=store, scripts=scripts, policy=policy, listener=listener
         )
@@ -158,7 +169,9 @@ class RolloutEngine:
         for wave, hosts in zip(state.waves, waves, strict=True):
             if self._aborted:
                 break
-            await self._resumed.wait()
+            await self._hold(f"before wave {wave.index + 1}")
+            if self._aborted:
+                break
             estimate = (spec.wave_duration if spec is not None else None) or previous or 0.0
             if not await self._wait_window(wave, by_host, estimate):
                 stopped = stopped or wave.wait_reason
@@ -266,6 +279,17 @@ class RolloutEngine:
 
     # -- pieces ------------------------------------------------------------------------------
 
+    async def _hold(self, where: str) -> None:
+        """Wait out a pause at a safe point, saying where (the observer hears it)."""
+        if self._resumed.is_set():
+            return
+        self.holding = where
+        self._notify()
+        try:
+            await self._resumed.wait()
+        finally:
+            self.holding = ""
+
     def _notify(self) -> None:
         if self.observer is not None and self.run_state is not None:
             try:
@@ -291,6 +315,7 @@ class RolloutEngine:
             resumed=self._resumed,
             aborted=lambda: self._aborted,
             notify=self._notify,
+            wait=self.window_wait,
         ).until_fit(wave, estimate)
 
     def _throttle(self, workflow: Workflow) -> tuple[int, int | None, float]:
@@ -342,6 +367,8 @@ class RolloutEngine:
                 with contextlib.suppress(ConflictError):
                     await self.workflows.pause(iid)
                     self._paused_instances.add(iid)
+            if self.approvals is not None:
+                await self.approvals.settle(self.workflows, iid, workflow)
             return await self.workflows.wait(iid)
         finally:
             self._active.discard(iid)

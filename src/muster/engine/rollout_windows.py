@@ -33,6 +33,7 @@ class WindowWait:
         resumed: asyncio.Event,
         aborted: Callable[[], bool],
         notify: Callable[[], None],
+        wait: bool = True,
     ) -> None:
         self.windows = windows
         self._clock = clock
@@ -41,9 +42,11 @@ class WindowWait:
         self._resumed = resumed
         self._aborted = aborted
         self._notify = notify
+        self._wait = wait
 
     async def until_fit(self, wave: WaveResult, estimate: float) -> bool:
-        """True once the wave fits now; False when it never will (or on abort)."""
+        """True once the wave fits now; False when it never will (or on abort), or,
+        without ``wait``, when it does not fit now."""
         while not self._aborted():
             fit = fit_wave(self.windows, self._clock(), estimate)
             if fit.status is FitStatus.NOW:
@@ -54,6 +57,14 @@ class WindowWait:
                 self._notify()
                 return False
             assert fit.starts_at is not None
+            if not self._wait:
+                wave.status = WaveStatus.FAILED
+                wave.wait_reason = (
+                    f"wave {wave.index + 1} is outside its maintenance window and the "
+                    f"window policy is fail: {fit.reason}"
+                )
+                self._notify()
+                return False
             if wave.waited_for_window_until != fit.starts_at:
                 wave.status = WaveStatus.WAITING_WINDOW
                 wave.waited_for_window_until = fit.starts_at

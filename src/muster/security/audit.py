@@ -61,6 +61,7 @@ __all__ = [
     "VerifyResult",
     "canonical",
     "chain_hash",
+    "chain_line",
     "keyed_hash",
     "load_audit_keys",
     "next_record",
@@ -246,12 +247,44 @@ def next_record(
     prev_hash = GENESIS if prev is None else prev.hash
     kid = keys.key_id
     draft = AuditRecord(seq, at, actor, action, target, address, clean, prev_hash, "", kid)
-    key = keys.key(kid)
+    _raw, digest = _seal(draft, keys)
+    return AuditRecord(seq, at, actor, action, target, address, clean, prev_hash, digest, kid)
+
+
+def _seal(draft: AuditRecord, keys: AuditKeys) -> tuple[bytes, str]:
+    """The canonical bytes of ``draft``'s body and their keyed hash (its ``hash``)."""
+    key = keys.key(draft.key_id) if draft.key_id is not None else None
     assert key is not None
-    return AuditRecord(
-        seq, at, actor, action, target, address, clean, prev_hash,
-        keyed_hash(key, prev_hash, canonical(draft.body())), kid,
-    )  # fmt: skip
+    raw = canonical(draft.body())
+    return raw, keyed_hash(key, draft.prev_hash, raw)
+
+
+def chain_line(
+    prev: tuple[int, str] | None,
+    *,
+    keys: AuditKeys,
+    at: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    address: str | None,
+    details: Mapping[str, Any],
+) -> tuple[int, str, bytes]:
+    """(seq, hash, JSON line) of the record after ``prev`` = (seq, hash), for a
+    record kept as a line of text (the local audit file) rather than a row.
+
+    ``details`` must already be masked and JSON-compatible. The line is the
+    canonical body with ``hash`` added, so one encoding serves the hash and the
+    file (a fleet run writes two records per host); read back it is the same
+    record :func:`next_record` would have made.
+    """
+    seq = 1 if prev is None else prev[0] + 1
+    prev_hash = GENESIS if prev is None else prev[1]
+    draft = AuditRecord(
+        seq, at, actor, action, target, address, details, prev_hash, "", keys.key_id
+    )
+    raw, digest = _seal(draft, keys)
+    return seq, digest, raw[:-1] + b',"hash":"' + digest.encode("ascii") + b'"}'
 
 
 @dataclass(frozen=True, slots=True)

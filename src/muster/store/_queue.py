@@ -20,7 +20,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, exists, not_, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Connection, exists, not_, or_, select, tuple_, update
 
 from muster.domain.secret import Secret
 from muster.domain.states import FailureReason, HostRunState, check_transition, host_answered
@@ -264,11 +264,13 @@ class QueueOps(StoreCore):
         stmt = (
             update(host_runs)
             .where(
-                tuple_(host_runs.c.id, host_runs.c.epoch).in_([tuple(r) for r in runs]),
-                host_runs.c.state == S.RUNNING.value,
-                host_runs.c.owner == owner,
-                host_runs.c.started_at.is_(None),
-                host_runs.c.cancel_requested.is_(False),
+                _in_id_order(
+                    tuple_(host_runs.c.id, host_runs.c.epoch).in_([tuple(r) for r in runs]),
+                    host_runs.c.state == S.RUNNING.value,
+                    host_runs.c.owner == owner,
+                    host_runs.c.started_at.is_(None),
+                    host_runs.c.cancel_requested.is_(False),
+                )
             )
             .values(started_at=self.clock())
             .returning(host_runs.c.id)
@@ -286,9 +288,11 @@ class QueueOps(StoreCore):
             renewed = conn.execute(
                 update(host_runs)
                 .where(
-                    host_runs.c.owner == worker_id,
-                    host_runs.c.state == S.RUNNING.value,
-                    tuple_(host_runs.c.id, host_runs.c.epoch).in_([tuple(r) for r in runs]),
+                    _in_id_order(
+                        host_runs.c.owner == worker_id,
+                        host_runs.c.state == S.RUNNING.value,
+                        tuple_(host_runs.c.id, host_runs.c.epoch).in_([tuple(r) for r in runs]),
+                    )
                 )
                 .values(lease_expires_at=now + dt.timedelta(seconds=lease_seconds))
                 .returning(host_runs.c.id, host_runs.c.cancel_requested)
@@ -323,6 +327,9 @@ class QueueOps(StoreCore):
         """
         if not results:
             return set()
+        # Rows are locked in id order, as every multi-row write here does, so two
+        # writers (a heartbeat and a batch of finishes) cannot deadlock on PostgreSQL.
+        results = sorted(results, key=lambda r: r.run_id)
         for r in results:
             check_transition(S.RUNNING, S(r.state))
         now = self.clock()
@@ -592,3 +599,23 @@ class QueueOps(StoreCore):
                 )
             ).all()
         )
+
+
+def _in_id_order(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``host_runs.id IN`` the rows matching ``conditions``, locked in id order.
+
+    An UPDATE of many rows locks them in whatever order the plan reads them;
+    two such writers touching overlapping runs (a heartbeat, a batch of starts
+    or finishes) could each hold a row the other waits for. Locking through an
+    ordered ``SELECT ... FOR UPDATE`` gives every writer the same order
+    (SQLite has no row locks and ignores it).
+    """
+    ordered = (
+        select(host_runs.c.id)
+        .where(*conditions)
+        .order_by(host_runs.c.id)
+        .with_for_update()
+        .correlate(None)  # its own FROM host_runs, not the UPDATE's row
+        .scalar_subquery()
+    )
+    return host_runs.c.id.in_(ordered)

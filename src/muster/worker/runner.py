@@ -19,16 +19,8 @@ started, let started ones finish for ``grace`` seconds, then kill and record
 them ``cancelled``. ``drain()`` stops claiming but keeps the process and its
 runs going; ``resume()`` undoes it.
 
-Presence: the worker registers a row in the store's ``workers`` table when
-it starts and, with every heartbeat, writes its state (``running``,
-``draining`` while it still holds runs after a drain, ``drained`` once it
-holds none) and reads back the drain flag. That flag is the one truth: an
-operator drains any worker of the fleet by setting it (the API, the
-console), and the worker follows at its next heartbeat, so a drain takes
-effect within ``heartbeat_seconds``. A local ``drain()``/``resume()`` (SIGUSR1,
-SIGUSR2) takes effect at once and is written to the flag at the next
-heartbeat. A clean end writes ``stopped``; a worker that dies writes nothing
-and is read as ``lost`` once its heartbeat is older than its lease.
+Presence (the worker's row in the store, its state, the drain flag it follows)
+is :mod:`muster.worker.presence`.
 """
 
 from __future__ import annotations
@@ -52,13 +44,14 @@ from muster.domain.states import FailureReason, HostRunState
 from muster.domain.workers import WorkerState, reported_state
 from muster.engine.capture import OutputSpool
 from muster.engine.executor import HostResult, RunControl, execute_host
-from muster.errors import NotFoundError
+from muster.errors import StoreUnavailable
 from muster.store.base import ClaimedRun, LeaseStatus, RunResult, Store
 from muster.store.notify import QUEUE_KEY, Notifier
-from muster.store.worker_records import WorkerRecord
 from muster.transports.base import Stream, Transport
 from muster.worker.batching import Batcher
 from muster.worker.plans import plan_for
+from muster.worker.presence import Presence
+from muster.worker.store_retry import retry_unavailable
 
 __all__ = ["Worker", "default_worker_id"]
 
@@ -111,14 +104,16 @@ class Worker:
         self.notifier = notifier if notifier is not None else getattr(store, "notifier", None)
         self._held: dict[str, _Held] = {}
         self._changed = asyncio.Event()
+        self.presence = Presence(
+            store,
+            self.worker_id,
+            lease_seconds=lease_seconds,
+            call=self._call,
+            state=lambda: self.state,
+            wake=self._poke,
+        )
         self._stopping = False
-        self._draining = False
-        #: A local drain (True) or resume (False) not yet written to the store's flag.
-        self._pending_drain: bool | None = None
-        #: The state changed in a way a listing should see before the next heartbeat.
-        self._report_due = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._reporting = asyncio.Lock()
         self._running = False
         self._done = asyncio.Event()
         self.completed = 0
@@ -130,10 +125,18 @@ class Worker:
         )
 
     async def _start_many(self, runs: Sequence[tuple[str, int]]) -> set[str]:
-        return await self._call(self.store.mark_started_many, self.worker_id, runs)
+        return await retry_unavailable(
+            lambda: self._call(self.store.mark_started_many, self.worker_id, runs),
+            patience=2 * self.lease_seconds,
+            what=f"worker {self.worker_id}: recording {len(runs)} starts",
+        )
 
     async def _finish_many(self, results: Sequence[RunResult]) -> set[str]:
-        return await self._call(self.store.finish_host_runs, self.worker_id, results)
+        return await retry_unavailable(
+            lambda: self._call(self.store.finish_host_runs, self.worker_id, results),
+            patience=2 * self.lease_seconds,
+            what=f"worker {self.worker_id}: recording {len(results)} outcomes",
+        )
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -147,33 +150,27 @@ class Worker:
 
     @property
     def draining(self) -> bool:
-        return self._draining
+        return self.presence.draining
 
     def drain(self) -> None:
         """Stop claiming now; the store's drain flag is set with the next report."""
-        self._draining = True
-        self._pending_drain = True
-        self._poke(report=True)
+        self.presence.drain()
 
     def resume(self) -> None:
         """Claim again now; the store's drain flag is cleared with the next report."""
-        self._draining = False
-        self._pending_drain = False
-        self._poke(report=True)
+        self.presence.resume()
 
     def apply_drain(self, requested: bool) -> None:
         """Follow a drain flag already written to the store (by the server, for the
         worker in its own process) without waiting for the next heartbeat."""
-        self._pending_drain = None
-        if requested != self._draining:
-            self._draining = requested
-            self._poke(report=True)
+        self.presence.apply(requested)
 
-    def _poke(self, *, report: bool = False) -> None:
-        """Wake the main loop (safe from any thread: routes call drain() from theirs);
-        ``report`` makes it write its state now rather than at the next heartbeat."""
-        if report:
-            self._report_due = True
+    async def report(self) -> None:
+        """Write this worker's state now (see :meth:`Presence.report`)."""
+        await self.presence.report()
+
+    def _poke(self) -> None:
+        """Wake the main loop (safe from any thread: routes call drain() from theirs)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             self._changed.set()
@@ -191,13 +188,13 @@ class Worker:
     def state(self) -> WorkerState:
         if not self._running and self._done.is_set():
             return WorkerState.STOPPED
-        return reported_state(draining=self._draining, held=len(self._held))
+        return reported_state(draining=self.presence.draining, held=len(self._held))
 
     def describe(self) -> dict[str, Any]:
         return {
             "id": self.worker_id,
             "alive": self.alive,
-            "draining": self._draining,
+            "draining": self.presence.draining,
             "state": self.state.value,
             "stopping": self._stopping,
             "concurrency": self.concurrency,
@@ -234,17 +231,17 @@ class Worker:
         """Claim and run until :meth:`stop` finishes."""
         self._loop = asyncio.get_running_loop()
         # Registered before it counts as alive: a listing never misses a live worker.
-        await self._register()
+        await self.presence.register()
         self._running = True
         beat = asyncio.create_task(self._heartbeats(), name=f"{self.worker_id}-heartbeat")
         sub = self.notifier.subscribe(QUEUE_KEY) if self.notifier is not None else None
         try:
             while not self._stopping:
-                if self._report_due:
-                    self._report_due = False
-                    await self.report()
+                if self.presence.due:
+                    self.presence.due = False
+                    await self.presence.report()
                 free = self.concurrency - len(self._held)
-                if self._draining or free <= 0:
+                if self.presence.draining or free <= 0:
                     await self._wait_change(self.poll_seconds)
                     continue
                 claims = await self._claim(free)
@@ -269,7 +266,7 @@ class Worker:
                 await beat
             if sub is not None:
                 sub.close()
-            await self._report_stopped()
+            await self.presence.report_stopped()
             self._running = False
             self._pool.shutdown(wait=False)
             self._done.set()
@@ -307,6 +304,15 @@ class Worker:
     async def _run_one(self, held: _Held) -> None:
         try:
             await self._execute(held)
+        except StoreUnavailable:
+            # Its start or outcome could not be written even after retries: saying
+            # "failed" would be a guess. The lease lapses and the reaper settles it.
+            _log.exception(
+                "worker %s: run %s could not be recorded; leaving it to its lease",
+                self.worker_id,
+                held.claim.id,
+            )
+            held.lost = True
         except Exception as exc:
             _log.exception(
                 "worker %s: run %s failed inside the worker", self.worker_id, held.claim.id
@@ -322,7 +328,8 @@ class Worker:
             self._held.pop(held.claim.id, None)
             self.completed += 1
             # The last run of a draining worker ended: say "drained" now.
-            self._report_due = self._report_due or (self._draining and not self._held)
+            if self.presence.draining and not self._held:
+                self.presence.due = True
             self._changed.set()
 
     async def _execute(self, held: _Held) -> None:
@@ -343,66 +350,6 @@ class Worker:
             await asyncio.sleep(self.heartbeat_seconds)
             await self.beat()
             await self.report()
-
-    # -- presence ---------------------------------------------------------------
-
-    async def _register(self) -> WorkerRecord | None:
-        try:
-            rec = await self._call(
-                self.store.register_worker,
-                self.worker_id,
-                hostname=socket.gethostname(),
-                pid=os.getpid(),
-                lease_seconds=self.lease_seconds,
-            )
-        except Exception:
-            _log.exception(
-                "worker %s: registering failed; retrying at the next heartbeat", self.worker_id
-            )
-            return None
-        if self._pending_drain is None:
-            self.apply_drain(rec.drain_requested)
-        return rec
-
-    async def report(self) -> None:
-        """Write this worker's state and follow the drain flag read back with it.
-
-        One report at a time (the heartbeat, the main loop and tests all call it), so a
-        state computed before a drain changed can never land after the new one."""
-        async with self._reporting:
-            await self._report()
-
-    async def _report(self) -> None:
-        try:
-            pending = self._pending_drain
-            if pending is not None:
-                ask = self.store.request_drain if pending else self.store.request_resume
-                try:
-                    await self._call(ask, self.worker_id, "signal")
-                except NotFoundError:
-                    await self._register()
-                    await self._call(ask, self.worker_id, "signal")
-                if self._pending_drain is pending:
-                    self._pending_drain = None
-            rec = await self._call(self.store.report_worker, self.worker_id, self.state)
-        except Exception:
-            _log.exception("worker %s: reporting its state failed", self.worker_id)
-            return
-        if rec is None:
-            # The row is gone (pruned, or registering failed at start): make it again.
-            rec = await self._register()
-            if rec is None:
-                return
-        if rec.drain_requested != self._draining and self._pending_drain is None:
-            self.apply_drain(rec.drain_requested)
-            with contextlib.suppress(Exception):
-                await self._call(self.store.report_worker, self.worker_id, self.state)
-
-    async def _report_stopped(self) -> None:
-        try:
-            await self._call(self.store.report_worker, self.worker_id, WorkerState.STOPPED)
-        except Exception:
-            _log.exception("worker %s: recording its stop failed", self.worker_id)
 
     async def beat(self) -> None:
         """Renew every held lease once; act on cancels and losses."""
