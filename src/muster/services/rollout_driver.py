@@ -227,7 +227,8 @@ class RolloutDriver:
             return p.wake
         if r["paused"] and not p.busy:
             return now + dt.timedelta(seconds=5)
-        return now + self.poll
+        # Hosts run: look again after the poll, or sooner for a timer (a delayed start).
+        return now + self.poll if p.wake is None else min(p.wake, now + self.poll)
 
     def _results(self, instance_id: str) -> dict[str, StepResult]:
         """A host's instance's step results, and for a step killed while it ran (an

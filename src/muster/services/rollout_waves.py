@@ -155,7 +155,21 @@ def fan_out(
     running = [h for h, iid in kids.items() if not part_ended(p, iid)]
     todo = [h for h in hosts if h not in kids]
     if todo and not r["paused"] and not r["aborted"]:
-        for host in admit(p, todo, running):
+        admitted = admit(p, todo, running)
+        delay = p.workflow.throttle.delay or p.policy.delay
+        if delay > 0 and admitted:
+            # ``delay`` spaces the hosts' starts, as the dispatcher and the workers do:
+            # one start per ``delay``, the next on a timer (it survives a restart).
+            last = when(r.get("last_start"))
+            due = last + dt.timedelta(seconds=delay) if last is not None else p.now
+            if p.now < due:
+                admitted = []
+                p.timer(due)
+            else:
+                admitted = admitted[:1]
+                r["last_start"] = iso(p.now)
+                p.timer(p.now + dt.timedelta(seconds=delay))
+        for host in admitted:
             kids[host] = start_part(p, workflow, host, part)
             running.append(host)
             todo.remove(host)

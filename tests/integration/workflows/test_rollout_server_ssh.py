@@ -19,6 +19,7 @@ tell which host ran what, and how many times.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -252,6 +253,30 @@ def test_all_green_in_four_waves_matches_in_process_and_publishes_the_report(
     assert sorted(document["hosts"]) == sorted(NAMES)
     page = api.get(f"/rollouts/{roll['id']}")
     assert page.status_code == 200 and "web3" in page.text
+
+
+def test_throttle_delay_spaces_the_hosts_starts_inside_a_wave(
+    api: httpx.Client, sshd: tuple[SshdServer, list[Host]], tmp_path: Path
+) -> None:
+    # The workflow's `delay` (seed 004's delay_between_servers) holds on the server
+    # as in-process: no two hosts of the rollout start their part less than 1 s apart.
+    state = tmp_path / "state"
+    state.mkdir()
+    text = (
+        definition("spaced").replace('waves: [1, 3, 5, "100%"]', 'waves: [1, "100%"]')
+        + "throttle: {delay: 1}\n"
+    )
+    iid = start(api, text, "spaced", state)
+    doc = ended(api, iid)
+    assert doc["status"] == "succeeded", doc["rollout"]
+    starts = sorted(
+        dt.datetime.fromisoformat(instance(api, kid)["created_at"])
+        for wave in doc["rollout"]["waves"]
+        for kid in wave["instances"].values()
+    )
+    assert len(starts) == len(NAMES)
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.95, gaps
 
 
 def test_verification_failure_in_wave_2_rolls_back_wave_2_then_wave_1(
