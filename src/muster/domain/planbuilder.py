@@ -27,6 +27,7 @@ __all__ = [
     "ENV_PREFIX",
     "POSIX_TMP_DIR",
     "RUN_ID_ENV",
+    "RUN_ID_TOKEN",
     "WINDOWS_TMP_DIR",
     "build_command_plan",
     "build_script_plan",
@@ -37,6 +38,9 @@ __all__ = [
 POSIX_TMP_DIR: Final = "/tmp"
 WINDOWS_TMP_DIR: Final = "C:\\Windows\\Temp"
 RUN_ID_ENV: Final = "MUSTER_RUN_ID"
+#: Stands for a host run's id in a plan stored once for many hosts (a workflow
+#: step's execution); the worker puts each host run's id back in its place.
+RUN_ID_TOKEN: Final = "MUSTERRUNIDTOKEN"
 #: A command execution's stored values named ``env:NAME`` are its environment
 #: (a workflow's variables): see :func:`command_env`.
 ENV_PREFIX: Final = "env:"

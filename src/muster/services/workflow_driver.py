@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 import os
 import socket
@@ -44,15 +43,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from muster.domain.approval_rules import approval_policy
+from muster.domain.approval_rules import ApprovalNeed
 from muster.domain.approvals import ApprovalStatus, open_request
 from muster.domain.hosts import Host
 from muster.domain.output import EventScanner
-from muster.domain.planbuilder import ENV_PREFIX, RUN_ID_ENV
 from muster.domain.scripts import ScriptVersion
-from muster.domain.secret import Secret
-from muster.domain.states import Priority
-from muster.domain.throttle import group_key
 from muster.domain.workflows import (
     Graph,
     HostOutcome,
@@ -60,7 +55,6 @@ from muster.domain.workflows import (
     StepResult,
     StepState,
     StepStatus,
-    StepType,
     WaitReason,
     WorkflowError,
     merge_events,
@@ -83,7 +77,7 @@ from muster.domain.workflows.machine import (
     next_wakeup,
     on_hosts,
 )
-from muster.domain.workflows.render import StepLaunch, prepare_step, step_targets
+from muster.domain.workflows.render import prepare_step, step_targets
 from muster.errors import ConflictError, MusterError, NotFoundError, ValidationError
 from muster.security.rbac import Permission
 from muster.services.actor import Actor
@@ -91,15 +85,14 @@ from muster.services.approvals import Approvals
 from muster.services.local_hosts import local_names, require_local_permission
 from muster.services.rollout_driver import ROLLOUT, RolloutDriver, definition_graph
 from muster.services.rollout_reports import RolloutReportService
+from muster.services.step_executions import step_executions
 from muster.services.submission import resolve_hosts
-from muster.store.base import ExecutionKind, HostTarget, NewExecution
 from muster.store.protocols import ServerStore
 from muster.store.workflow_durable import Dispatch, InstanceDetail, WindowHold
 
 __all__ = ["WorkflowDriver", "actor_context", "workflow_subject"]
 
 _log = logging.getLogger(__name__)
-_TOKEN = "MUSTERRUNIDTOKEN"  # muster.worker.plans.RUN_ID_TOKEN (services may not import worker)
 _CONFLICT_RETRIES = 5
 
 
@@ -532,7 +525,17 @@ class WorkflowDriver:
                 message = "its targets match no host"
             p.events.append(StepFinished(sid, attempt, False, message))
             return
-        executions = self._executions(p, step.type, launch, hosts, actor, script)
+        executions = step_executions(
+            launch,
+            hosts,
+            record=p.detail.record,
+            pin=(p.detail.context.get("pins") or {}).get(launch.step_id) or {},
+            step_type=step.type,
+            idempotent=step.idempotent,
+            actor=actor,
+            script=script,
+            need=lambda kind, members, script_id: self._need(p, kind, members, script_id),
+        )
         if not executions:
             result = StepResult(
                 sid,
@@ -562,113 +565,15 @@ class WorkflowDriver:
             return None
         return self.store.get_version(pin["script_id"], int(pin["number"])).domain()
 
-    def _executions(
-        self,
-        p: _Pass,
-        stype: StepType,
-        launch: StepLaunch,
-        hosts: Sequence[Host],
-        actor: Actor,
-        script: ScriptVersion | None,
-    ) -> list[NewExecution]:
-        """One execution per distinct plan (the run id aside); hosts without the
-        step's shell are recorded as skipped, as the in-process dispatcher does."""
-        rec = p.detail.record
-        pin = (p.detail.context.get("pins") or {}).get(launch.step_id) or {}
-        groups: dict[str, tuple[dict[str, Any], dict[str, object], list[Host]]] = {}
-        run_ids: dict[str, str] = {}
-        skipped: list[tuple[Host, str]] = []
-        for host in hosts:
-            if host.name in launch.problems:
-                continue
-            if not host.has_shell(launch.shell.value):
-                have = ", ".join(host.effective_shells) or "none"
-                skipped.append(
-                    (host, f"host does not advertise shell {launch.shell.value} (has: {have})")
-                )
-                continue
-            plan = launch.plans[host.name]
-            run_id = str(plan.env.get(RUN_ID_ENV, "")) if RUN_ID_ENV in plan.env else ""
-            if run_id:
-                run_ids[host.name] = run_id
-            data = plan.to_dict()
-            text = json.dumps(data, sort_keys=True)
-            env: dict[str, object] = {}
-            for k, v in plan.env.items():
-                if k == RUN_ID_ENV:
-                    v = _TOKEN
-                elif run_id and isinstance(v, str):
-                    v = v.replace(run_id, _TOKEN)
-                env[f"{ENV_PREFIX}{k}"] = v
-            if run_id:
-                text = text.replace(run_id, _TOKEN)
-            key = (
-                text
-                + "\0"
-                + json.dumps(
-                    {
-                        k: (v.reveal() if isinstance(v, Secret) else v)
-                        for k, v in sorted(env.items())
-                    }
-                )
-            )
-            if key not in groups:
-                groups[key] = (json.loads(text), env, [])
-            groups[key][2].append(host)
-        if skipped:
-            if groups:
-                next(iter(groups.values()))[2].extend(h for h, _ in skipped)
-            else:
-                groups["skipped"] = ({"files": [], "commands": []}, {}, [h for h, _ in skipped])
-        reasons = dict((h.name, why) for h, why in skipped)
-        kind = (
-            "script"
-            if stype is StepType.SCRIPT and script is not None
-            else ("job" if stype is StepType.JOB else "command")
-        )
-        out: list[NewExecution] = []
-        for n, (plan_data, env, members) in enumerate(groups.values()):
-            asked = (kind, tuple(h.name for h in members), pin.get("script_id"))
-            if asked not in p.needs:
-                p.needs[asked] = self.approvals.need_for(kind, members, pin.get("script_id"))
-            need = p.needs[asked]
-            workflow_info: dict[str, Any] = {
-                "instance_id": rec.id,
-                "workflow": rec.workflow,
-                "step": launch.step_id,
-                "attempt": launch.attempt,
-            }
-            if n == 0 and launch.problems:
-                workflow_info["problems"] = dict(launch.problems)
-            out.append(
-                NewExecution(
-                    kind=ExecutionKind.PLAN,
-                    targets=[
-                        HostTarget(h.id, h.name, reasons.get(h.name), group_key(h.groups))
-                        for h in members
-                    ],
-                    timeout=launch.timeout,
-                    priority=Priority.NORMAL,
-                    parameters=env,
-                    script_id=pin.get("script_id"),
-                    script_version=pin.get("number"),
-                    content_hash=pin.get("content_hash"),
-                    idempotent=p.graph.steps[launch.step_id].idempotent
-                    or (script.idempotent if script is not None else False),
-                    requires_approval=need is not None,
-                    policy={
-                        "plan": plan_data,
-                        "run_ids": {h.name: run_ids[h.name] for h in members if h.name in run_ids},
-                        "workflow": workflow_info,
-                        **approval_policy(need),
-                    },
-                    shell=launch.shell.value,
-                    description=launch.description,
-                    requested_by=actor.name or rec.created_by,
-                    throttle=launch.throttle,
-                )
-            )
-        return out
+    def _need(
+        self, p: _Pass, kind: str, members: Sequence[Host], script_id: str | None
+    ) -> ApprovalNeed | None:
+        """The approval gate's answer, asked once per (kind, hosts, script) in a pass."""
+        asked = (kind, tuple(h.name for h in members), script_id)
+        if asked not in p.needs:
+            p.needs[asked] = self.approvals.need_for(kind, members, script_id)
+        need: ApprovalNeed | None = p.needs[asked]
+        return need
 
     def _after_commit(self, p: _Pass, dispatched: Mapping[str, tuple[str, ...]]) -> None:
         requester = p.detail.record.created_by

@@ -8,16 +8,18 @@ from typing import Any
 
 from muster.domain.hosts import Host
 from muster.domain.jobtypes import render_job
-from muster.domain.planbuilder import build_command_plan, build_script_plan, command_env
+from muster.domain.planbuilder import (
+    RUN_ID_TOKEN,
+    build_command_plan,
+    build_script_plan,
+    command_env,
+)
 from muster.domain.plans import Plan
 from muster.domain.scripts import Shell
 from muster.errors import ValidationError
 from muster.store.base import ClaimedRun, ExecutionKind
 
-__all__ = ["RUN_ID_TOKEN", "plan_for", "plan_of_step"]
-
-#: Stands for the host run's id in a stored step plan (file paths, MUSTER_RUN_ID).
-RUN_ID_TOKEN = "MUSTERRUNIDTOKEN"
+__all__ = ["plan_for", "plan_of_step"]
 
 
 def plan_of_step(policy: Mapping[str, Any], run_id: str, env: Mapping[str, Any]) -> Plan:
