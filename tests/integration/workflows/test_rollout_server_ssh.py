@@ -45,6 +45,8 @@ from tests.integration.server.harness import (
     wait_for,
 )
 from tests.integration.workflows.test_workflow_server_ssh import Serve
+from tests.integration.workflows.test_workflow_server_ssh import _instance as instance
+from tests.integration.workflows.test_workflow_server_ssh import _register as register
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -144,29 +146,6 @@ def api(
             yield client
     finally:
         live.stop()
-
-
-def register(api: httpx.Client, hosts: list[Host], key: Path) -> None:
-    for h in hosts:
-        resp = api.post(
-            "/api/v1/hosts",
-            json={
-                "name": h.name,
-                "address": h.address,
-                "port": h.port,
-                "user": "root",
-                "groups": list(h.groups),
-                "shells": list(h.shells),
-                "key_file": str(key),
-            },
-        )
-        assert resp.status_code == 201, resp.text
-
-
-def instance(api: httpx.Client, iid: str) -> dict[str, Any]:
-    resp = api.get(f"{INST}/{iid}")
-    assert resp.status_code == 200, resp.text
-    return dict(resp.json())
 
 
 def start(api: httpx.Client, text: str, name: str, state: Path, nap: str = "0") -> str:
